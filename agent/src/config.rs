@@ -1,0 +1,80 @@
+//! Command-line configuration. Every flag has an environment variable
+//! `LIFECYCLE_AGENT_<NAME>`.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{attribution::CacheConfig, kernel::loader::ProbeOptions, record::RecordOptions};
+
+#[derive(Debug, Parser)]
+#[command(name = "lifecycle-agent", version, about = "Records what really happens when pods start and stop")]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax), e.g. `info,lifecycle_agent=debug`.
+    #[arg(long, env = "LIFECYCLE_AGENT_LOG", default_value = "info", global = true)]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write the attributed kernel event stream as NDJSON.
+    Record(RecordArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Output file; `-` for stdout.
+    #[arg(long, short, env = "LIFECYCLE_AGENT_OUTPUT", default_value = "-")]
+    pub output: PathBuf,
+    /// Stop after this long (e.g. `30s`, `5m`); default: until SIGINT/SIGTERM.
+    #[arg(long, env = "LIFECYCLE_AGENT_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+    #[command(flatten)]
+    pub probes: ProbeArgs,
+    /// Interval between `stats` lines in the recording.
+    #[arg(long, env = "LIFECYCLE_AGENT_STATS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub stats_interval: Duration,
+    /// Create this file once the probes are attached (for scripts and tests).
+    #[arg(long, env = "LIFECYCLE_AGENT_READY_FILE")]
+    pub ready_file: Option<PathBuf>,
+    /// How long a removed cgroup stays attributable.
+    #[arg(long, env = "LIFECYCLE_AGENT_REMOVED_CGROUP_TTL", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub removed_cgroup_ttl: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Ring buffer size in bytes (power of two, at least 4096).
+    #[arg(long, env = "LIFECYCLE_AGENT_RING_BUFFER_BYTES", default_value_t = 8 << 20)]
+    pub ring_buffer_bytes: u32,
+    /// Keep events of every cgroup, not only those below kubepods roots.
+    #[arg(long, env = "LIFECYCLE_AGENT_ALL_CGROUPS")]
+    pub all_cgroups: bool,
+    /// Never mount tracefs; fail if it is not mounted.
+    #[arg(long, env = "LIFECYCLE_AGENT_NO_MOUNT_TRACEFS")]
+    pub no_mount_tracefs: bool,
+}
+
+impl ProbeArgs {
+    pub fn options(&self) -> ProbeOptions {
+        ProbeOptions {
+            ring_buffer_bytes: self.ring_buffer_bytes,
+            filter_to_watch_roots: !self.all_cgroups,
+            mount_tracefs: !self.no_mount_tracefs,
+        }
+    }
+}
+
+impl RecordArgs {
+    pub fn options(&self) -> RecordOptions {
+        RecordOptions {
+            probes: self.probes.options(),
+            duration: self.duration,
+            stats_interval: self.stats_interval,
+            ready_file: self.ready_file.clone(),
+            cache: CacheConfig { removed_ttl: self.removed_cgroup_ttl, ..CacheConfig::default() },
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Field selectors for pods.
+//!
+//! The API server supports a fixed set of pod fields in `fieldSelector`
+//! (`metadata.name`, `metadata.namespace`, `spec.nodeName`, `status.phase`,
+//! …), each with `=`, `==` or `!=`, joined by commas. Unsupported fields are
+//! rejected with 400 like the real server does, so a typo in the agent's
+//! selector fails loudly in tests instead of silently matching everything.
+
+use serde_json::Value;
+
+/// A parsed `fieldSelector`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSelector {
+    terms: Vec<Term>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Term {
+    field: Field,
+    value: String,
+    negated: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Name,
+    Namespace,
+    NodeName,
+    Phase,
+    RestartPolicy,
+    SchedulerName,
+    ServiceAccountName,
+    HostNetwork,
+    PodIp,
+    NominatedNodeName,
+}
+
+impl Field {
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "metadata.name" => Self::Name,
+            "metadata.namespace" => Self::Namespace,
+            "spec.nodeName" => Self::NodeName,
+            "status.phase" => Self::Phase,
+            "spec.restartPolicy" => Self::RestartPolicy,
+            "spec.schedulerName" => Self::SchedulerName,
+            "spec.serviceAccountName" => Self::ServiceAccountName,
+            "spec.hostNetwork" => Self::HostNetwork,
+            "status.podIP" => Self::PodIp,
+            "status.nominatedNodeName" => Self::NominatedNodeName,
+            _ => return None,
+        })
+    }
+
+    /// The field's value in `pod`, with the API server's conventions for
+    /// absent fields (empty string; `false` for hostNetwork).
+    fn value_in(self, pod: &Value) -> String {
+        let text = |ptr: &str| {
+            pod.pointer(ptr)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        match self {
+            Self::Name => text("/metadata/name"),
+            Self::Namespace => text("/metadata/namespace"),
+            Self::NodeName => text("/spec/nodeName"),
+            Self::Phase => text("/status/phase"),
+            Self::RestartPolicy => text("/spec/restartPolicy"),
+            Self::SchedulerName => text("/spec/schedulerName"),
+            Self::ServiceAccountName => text("/spec/serviceAccountName"),
+            Self::PodIp => text("/status/podIP"),
+            Self::NominatedNodeName => text("/status/nominatedNodeName"),
+            Self::HostNetwork => pod
+                .pointer("/spec/hostNetwork")
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+                .to_string(),
+        }
+    }
+}
+
+/// Why a selector was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SelectorError {
+    /// A term has no `=`, `==` or `!=`.
+    #[error("invalid selector term {0:?}: expected field=value or field!=value")]
+    TermWithoutOperator(String),
+    /// The field cannot be selected on for pods.
+    #[error("field label not supported: {0}")]
+    UnsupportedField(String),
+}
+
+impl FieldSelector {
+    /// Parses a selector; an empty string selects everything.
+    pub fn parse(text: &str) -> Result<Self, SelectorError> {
+        let mut terms = Vec::new();
+        for raw in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (field, value, negated) = if let Some((f, v)) = raw.split_once("!=") {
+                (f, v, true)
+            } else if let Some((f, v)) = raw.split_once("==") {
+                (f, v, false)
+            } else if let Some((f, v)) = raw.split_once('=') {
+                (f, v, false)
+            } else {
+                return Err(SelectorError::TermWithoutOperator(raw.to_owned()));
+            };
+            let field = Field::parse(field.trim())
+                .ok_or_else(|| SelectorError::UnsupportedField(field.trim().to_owned()))?;
+            terms.push(Term {
+                field,
+                value: value.trim().to_owned(),
+                negated,
+            });
+        }
+        Ok(Self { terms })
+    }
+
+    /// Whether `pod` satisfies every term.
+    pub fn matches(&self, pod: &Value) -> bool {
+        self.terms
+            .iter()
+            .all(|t| (t.field.value_in(pod) == t.value) != t.negated)
+    }
+
+    /// Whether the selector has no terms.
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn node_name_equality_and_negation() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "node-a"}});
+        assert!(FieldSelector::parse("spec.nodeName=node-a").unwrap().matches(&pod));
+        assert!(FieldSelector::parse("spec.nodeName==node-a").unwrap().matches(&pod));
+        assert!(!FieldSelector::parse("spec.nodeName=node-b").unwrap().matches(&pod));
+        assert!(!FieldSelector::parse("spec.nodeName!=node-a").unwrap().matches(&pod));
+        let both = FieldSelector::parse("spec.nodeName=node-a,metadata.name=p").unwrap();
+        assert!(both.matches(&pod));
+    }
+
+    #[test]
+    fn unscheduled_pod_matches_empty_node_name() {
+        let pod = json!({"spec": {}});
+        assert!(FieldSelector::parse("spec.nodeName=").unwrap().matches(&pod));
+        assert!(!FieldSelector::parse("spec.nodeName=node-a").unwrap().matches(&pod));
+    }
+
+    #[test]
+    fn unsupported_fields_are_refused() {
+        assert_eq!(
+            FieldSelector::parse("spec.containers=x"),
+            Err(SelectorError::UnsupportedField("spec.containers".into()))
+        );
+        assert!(matches!(
+            FieldSelector::parse("spec.nodeName"),
+            Err(SelectorError::TermWithoutOperator(_))
+        ));
+        assert!(FieldSelector::parse("").unwrap().is_empty());
+    }
+}

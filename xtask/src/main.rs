@@ -1,0 +1,78 @@
+//! Project tasks: `cargo xtask setup | build-ebpf | test | bench`.
+
+mod bench;
+mod setup;
+
+use std::{path::PathBuf, process::Command};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "lifecycle-agent project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (idempotent; a no-op when present).
+    Setup,
+    /// Build the eBPF object only (the agent's build script does this too).
+    BuildEbpf,
+    /// Setup, then formatting, clippy -D warnings and every test (run as root).
+    Test {
+        /// Extra arguments passed to `cargo test` (after `--workspace`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Setup, then print benchmark figures (run as root).
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::BuildEbpf => {
+            setup::run()?;
+            run(cargo().args(["build", "-p", "lifecycle-agent"]))
+        }
+        Task::Test { args } => test(&args),
+        Task::Bench(args) => {
+            setup::run()?;
+            bench::run(&args)
+        }
+    }
+}
+
+fn test(extra: &[String]) -> anyhow::Result<()> {
+    setup::run()?;
+    let root = workspace_root();
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo()
+        .args(["fmt", "--check", "--manifest-path"])
+        .arg(root.join("agent-ebpf/Cargo.toml")))?;
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args(["test", "--workspace"]).args(extra))
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+}
+
+/// The cargo that runs us (rustup's), in the workspace root.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
