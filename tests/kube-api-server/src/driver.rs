@@ -46,7 +46,7 @@ pub(crate) fn new_uid() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(1);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let state = RandomState::new();
-    let mut word = |salt: u64| {
+    let word = |salt: u64| {
         let mut h = state.build_hasher();
         h.write_u64(n);
         h.write_u64(salt);

@@ -124,11 +124,6 @@ impl ObjectStore {
         self.objects.len()
     }
 
-    /// Whether the store holds no objects.
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
-    }
-
     /// Writes `object` under `key`, stamping `metadata.resourceVersion`.
     pub fn put(&mut self, key: &str, mut object: Value) -> Arc<Change> {
         self.rv += 1;

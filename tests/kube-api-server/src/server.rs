@@ -216,6 +216,16 @@ impl TestApiServer {
         self.shared.store().current_rv()
     }
 
+    /// The oldest resource version a watch or continue token may still use.
+    pub fn oldest_resource_version(&self) -> u64 {
+        self.shared.store().oldest_servable_rv()
+    }
+
+    /// Number of pods stored (including injected raw objects).
+    pub fn pod_count(&self) -> usize {
+        self.shared.store().len()
+    }
+
     /// Number of watch streams currently open.
     pub fn open_watches(&self) -> usize {
         self.shared.open_watches.load(Ordering::SeqCst)

@@ -1,0 +1,133 @@
+//! Pod and container cgroups named exactly as the kubelet names them.
+
+use std::{
+    fs,
+    os::unix::{fs::MetadataExt, process::CommandExt},
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use crate::{random_hex, random_uid};
+
+/// The kubelet's cgroup driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Driver {
+    /// `kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/cri-containerd-<id>.scope`
+    Systemd,
+    /// `kubepods/besteffort/pod<uid>/<id>`
+    Cgroupfs,
+}
+
+/// Where cgroup v2 is mounted: `/sys/fs/cgroup` (pure v2) or
+/// `/sys/fs/cgroup/unified` (hybrid).
+pub fn cgroup2_mount() -> PathBuf {
+    let mounts = fs::read_to_string("/proc/self/mounts").expect("read /proc/self/mounts");
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, dir, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+            (fstype == "cgroup2").then(|| PathBuf::from(dir))
+        })
+        .next()
+        .expect("no cgroup2 mount on this machine")
+}
+
+/// A pod cgroup; removed (with its containers) on drop.
+pub struct FakePod {
+    pub uid: String,
+    pub driver: Driver,
+    pub dir: PathBuf,
+    containers: Vec<PathBuf>,
+}
+
+/// A container cgroup inside a [`FakePod`].
+#[derive(Clone, Debug)]
+pub struct FakeContainer {
+    pub id: String,
+    pub dir: PathBuf,
+}
+
+impl FakeContainer {
+    /// The cgroup id the kernel reports (the directory's inode).
+    pub fn cgroup_id(&self) -> u64 {
+        fs::metadata(&self.dir).expect("container cgroup").ino()
+    }
+}
+
+impl FakePod {
+    /// A Burstable pod (systemd driver) or a BestEffort pod (cgroupfs driver).
+    pub fn create(driver: Driver) -> Self {
+        let uid = random_uid();
+        let mount = cgroup2_mount();
+        let dir = match driver {
+            Driver::Systemd => mount
+                .join("kubepods.slice/kubepods-burstable.slice")
+                .join(format!("kubepods-burstable-pod{}.slice", uid.replace('-', "_"))),
+            Driver::Cgroupfs => mount.join("kubepods/besteffort").join(format!("pod{uid}")),
+        };
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Self { uid, driver, dir, containers: Vec::new() }
+    }
+
+    /// A containerd container cgroup in this pod.
+    pub fn add_container(&mut self) -> FakeContainer {
+        let id = random_hex(64);
+        let name = match self.driver {
+            Driver::Systemd => format!("cri-containerd-{id}.scope"),
+            Driver::Cgroupfs => id.clone(),
+        };
+        let dir = self.dir.join(name);
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        self.containers.push(dir.clone());
+        FakeContainer { id, dir }
+    }
+}
+
+impl Drop for FakePod {
+    fn drop(&mut self) {
+        for dir in self.containers.iter().chain(std::iter::once(&self.dir)) {
+            kill_all(dir);
+        }
+        for dir in self.containers.iter().rev().chain(std::iter::once(&self.dir)) {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Kills every process in a cgroup and waits until it is empty.
+pub fn kill_all(dir: &Path) {
+    let _ = fs::write(dir.join("cgroup.kill"), "1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(procs) if !procs.trim().is_empty() => std::thread::sleep(Duration::from_millis(10)),
+            _ => return,
+        }
+    }
+}
+
+/// Starts `cmd` inside the cgroup `dir`: the child moves itself there
+/// between fork and exec, as runc does with a container's init.
+pub fn spawn_in(dir: &Path, cmd: &mut Command) -> Child {
+    let procs = std::ffi::CString::new(dir.join("cgroup.procs").into_os_string().into_encoded_bytes())
+        .expect("path without NUL");
+    // SAFETY: between fork and exec the closure only calls open, write and
+    // close (async-signal-safe) and allocates nothing: the path was built before.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+            libc::close(fd);
+            if written != 1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?} in {}: {e}", dir.display()))
+}

@@ -1,0 +1,48 @@
+//! Test kit for real-kernel tests: kubelet-style pod and container cgroups
+//! on the machine's cgroup v2 hierarchy, processes started inside them, and
+//! a running `lifecycle-agent record` to read events back from.
+
+pub mod agent;
+pub mod cgroups;
+
+use std::path::PathBuf;
+
+pub use agent::Recording;
+pub use cgroups::{Driver, FakeContainer, FakePod, cgroup2_mount, spawn_in};
+
+/// Panics unless running as root: these tests need real cgroups and eBPF.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "this test needs root (cgroups, eBPF): run the suite as root");
+}
+
+/// The `lifecycle-workload` binary, built by `cargo test --workspace` next
+/// to the test executables.
+pub fn workload_path() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let path = dir.join("lifecycle-workload");
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `cargo build -p lifecycle-testkit` (cargo test --workspace does)",
+        path.display()
+    );
+    path
+}
+
+/// A random lowercase hex string of `len` digits.
+pub fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len.div_ceil(2)];
+    let file = std::fs::File::open("/dev/urandom").expect("open /dev/urandom");
+    std::io::Read::read_exact(&mut &file, &mut bytes).expect("read /dev/urandom");
+    let mut out: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    out.truncate(len);
+    out
+}
+
+/// A random RFC 4122-shaped pod uid.
+pub fn random_uid() -> String {
+    let h = random_hex(32);
+    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+}
