@@ -87,6 +87,11 @@ pub struct KernelOffsets {
     pub cgroup2_hierarchy_id: u32,
     /// 1: keep only process/socket/signal events touching a watched subtree.
     pub filter_enabled: u32,
+    /// Bytes of unread data in the ring buffer above which a submit wakes
+    /// the reader; below it submits do not wake it (the reader also polls on
+    /// a timer). Waking on every event costs an inter-processor interrupt.
+    pub wakeup_threshold_bytes: u32,
+    pub _pad: u32,
 }
 
 impl KernelOffsets {
@@ -139,6 +144,8 @@ impl KernelOffsets {
             tp_sock_daddr_v6: ABSENT,
             cgroup2_hierarchy_id: 0,
             filter_enabled: 0,
+            wakeup_threshold_bytes: 0,
+            _pad: 0,
         }
     }
 }

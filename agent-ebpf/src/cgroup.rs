@@ -78,8 +78,12 @@ fn try_cgroup(ctx: &TracePointContext, kind: EventKind, fields: Fields) -> Resul
         let path = &mut (*event).path;
         path[0] = 0;
         let len = kmem::read_data_loc_str(record, fields.path, path);
-        (*event).path_len = if len as usize >= CGROUP_PATH_LEN - 1 { CGROUP_PATH_LEN as u32 } else { len };
+        (*event).path_len = if len as usize >= CGROUP_PATH_LEN - 1 {
+            CGROUP_PATH_LEN as u32
+        } else {
+            len
+        };
     }
-    entry.submit(0);
+    emit::submit(entry);
     Ok(())
 }

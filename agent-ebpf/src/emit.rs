@@ -33,6 +33,22 @@ pub fn reserve<T: 'static>(kind: u32) -> Option<RingBufEntry<T>> {
     entry
 }
 
+/// Submits a reserved record, waking the reader only when enough data is
+/// waiting (see `KernelOffsets::wakeup_threshold_bytes`).
+#[inline(always)]
+pub fn submit<T: 'static>(entry: RingBufEntry<T>) {
+    const BPF_RB_AVAIL_DATA: u64 = 0;
+    const BPF_RB_NO_WAKEUP: u64 = 1;
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    let threshold = crate::kmem::off!(wakeup_threshold_bytes) as u64;
+    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA) >= threshold {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(flags);
+}
+
 /// Identity of the current task: pid, tgid, process start time, cgroup, comm.
 #[inline(always)]
 pub fn current_task_id() -> TaskId {

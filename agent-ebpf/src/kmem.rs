@@ -1,9 +1,6 @@
 //! Reading kernel memory at offsets resolved by userspace from BTF.
 
-use agent_common::{
-    KernelOffsets, MAX_WATCH_ROOTS, TaskId, WatchRoot,
-    config::ABSENT,
-};
+use agent_common::{KernelOffsets, MAX_WATCH_ROOTS, TaskId, WatchRoot, config::ABSENT};
 use aya_ebpf::{
     helpers::{
         bpf_probe_read_kernel,
@@ -23,14 +20,12 @@ static WATCH_ROOTS: Array<WatchRoot> = Array::with_max_entries(MAX_WATCH_ROOTS, 
 
 /// Reads one offset from the global; volatile so the loader's value is used.
 macro_rules! off {
-    ($field:ident) => {
-{
-            // SAFETY: reading a plain global.
-            #[allow(unused_unsafe)]
-            let value = unsafe { core::ptr::read_volatile(&$crate::kmem::OFFSETS.$field) };
-            value
-        }
-    };
+    ($field:ident) => {{
+        // SAFETY: reading a plain global.
+        #[allow(unused_unsafe)]
+        let value = unsafe { core::ptr::read_volatile(&$crate::kmem::OFFSETS.$field) };
+        value
+    }};
 }
 pub(crate) use off;
 
@@ -103,7 +98,9 @@ pub fn current_watched() -> bool {
         return true;
     }
     for i in 0..MAX_WATCH_ROOTS {
-        let Some(root) = WATCH_ROOTS.get(i) else { continue };
+        let Some(root) = WATCH_ROOTS.get(i) else {
+            continue;
+        };
         if root.id == 0 {
             continue;
         }
@@ -127,7 +124,9 @@ pub fn cgroup_watched(cgrp: *const u8) -> bool {
     let ancestors = off!(cgroup_ancestors);
     let are_ids = off!(cgroup_ancestors_are_ids) != 0;
     for i in 0..MAX_WATCH_ROOTS {
-        let Some(root) = WATCH_ROOTS.get(i) else { continue };
+        let Some(root) = WATCH_ROOTS.get(i) else {
+            continue;
+        };
         if root.id == 0 || root.level as i32 > level || ancestors == ABSENT {
             continue;
         }

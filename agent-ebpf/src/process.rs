@@ -1,8 +1,7 @@
 //! Process lifecycle: fork (new processes only), exec, exit with exit code.
 
 use agent_common::{
-    EventKind, FILENAME_LEN, ProcessExecEvent, ProcessExitEvent, ProcessForkEvent,
-    config::ABSENT,
+    EventKind, FILENAME_LEN, ProcessExecEvent, ProcessExitEvent, ProcessForkEvent, config::ABSENT,
 };
 use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
@@ -36,9 +35,13 @@ fn try_process_exec(ctx: &TracePointContext) -> Result<(), ()> {
         let filename = &mut (*event).filename;
         filename[0] = 0;
         let len = kmem::read_data_loc_str(ctx.as_ptr_u8(), off!(tp_exec_filename), filename);
-        (*event).filename_len = if len as usize >= FILENAME_LEN - 1 { FILENAME_LEN as u32 } else { len };
+        (*event).filename_len = if len as usize >= FILENAME_LEN - 1 {
+            FILENAME_LEN as u32
+        } else {
+            len
+        };
     }
-    entry.submit(0);
+    emit::submit(entry);
     Ok(())
 }
 
@@ -60,8 +63,11 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<(), ()> {
     }
     let kind = EventKind::ProcessFork as u32;
     let mut entry = emit::reserve::<ProcessForkEvent>(kind).ok_or(())?;
-    entry.write(ProcessForkEvent { header: emit::current_header(kind), child });
-    entry.submit(0);
+    entry.write(ProcessForkEvent {
+        header: emit::current_header(kind),
+        child,
+    });
+    emit::submit(entry);
     Ok(())
 }
 
@@ -84,7 +90,11 @@ fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
     }
     let exit_code = kmem::read::<u32>(kmem::current_task(), off!(task_exit_code)).unwrap_or(0);
     let mut entry = emit::reserve::<ProcessExitEvent>(header.kind).ok_or(())?;
-    entry.write(ProcessExitEvent { header, exit_code, _pad: 0 });
-    entry.submit(0);
+    entry.write(ProcessExitEvent {
+        header,
+        exit_code,
+        _pad: 0,
+    });
+    emit::submit(entry);
     Ok(())
 }

@@ -66,7 +66,7 @@ fn try_signal_generate(ctx: &RawTracePointContext) -> Result<(), ()> {
         group: ctx.arg::<u64>(3) as i32,
         result: ctx.arg::<u64>(4) as i32,
     });
-    entry.submit(0);
+    emit::submit(entry);
     Ok(())
 }
 
@@ -93,6 +93,6 @@ fn try_signal_deliver(ctx: &TracePointContext) -> Result<(), ()> {
         sa_handler: kmem::read::<u64>(base, off!(tp_deliver_sa_handler)).unwrap_or(0),
         sa_flags: kmem::read::<u64>(base, off!(tp_deliver_sa_flags)).unwrap_or(0),
     });
-    entry.submit(0);
+    emit::submit(entry);
     Ok(())
 }

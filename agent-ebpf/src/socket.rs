@@ -9,7 +9,11 @@
 //! (`sk->sk_cgrp_data`) attributes it to a container in any context.
 
 use agent_common::{EventKind, SocketEvent, SocketOp, TaskId};
-use aya_ebpf::{macros::{map, tracepoint}, maps::LruHashMap, programs::TracePointContext};
+use aya_ebpf::{
+    macros::{map, tracepoint},
+    maps::LruHashMap,
+    programs::TracePointContext,
+};
 
 use crate::{
     emit,
@@ -78,7 +82,10 @@ fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
     }
     let sock_cgroup_id = kmem::cgroup_id(sock_cgrp);
     let sport = kmem::read::<u16>(record, off!(tp_sock_sport)).unwrap_or(0);
-    let listener = ListenerKey { cgroup_id: sock_cgroup_id, port: sport as u64 };
+    let listener = ListenerKey {
+        cgroup_id: sock_cgroup_id,
+        port: sport as u64,
+    };
 
     let owner: Option<TaskId> = match op {
         SocketOp::ListenStart | SocketOp::ConnectStart => {
@@ -100,7 +107,10 @@ fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
         _ => {
             // SAFETY: the value is copied out before any map update.
             let found = unsafe { SOCK_OWNERS.get(skaddr) }.copied();
-            if matches!(op, SocketOp::ConnectFailed | SocketOp::Close | SocketOp::ListenStop) {
+            if matches!(
+                op,
+                SocketOp::ConnectFailed | SocketOp::Close | SocketOp::ListenStop
+            ) {
                 let _ = SOCK_OWNERS.remove(skaddr);
             }
             if op == SocketOp::ListenStop {
@@ -119,7 +129,10 @@ fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
     unsafe {
         let task = match owner {
             Some(task) => task,
-            None => TaskId { cgroup_id: sock_cgroup_id, ..TaskId::default() },
+            None => TaskId {
+                cgroup_id: sock_cgroup_id,
+                ..TaskId::default()
+            },
         };
         (*event).header = emit::header_for(kind, task, uid);
         (*event).skaddr = skaddr;
@@ -136,7 +149,7 @@ fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
         (*event).saddr = saddr;
         (*event).daddr = daddr;
     }
-    entry.submit(0);
+    emit::submit(entry);
     Ok(())
 }
 
@@ -151,7 +164,9 @@ fn addresses(record: *const u8, family: u16) -> ([u8; 16], [u8; 16]) {
     }
     let mut saddr = [0u8; 16];
     let mut daddr = [0u8; 16];
-    saddr[..4].copy_from_slice(&kmem::read::<[u8; 4]>(record, off!(tp_sock_saddr)).unwrap_or([0; 4]));
-    daddr[..4].copy_from_slice(&kmem::read::<[u8; 4]>(record, off!(tp_sock_daddr)).unwrap_or([0; 4]));
+    saddr[..4]
+        .copy_from_slice(&kmem::read::<[u8; 4]>(record, off!(tp_sock_saddr)).unwrap_or([0; 4]));
+    daddr[..4]
+        .copy_from_slice(&kmem::read::<[u8; 4]>(record, off!(tp_sock_daddr)).unwrap_or([0; 4]));
     (saddr, daddr)
 }

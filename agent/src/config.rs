@@ -8,10 +8,19 @@ use clap::{Args, Parser, Subcommand};
 use crate::{attribution::CacheConfig, kernel::loader::ProbeOptions, record::RecordOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "lifecycle-agent", version, about = "Records what really happens when pods start and stop")]
+#[command(
+    name = "lifecycle-agent",
+    version,
+    about = "Records what really happens when pods start and stop"
+)]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info,lifecycle_agent=debug`.
-    #[arg(long, env = "LIFECYCLE_AGENT_LOG", default_value = "info", global = true)]
+    #[arg(
+        long,
+        env = "LIFECYCLE_AGENT_LOG",
+        default_value = "info",
+        global = true
+    )]
     pub log: String,
     #[command(subcommand)]
     pub command: Command,
@@ -42,6 +51,9 @@ pub struct RecordArgs {
     /// How long a removed cgroup stays attributable.
     #[arg(long, env = "LIFECYCLE_AGENT_REMOVED_CGROUP_TTL", default_value = "120s", value_parser = humantime::parse_duration)]
     pub removed_cgroup_ttl: Duration,
+    /// Measure each probe's kernel run time (BPF_ENABLE_STATS) and print it at exit.
+    #[arg(long, env = "LIFECYCLE_AGENT_PROBE_STATS")]
+    pub probe_stats: bool,
 }
 
 #[derive(Debug, Args)]
@@ -74,7 +86,11 @@ impl RecordArgs {
             duration: self.duration,
             stats_interval: self.stats_interval,
             ready_file: self.ready_file.clone(),
-            cache: CacheConfig { removed_ttl: self.removed_cgroup_ttl, ..CacheConfig::default() },
+            cache: CacheConfig {
+                removed_ttl: self.removed_cgroup_ttl,
+                ..CacheConfig::default()
+            },
+            probe_stats: self.probe_stats,
         }
     }
 }

@@ -83,17 +83,27 @@ impl<W: HierarchyWalker> Pipeline<W> {
             return;
         }
         if self.watch_roots.len() >= MAX_WATCH_ROOTS as usize {
-            tracing::warn!(path, "more kubepods roots than the kernel filter holds; ignoring this one");
+            tracing::warn!(
+                path,
+                "more kubepods roots than the kernel filter holds; ignoring this one"
+            );
             return;
         }
         tracing::info!(path, id, "watching kubepods root");
-        self.watch_roots.push(WatchRoot { id, level: cgroup_level(path), _pad: 0 });
+        self.watch_roots.push(WatchRoot {
+            id,
+            level: cgroup_level(path),
+            _pad: 0,
+        });
         self.watch_roots_changed = true;
     }
 
     /// Counts a record the decoder rejected.
     pub fn decode_error(&mut self, error: &DecodeError) {
-        *self.decode_errors.entry(error.label().to_string()).or_default() += 1;
+        *self
+            .decode_errors
+            .entry(error.label().to_string())
+            .or_default() += 1;
     }
 
     fn next_record(&mut self, boot_ns: Option<u64>, cpu: Option<u32>, event: Event) -> Record {
@@ -127,7 +137,9 @@ impl<W: HierarchyWalker> Pipeline<W> {
                     self.builder.attribute.0.on_mkdir(e.cgroup_id, &path);
                     self.consider_watch_root(e.cgroup_id, &path);
                 }
-                EventKind::CgroupRmdir if complete => self.builder.attribute.0.on_rmdir(e.cgroup_id, &path),
+                EventKind::CgroupRmdir if complete => {
+                    self.builder.attribute.0.on_rmdir(e.cgroup_id, &path)
+                }
                 _ => {}
             }
         }
@@ -143,7 +155,10 @@ impl<W: HierarchyWalker> Pipeline<W> {
     /// A `stats` line with the kernel's drop counters (`DROPS` map contents).
     pub fn stats(&mut self, kernel_drops: &[u64; KIND_SLOTS as usize], last: bool) -> Record {
         let by_kind = |counts: &[u64; KIND_SLOTS as usize]| -> BTreeMap<String, u64> {
-            EventKind::ALL.iter().map(|k| (k.name().to_string(), counts[*k as usize])).collect()
+            EventKind::ALL
+                .iter()
+                .map(|k| (k.name().to_string(), counts[*k as usize]))
+                .collect()
         };
         let stats = Stats {
             format_version: FORMAT_VERSION,

@@ -15,7 +15,7 @@ use crate::{
     attribution::{CacheConfig, Cgroup2Walker, CgroupCache, CgroupError},
     clock::BootClock,
     kernel::{
-        loader::{LoadError, ProbeOptions, Probes},
+        loader::{LoadError, ProbeOptions, Probes, ProgramStats},
         reader::{Batch, read_ring},
     },
     pipeline::Pipeline,
@@ -31,6 +31,9 @@ pub struct RecordOptions {
     /// Created (empty) once the probes are attached and reading has begun.
     pub ready_file: Option<PathBuf>,
     pub cache: CacheConfig,
+    /// Turn on the kernel's BPF run-time statistics while recording and
+    /// report each probe's cost at exit.
+    pub probe_stats: bool,
 }
 
 #[derive(Debug, Error)]
@@ -39,6 +42,8 @@ pub enum RecordError {
     ProbesUnavailable(#[from] LoadError),
     #[error("cgroup v2 hierarchy unavailable: {0}")]
     CgroupsUnavailable(#[from] CgroupError),
+    #[error("BPF run-time statistics unavailable: {0}")]
+    ProbeStatsUnavailable(String),
     #[error("clocks unreadable: {0}")]
     ClockUnavailable(#[from] crate::clock::ClockError),
     #[error("writing the recording failed: {0}")]
@@ -53,6 +58,7 @@ impl RecordError {
             Self::ProbesUnavailable(e) => e.label(),
             Self::CgroupsUnavailable(_) => "cgroups_unavailable",
             Self::ClockUnavailable(_) => "clock_unavailable",
+            Self::ProbeStatsUnavailable(_) => "probe_stats_unavailable",
             Self::WriteFailed(_) => "write_failed",
             Self::ReaderFailed(_) => "reader_failed",
         }
@@ -66,6 +72,8 @@ pub struct RecordSummary {
     pub events: [u64; KIND_SLOTS as usize],
     pub kernel_drops: [u64; KIND_SLOTS as usize],
     pub unattributed: u64,
+    /// Kernel-measured cost per probe (with `probe_stats`).
+    pub probe_stats: Vec<ProgramStats>,
 }
 
 impl RecordSummary {
@@ -75,7 +83,12 @@ impl RecordSummary {
         for kind in EventKind::ALL {
             let (n, d) = (self.events[kind as usize], self.kernel_drops[kind as usize]);
             if n > 0 || d > 0 {
-                out.push_str(&format!("\n  {:<16} events {:>10}  dropped {:>8}", kind.name(), n, d));
+                out.push_str(&format!(
+                    "\n  {:<16} events {:>10}  dropped {:>8}",
+                    kind.name(),
+                    n,
+                    d
+                ));
             }
         }
         out.push_str(&format!(
@@ -83,6 +96,15 @@ impl RecordSummary {
             self.kernel_drops.iter().sum::<u64>(),
             self.unattributed
         ));
+        for probe in self.probe_stats.iter().filter(|p| p.run_count > 0) {
+            out.push_str(&format!(
+                "\n  probe {:<24} runs {:>10} run_time_ns {:>12} avg_ns {:>6}",
+                probe.name,
+                probe.run_count,
+                probe.run_time_ns,
+                probe.run_time_ns / probe.run_count
+            ));
+        }
         out
     }
 }
@@ -98,13 +120,26 @@ pub async fn record(
     let mut cache = CgroupCache::new(options.cache.clone(), walker);
     let known = cache.populate()?;
     let mut probes = Probes::load(&options.probes)?;
+    // The kernel keeps BPF run-time statistics on while this fd is open.
+    let _stats_guard = if options.probe_stats {
+        Some(
+            aya::sys::enable_stats(aya::sys::Stats::RunTime)
+                .map_err(|e| RecordError::ProbeStatsUnavailable(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     for note in &probes.notes {
         info!(note, "kernel offsets");
     }
     let mut pipeline = Pipeline::new(cache, BootClock::new()?);
     probes.set_watch_roots(pipeline.watch_roots())?;
     let _ = pipeline.take_changed_watch_roots();
-    info!(cgroups = known, roots = pipeline.watch_roots().len(), "cgroup hierarchy walked");
+    info!(
+        cgroups = known,
+        roots = pipeline.watch_roots().len(),
+        "cgroup hierarchy walked"
+    );
 
     let ring = probes.take_events()?;
     let logger = probes.take_logger();
@@ -157,7 +192,13 @@ pub async fn record(
     };
     write_line(out, &closing)?;
     out.flush().map_err(RecordError::WriteFailed)?;
-    Ok(RecordSummary { lines: lines + 1, events: *pipeline.event_counts(), kernel_drops, unattributed })
+    Ok(RecordSummary {
+        lines: lines + 1,
+        events: *pipeline.event_counts(),
+        kernel_drops,
+        unattributed,
+        probe_stats: probes.program_stats(),
+    })
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -167,7 +208,10 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn write_line(out: &mut (dyn Write + Send), record: &crate::event::Record) -> Result<(), RecordError> {
+fn write_line(
+    out: &mut (dyn Write + Send),
+    record: &crate::event::Record,
+) -> Result<(), RecordError> {
     serde_json::to_writer(&mut *out, record).map_err(|e| RecordError::WriteFailed(e.into()))?;
     out.write_all(b"\n").map_err(RecordError::WriteFailed)
 }

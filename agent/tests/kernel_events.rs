@@ -7,7 +7,9 @@ use std::{
     process::{Child, ChildStdout, Command, Stdio},
 };
 
-use lifecycle_testkit::{Driver, FakeContainer, FakePod, Recording, require_root, spawn_in, workload_path};
+use lifecycle_testkit::{
+    Driver, FakeContainer, FakePod, Recording, require_root, spawn_in, workload_path,
+};
 use serde_json::Value;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
@@ -30,7 +32,10 @@ fn run(container: &FakeContainer, args: &[&str]) -> (String, i32) {
     cmd.args(args).stdout(Stdio::piped());
     let child = spawn_in(&container.dir, &mut cmd);
     let output = child.wait_with_output().expect("wait");
-    (String::from_utf8_lossy(&output.stdout).into_owned(), output.status.code().unwrap_or(-1))
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        output.status.code().unwrap_or(-1),
+    )
 }
 
 fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -40,7 +45,11 @@ fn of_type<'a>(records: &'a [Value], kind: &str) -> Vec<&'a Value> {
 /// Asserts a process/socket cgroup attribution names this container and pod.
 fn assert_in(cgroup: &Value, container: &FakeContainer, pod: &FakePod, what: &str) {
     assert_eq!(cgroup["kind"], "container", "{what}: {cgroup}");
-    assert_eq!(cgroup["container_id"], container.id.as_str(), "{what}: {cgroup}");
+    assert_eq!(
+        cgroup["container_id"],
+        container.id.as_str(),
+        "{what}: {cgroup}"
+    );
     assert_eq!(cgroup["pod_uid"], pod.uid.as_str(), "{what}: {cgroup}");
 }
 
@@ -70,7 +79,11 @@ fn signals_processes_and_sockets_are_attributed_on_both_sides() {
     let port: u16 = ready.trim_start_matches("ready ").parse().expect("port");
     let (connected, code) = run(&a, &["connect", &format!("127.0.0.1:{port}")]);
     assert_eq!(code, 0, "{connected}");
-    let client_port: u16 = connected.trim().trim_start_matches("connected ").parse().expect("client port");
+    let client_port: u16 = connected
+        .trim()
+        .trim_start_matches("connected ")
+        .parse()
+        .expect("client port");
     assert!(listener.wait().expect("listener").success());
     let (refused, code) = run(&a, &["connect", &format!("127.0.0.1:{port}")]);
     assert_eq!((refused.trim(), code), ("failed 111", 1));
@@ -84,7 +97,10 @@ fn signals_processes_and_sockets_are_attributed_on_both_sides() {
         .into_iter()
         .filter(|r| r["signal"] == 15 && r["sender"]["cgroup"]["kind"] == "container")
         .collect();
-    let to_handler = sigterms.iter().find(|r| r["target"]["pid"] == handler_pid).expect("SIGTERM to handler");
+    let to_handler = sigterms
+        .iter()
+        .find(|r| r["target"]["pid"] == handler_pid)
+        .expect("SIGTERM to handler");
     assert_in(&to_handler["sender"]["cgroup"], &a, &pod_a, "sender");
     assert_in(&to_handler["target"]["cgroup"], &b, &pod_b, "target");
     assert_eq!(to_handler["sender"]["comm"], "lifecycle-workl");
@@ -93,9 +109,17 @@ fn signals_processes_and_sockets_are_attributed_on_both_sides() {
     assert_eq!(to_handler["result"], "delivered");
     assert_eq!(to_handler["target"]["cgroup_id"], b.cgroup_id());
     assert_eq!(to_handler["sender"]["cgroup_id"], a.cgroup_id());
-    let to_ignorer = sigterms.iter().find(|r| r["target"]["pid"] == ignorer_pid).expect("SIGTERM to ignorer");
+    let to_ignorer = sigterms
+        .iter()
+        .find(|r| r["target"]["pid"] == ignorer_pid)
+        .expect("SIGTERM to ignorer");
     assert_eq!(to_ignorer["result"], "ignored");
-    assert_in(&to_ignorer["target"]["cgroup"], &b, &pod_b, "ignoring target");
+    assert_in(
+        &to_ignorer["target"]["cgroup"],
+        &b,
+        &pod_b,
+        "ignoring target",
+    );
 
     // The handler's delivery shows a user handler; the SIGKILL from the host
     // (sender not in any pod) is still recorded because its target is.
@@ -113,11 +137,23 @@ fn signals_processes_and_sockets_are_attributed_on_both_sides() {
     // Exit codes as a runtime would report them.
     let exits = of_type(&records, "process_exit");
     let exit_of = |pid: u64| exits.iter().find(|r| r["process"]["pid"] == pid).copied();
-    assert_eq!(exit_of(handler_pid).expect("handler exit")["container_exit_code"], 0);
+    assert_eq!(
+        exit_of(handler_pid).expect("handler exit")["container_exit_code"],
+        0
+    );
     let ignorer_exit = exit_of(ignorer_pid).expect("ignorer exit");
-    assert_eq!((ignorer_exit["killed_by_signal"].as_i64(), ignorer_exit["container_exit_code"].as_i64()), (Some(9), Some(137)));
+    assert_eq!(
+        (
+            ignorer_exit["killed_by_signal"].as_i64(),
+            ignorer_exit["container_exit_code"].as_i64()
+        ),
+        (Some(9), Some(137))
+    );
     assert!(
-        exits.iter().any(|r| r["exit_status"] == 7 && r["process"]["cgroup"]["container_id"] == a.id.as_str()),
+        exits
+            .iter()
+            .any(|r| r["exit_status"] == 7
+                && r["process"]["cgroup"]["container_id"] == a.id.as_str()),
         "no exit 7 in container A"
     );
     // Every process is keyed by (pid, start time): exec and exit agree on it.
@@ -125,28 +161,53 @@ fn signals_processes_and_sockets_are_attributed_on_both_sides() {
         .into_iter()
         .find(|r| r["process"]["pid"] == handler_pid)
         .expect("handler exec");
-    assert_eq!(exec["process"]["start_ns"], exit_of(handler_pid).unwrap()["process"]["start_ns"]);
-    assert!(exec["filename"].as_str().unwrap().ends_with("lifecycle-workload"));
+    assert_eq!(
+        exec["process"]["start_ns"],
+        exit_of(handler_pid).unwrap()["process"]["start_ns"]
+    );
+    assert!(
+        exec["filename"]
+            .as_str()
+            .unwrap()
+            .ends_with("lifecycle-workload")
+    );
     assert_in(&exec["process"]["cgroup"], &b, &pod_b, "exec");
 
     // Sockets: the right 4-tuples and owners on both ends.
     let sockets = of_type(&records, "socket");
     let find = |op: &str, pred: &dyn Fn(&Value) -> bool| {
-        sockets.iter().find(|r| r["op"] == op && pred(r)).copied().unwrap_or_else(|| panic!("no {op} event"))
+        sockets
+            .iter()
+            .find(|r| r["op"] == op && pred(r))
+            .copied()
+            .unwrap_or_else(|| panic!("no {op} event"))
     };
     let listen = find("listen_start", &|r| r["local_port"] == port);
     assert_eq!(listen["owner"]["pid"], listener.id() as u64);
     assert_in(&listen["socket_cgroup"], &b, &pod_b, "listener");
-    let connect = find("connect_established", &|r| r["remote_port"] == port && r["local_port"] == client_port);
+    let connect = find("connect_established", &|r| {
+        r["remote_port"] == port && r["local_port"] == client_port
+    });
     assert_in(&connect["owner"]["cgroup"], &a, &pod_a, "connector");
     assert_in(&connect["socket_cgroup"], &a, &pod_a, "connector socket");
     assert_eq!(connect["local_addr"], "127.0.0.1");
-    let accept = find("accept", &|r| r["local_port"] == port && r["remote_port"] == client_port);
-    assert_eq!(accept["owner"]["pid"], listener.id() as u64, "accept owned by the listener");
+    let accept = find("accept", &|r| {
+        r["local_port"] == port && r["remote_port"] == client_port
+    });
+    assert_eq!(
+        accept["owner"]["pid"],
+        listener.id() as u64,
+        "accept owned by the listener"
+    );
     assert_in(&accept["socket_cgroup"], &b, &pod_b, "accepted socket");
     for (side, local, remote) in [("client", client_port, port), ("server", port, client_port)] {
-        let close = find("close", &|r| r["local_port"] == local && r["remote_port"] == remote);
-        assert!(close["owner"].is_object(), "{side} close has an owner: {close}");
+        let close = find("close", &|r| {
+            r["local_port"] == local && r["remote_port"] == remote
+        });
+        assert!(
+            close["owner"].is_object(),
+            "{side} close has an owner: {close}"
+        );
     }
     let refused = find("connect_failed", &|r| r["remote_port"] == port);
     assert_eq!(refused["error"], "ECONNREFUSED");
@@ -154,7 +215,10 @@ fn signals_processes_and_sockets_are_attributed_on_both_sides() {
 
     // The recording closes with a stats line and nothing dropped.
     let last = records.last().expect("records");
-    assert_eq!((last["type"].as_str(), last["last"].as_bool()), (Some("stats"), Some(true)));
+    assert_eq!(
+        (last["type"].as_str(), last["last"].as_bool()),
+        (Some("stats"), Some(true))
+    );
     assert_eq!(last["kernel_drops_total"], 0);
 }
 
@@ -170,9 +234,14 @@ fn container_cgroups_created_and_removed_during_recording_are_attributed() {
     std::fs::remove_dir(&container.dir).expect("rmdir container cgroup");
     let records = recording.stop();
 
-    let cgroup_ops: Vec<&Value> =
-        of_type(&records, "cgroup").into_iter().filter(|r| r["cgroup_id"] == id).collect();
-    let ops: Vec<&str> = cgroup_ops.iter().map(|r| r["op"].as_str().unwrap()).collect();
+    let cgroup_ops: Vec<&Value> = of_type(&records, "cgroup")
+        .into_iter()
+        .filter(|r| r["cgroup_id"] == id)
+        .collect();
+    let ops: Vec<&str> = cgroup_ops
+        .iter()
+        .map(|r| r["op"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, ["mkdir", "attach", "rmdir"], "{cgroup_ops:?}");
     assert_in(&cgroup_ops[0]["class"], &container, &pod, "mkdir class");
     assert_eq!(cgroup_ops[0]["class"]["runtime"], "containerd");
@@ -182,12 +251,25 @@ fn container_cgroups_created_and_removed_during_recording_are_attributed() {
         .find(|r| r["process"]["cgroup_id"] == id)
         .expect("exit in the removed container");
     assert_eq!(exit["exit_status"], 3);
-    assert_in(&exit["process"]["cgroup"], &container, &pod, "exit after rmdir");
+    assert_in(
+        &exit["process"]["cgroup"],
+        &container,
+        &pod,
+        "exit after rmdir",
+    );
     assert_eq!(cgroup_ops[1]["moved_pid"], exit["process"]["pid"]);
     // Wall-clock gaps equal boot-clock gaps; the offset is re-sampled each
     // second, and a re-sample may move it by its measurement error (< 10 us).
-    let (mkdir_ns, exit_ns) = (cgroup_ops[0]["time_ns"].as_i64().unwrap(), exit["time_ns"].as_i64().unwrap());
+    let (mkdir_ns, exit_ns) = (
+        cgroup_ops[0]["time_ns"].as_i64().unwrap(),
+        exit["time_ns"].as_i64().unwrap(),
+    );
     assert!(mkdir_ns < exit_ns);
-    let boot_gap = (exit["boot_ns"].as_u64().unwrap() - cgroup_ops[0]["boot_ns"].as_u64().unwrap()) as i64;
-    assert!(((exit_ns - mkdir_ns) - boot_gap).abs() < 10_000, "wall gap {} vs boot gap {boot_gap}", exit_ns - mkdir_ns);
+    let boot_gap =
+        (exit["boot_ns"].as_u64().unwrap() - cgroup_ops[0]["boot_ns"].as_u64().unwrap()) as i64;
+    assert!(
+        ((exit_ns - mkdir_ns) - boot_gap).abs() < 10_000,
+        "wall gap {} vs boot gap {boot_gap}",
+        exit_ns - mkdir_ns
+    );
 }

@@ -33,32 +33,42 @@ enum Task {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
-        Task::Setup => setup::run(),
+        Task::Setup => setup::ensure_toolchain(),
         Task::BuildEbpf => {
-            setup::run()?;
+            setup::ensure_toolchain()?;
             run(cargo().args(["build", "-p", "lifecycle-agent"]))
         }
         Task::Test { args } => test(&args),
         Task::Bench(args) => {
-            setup::run()?;
-            bench::run(&args)
+            setup::ensure_toolchain()?;
+            bench::bench(&args)
         }
     }
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
-    setup::run()?;
+    setup::ensure_toolchain()?;
     let root = workspace_root();
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo()
         .args(["fmt", "--check", "--manifest-path"])
         .arg(root.join("agent-ebpf/Cargo.toml")))?;
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     run(cargo().args(["test", "--workspace"]).args(extra))
 }
 
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask sits in the workspace").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
 }
 
 /// The cargo that runs us (rustup's), in the workspace root.
@@ -70,7 +80,9 @@ pub fn cargo() -> Command {
 
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }

@@ -21,9 +21,12 @@ const PACKAGES: &[(&str, &str)] = &[
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
-pub fn run() -> anyhow::Result<()> {
-    let missing: Vec<&str> =
-        PACKAGES.iter().filter(|(_, file)| !Path::new(file).exists()).map(|(pkg, _)| *pkg).collect();
+pub fn ensure_toolchain() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .filter(|(_, file)| !Path::new(file).exists())
+        .map(|(pkg, _)| *pkg)
+        .collect();
     if !missing.is_empty() {
         if !is_root() {
             bail!("missing Debian packages {missing:?}: run `cargo xtask setup` as root");
@@ -39,16 +42,31 @@ pub fn run() -> anyhow::Result<()> {
     let linker = Path::new(&home).join(".cargo/bin/bpf-linker");
     if !linker.exists() {
         eprintln!("xtask setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22");
-        let path = format!("/usr/lib/llvm-22/bin:{}", std::env::var("PATH").unwrap_or_default());
-        run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked"])
-            .args(["--no-default-features", "--features", "llvm-22"])
-            .env("PATH", path))?;
+        let path = format!(
+            "/usr/lib/llvm-22/bin:{}",
+            std::env::var("PATH").unwrap_or_default()
+        );
+        run(
+            Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args([
+                    "install",
+                    "bpf-linker",
+                    "--version",
+                    BPF_LINKER_VERSION,
+                    "--locked",
+                ])
+                .args(["--no-default-features", "--features", "llvm-22"])
+                .env("PATH", path),
+        )?;
     }
     Ok(())
 }
 
 fn is_root() -> bool {
     // `id -u` keeps xtask free of libc.
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
 }

@@ -33,7 +33,10 @@ pub struct EventBuilder<A> {
 
 impl<A: Attribute> EventBuilder<A> {
     pub fn new(attribute: A) -> Self {
-        Self { attribute, unattributed: 0 }
+        Self {
+            attribute,
+            unattributed: 0,
+        }
     }
 
     fn class(&mut self, cgroup_id: u64) -> Option<CgroupClass> {
@@ -91,7 +94,9 @@ impl<A: Attribute> EventBuilder<A> {
                 parent: self.process(&e.header.task),
                 child: self.process(&e.child),
             }),
-            KernelRecord::ProcessExit(e) => Event::ProcessExit(exit_event(self.process(&e.header.task), e.exit_code)),
+            KernelRecord::ProcessExit(e) => {
+                Event::ProcessExit(exit_event(self.process(&e.header.task), e.exit_code))
+            }
             KernelRecord::Cgroup(e) => {
                 let op = match record.kind() {
                     EventKind::CgroupMkdir => CgroupOp::Mkdir,
@@ -175,26 +180,46 @@ mod tests {
     #[test]
     fn exit_status_and_signal_deaths_split() {
         let normal = exit_event(Process::default(), 3 << 8);
-        assert_eq!((normal.exit_status, normal.killed_by_signal, normal.container_exit_code), (Some(3), None, 3));
+        assert_eq!(
+            (
+                normal.exit_status,
+                normal.killed_by_signal,
+                normal.container_exit_code
+            ),
+            (Some(3), None, 3)
+        );
         let killed = exit_event(Process::default(), 9);
-        assert_eq!((killed.exit_status, killed.killed_by_signal, killed.container_exit_code), (None, Some(9), 137));
+        assert_eq!(
+            (
+                killed.exit_status,
+                killed.killed_by_signal,
+                killed.container_exit_code
+            ),
+            (None, Some(9), 137)
+        );
         let termed_core = exit_event(Process::default(), 0x80 | 15);
         assert_eq!(termed_core.container_exit_code, 143);
     }
 
     #[test]
     fn unresolved_cgroups_are_counted() {
-        let mut builder = EventBuilder::new(|id: u64| (id == 1).then_some(CgroupClass::NotKubernetes));
+        let mut builder =
+            EventBuilder::new(|id: u64| (id == 1).then_some(CgroupClass::NotKubernetes));
         let exit = agent_common::ProcessExitEvent {
             header: agent_common::EventHeader {
                 kind: EventKind::ProcessExit as u32,
-                task: TaskId { cgroup_id: 2, ..Default::default() },
+                task: TaskId {
+                    cgroup_id: 2,
+                    ..Default::default()
+                },
                 ..Default::default()
             },
             exit_code: 0,
             _pad: 0,
         };
-        let Event::ProcessExit(e) = builder.build(&KernelRecord::ProcessExit(exit)) else { panic!() };
+        let Event::ProcessExit(e) = builder.build(&KernelRecord::ProcessExit(exit)) else {
+            panic!()
+        };
         assert_eq!(e.process.cgroup, None);
         assert_eq!(builder.unattributed, 1);
     }

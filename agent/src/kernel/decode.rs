@@ -48,7 +48,11 @@ pub enum DecodeError {
     #[error("unknown event kind {kind}")]
     UnknownKind { kind: u32 },
     #[error("{kind} record has {len} bytes, expected at least {expected}")]
-    Truncated { kind: &'static str, len: usize, expected: usize },
+    Truncated {
+        kind: &'static str,
+        len: usize,
+        expected: usize,
+    },
 }
 
 impl DecodeError {
@@ -66,7 +70,11 @@ impl DecodeError {
 fn copy_out<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
     let expected = size_of::<T>();
     if bytes.len() < expected {
-        return Err(DecodeError::Truncated { kind: kind.name(), len: bytes.len(), expected });
+        return Err(DecodeError::Truncated {
+            kind: kind.name(),
+            len: bytes.len(),
+            expected,
+        });
     }
     // SAFETY: the length was checked; T is a plain #[repr(C)] struct valid for
     // any bit pattern (agent-common's event types); read_unaligned copes with
@@ -113,17 +121,38 @@ mod tests {
     use agent_common::TaskId;
 
     fn header(kind: EventKind) -> EventHeader {
-        EventHeader { kind: kind as u32, boot_ns: 42, task: TaskId { pid: 7, tgid: 7, ..Default::default() }, ..Default::default() }
+        EventHeader {
+            kind: kind as u32,
+            boot_ns: 42,
+            task: TaskId {
+                pid: 7,
+                tgid: 7,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
     }
 
     #[test]
     fn round_trips_every_fixed_size_kind() {
-        let exit = ProcessExitEvent { header: header(EventKind::ProcessExit), exit_code: 3 << 8, _pad: 0 };
+        let exit = ProcessExitEvent {
+            header: header(EventKind::ProcessExit),
+            exit_code: 3 << 8,
+            _pad: 0,
+        };
         match decode(&encode(&exit)).unwrap() {
-            KernelRecord::ProcessExit(e) => assert_eq!((e.exit_code, e.header.boot_ns, e.header.task.pid), (768, 42, 7)),
+            KernelRecord::ProcessExit(e) => assert_eq!(
+                (e.exit_code, e.header.boot_ns, e.header.task.pid),
+                (768, 42, 7)
+            ),
             other => panic!("decoded as {other:?}"),
         }
-        let sig = SignalGenerateEvent { header: header(EventKind::SignalGenerate), sig: 15, result: 1, ..Default::default() };
+        let sig = SignalGenerateEvent {
+            header: header(EventKind::SignalGenerate),
+            sig: 15,
+            result: 1,
+            ..Default::default()
+        };
         match decode(&encode(&sig)).unwrap() {
             KernelRecord::SignalGenerate(e) => assert_eq!((e.sig, e.result), (15, 1)),
             other => panic!("decoded as {other:?}"),
@@ -132,12 +161,21 @@ mod tests {
 
     #[test]
     fn rejects_short_unknown_and_truncated_records() {
-        assert_eq!(decode(&[0u8; 8]).unwrap_err(), DecodeError::TooShortForHeader { len: 8 });
+        assert_eq!(
+            decode(&[0u8; 8]).unwrap_err(),
+            DecodeError::TooShortForHeader { len: 8 }
+        );
         let mut bytes = encode(&header(EventKind::Socket));
         bytes[0] = 99;
-        assert_eq!(decode(&bytes).unwrap_err(), DecodeError::UnknownKind { kind: 99 });
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            DecodeError::UnknownKind { kind: 99 }
+        );
         let bytes = encode(&header(EventKind::Socket));
-        assert!(matches!(decode(&bytes).unwrap_err(), DecodeError::Truncated { kind: "socket", .. }));
+        assert!(matches!(
+            decode(&bytes).unwrap_err(),
+            DecodeError::Truncated { kind: "socket", .. }
+        ));
     }
 
     #[test]

@@ -18,7 +18,8 @@ use tracing::{debug, info, warn};
 use super::{btf::Btf, offsets, tracefs};
 
 /// The eBPF object built by `build.rs` from `agent-ebpf`.
-static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lifecycle-probes"));
+static PROBES_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lifecycle-probes"));
 
 /// How a program hooks into the kernel.
 #[derive(Clone, Copy, Debug)]
@@ -32,14 +33,35 @@ pub enum Hook {
 /// Every program of the object and where it attaches.
 pub const PROGRAMS: &[(&str, Hook)] = &[
     ("on_signal_generate", Hook::Raw("signal_generate")),
-    ("on_signal_deliver", Hook::Tracepoint("signal", "signal_deliver")),
-    ("on_process_exec", Hook::Tracepoint("sched", "sched_process_exec")),
+    (
+        "on_signal_deliver",
+        Hook::Tracepoint("signal", "signal_deliver"),
+    ),
+    (
+        "on_process_exec",
+        Hook::Tracepoint("sched", "sched_process_exec"),
+    ),
     ("on_process_fork", Hook::Raw("sched_process_fork")),
-    ("on_process_exit", Hook::Tracepoint("sched", "sched_process_exit")),
-    ("on_cgroup_mkdir", Hook::Tracepoint("cgroup", "cgroup_mkdir")),
-    ("on_cgroup_rmdir", Hook::Tracepoint("cgroup", "cgroup_rmdir")),
-    ("on_cgroup_attach", Hook::Tracepoint("cgroup", "cgroup_attach_task")),
-    ("on_inet_sock_set_state", Hook::Tracepoint("sock", "inet_sock_set_state")),
+    (
+        "on_process_exit",
+        Hook::Tracepoint("sched", "sched_process_exit"),
+    ),
+    (
+        "on_cgroup_mkdir",
+        Hook::Tracepoint("cgroup", "cgroup_mkdir"),
+    ),
+    (
+        "on_cgroup_rmdir",
+        Hook::Tracepoint("cgroup", "cgroup_rmdir"),
+    ),
+    (
+        "on_cgroup_attach",
+        Hook::Tracepoint("cgroup", "cgroup_attach_task"),
+    ),
+    (
+        "on_inet_sock_set_state",
+        Hook::Tracepoint("sock", "inet_sock_set_state"),
+    ),
 ];
 
 /// What to load with.
@@ -55,7 +77,11 @@ pub struct ProbeOptions {
 
 impl Default for ProbeOptions {
     fn default() -> Self {
-        Self { ring_buffer_bytes: 8 << 20, filter_to_watch_roots: true, mount_tracefs: true }
+        Self {
+            ring_buffer_bytes: 8 << 20,
+            filter_to_watch_roots: true,
+            mount_tracefs: true,
+        }
     }
 }
 
@@ -74,7 +100,10 @@ pub enum LoadError {
     #[error("program {0} is missing from the eBPF object")]
     ProgramMissing(&'static str),
     #[error("program {program} failed to load or attach: {source}")]
-    AttachFailed { program: &'static str, source: aya::programs::ProgramError },
+    AttachFailed {
+        program: &'static str,
+        source: aya::programs::ProgramError,
+    },
     #[error("map {0} is missing or of the wrong type")]
     MapMissing(&'static str),
     #[error("map operation failed: {0}")]
@@ -125,6 +154,7 @@ impl Probes {
         let btf = Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))?;
         let (mut offsets, report) = offsets::resolve_offsets(&btf, &tracefs)?;
         offsets.filter_enabled = options.filter_to_watch_roots as u32;
+        offsets.wakeup_threshold_bytes = size / 4;
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(EVENTS_MAP, size)
             .override_global(OFFSETS_GLOBAL, &offsets, true)
@@ -132,13 +162,25 @@ impl Probes {
         for (name, hook) in PROGRAMS {
             attach(&mut ebpf, name, *hook)?;
         }
-        info!(programs = PROGRAMS.len(), ring_buffer_bytes = size, filter = options.filter_to_watch_roots, "eBPF probes attached");
-        Ok(Self { ebpf, offsets, notes: report.notes })
+        info!(
+            programs = PROGRAMS.len(),
+            ring_buffer_bytes = size,
+            filter = options.filter_to_watch_roots,
+            "eBPF probes attached"
+        );
+        Ok(Self {
+            ebpf,
+            offsets,
+            notes: report.notes,
+        })
     }
 
     /// Takes the event ring buffer (once).
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, LoadError> {
-        let map = self.ebpf.take_map(EVENTS_MAP).ok_or(LoadError::MapMissing(EVENTS_MAP))?;
+        let map = self
+            .ebpf
+            .take_map(EVENTS_MAP)
+            .ok_or(LoadError::MapMissing(EVENTS_MAP))?;
         RingBuf::try_from(map).map_err(|_| LoadError::MapMissing(EVENTS_MAP))
     }
 
@@ -155,8 +197,12 @@ impl Probes {
 
     /// Failed ring-buffer reservations per event kind, summed over CPUs.
     pub fn drops(&self) -> Result<[u64; KIND_SLOTS as usize], LoadError> {
-        let map = self.ebpf.map(DROPS_MAP).ok_or(LoadError::MapMissing(DROPS_MAP))?;
-        let array = PerCpuArray::<_, u64>::try_from(map).map_err(|_| LoadError::MapMissing(DROPS_MAP))?;
+        let map = self
+            .ebpf
+            .map(DROPS_MAP)
+            .ok_or(LoadError::MapMissing(DROPS_MAP))?;
+        let array =
+            PerCpuArray::<_, u64>::try_from(map).map_err(|_| LoadError::MapMissing(DROPS_MAP))?;
         let mut out = [0u64; KIND_SLOTS as usize];
         for (slot, total) in out.iter_mut().enumerate() {
             *total = array.get(&(slot as u32), 0)?.iter().sum();
@@ -166,8 +212,12 @@ impl Probes {
 
     /// Replaces the watched cgroup subtrees (at most `MAX_WATCH_ROOTS`).
     pub fn set_watch_roots(&mut self, roots: &[WatchRoot]) -> Result<(), LoadError> {
-        let map = self.ebpf.map_mut(WATCH_ROOTS_MAP).ok_or(LoadError::MapMissing(WATCH_ROOTS_MAP))?;
-        let mut array = Array::<_, WatchRoot>::try_from(map).map_err(|_| LoadError::MapMissing(WATCH_ROOTS_MAP))?;
+        let map = self
+            .ebpf
+            .map_mut(WATCH_ROOTS_MAP)
+            .ok_or(LoadError::MapMissing(WATCH_ROOTS_MAP))?;
+        let mut array = Array::<_, WatchRoot>::try_from(map)
+            .map_err(|_| LoadError::MapMissing(WATCH_ROOTS_MAP))?;
         for slot in 0..MAX_WATCH_ROOTS {
             let root = roots.get(slot as usize).copied().unwrap_or_default();
             array.set(slot, root, 0)?;
@@ -180,7 +230,9 @@ impl Probes {
     pub fn program_stats(&self) -> Vec<ProgramStats> {
         let mut out = Vec::new();
         for (name, _) in PROGRAMS {
-            let Some(program) = self.ebpf.program(name) else { continue };
+            let Some(program) = self.ebpf.program(name) else {
+                continue;
+            };
             if let Ok(info) = program.info() {
                 out.push(ProgramStats {
                     name,
@@ -194,8 +246,13 @@ impl Probes {
 }
 
 fn attach(ebpf: &mut Ebpf, name: &'static str, hook: Hook) -> Result<(), LoadError> {
-    let program = ebpf.program_mut(name).ok_or(LoadError::ProgramMissing(name))?;
-    let failed = |source| LoadError::AttachFailed { program: name, source };
+    let program = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::ProgramMissing(name))?;
+    let failed = |source| LoadError::AttachFailed {
+        program: name,
+        source,
+    };
     match hook {
         Hook::Tracepoint(category, event) => {
             let tp: &mut TracePoint = program.try_into().map_err(failed)?;
@@ -213,7 +270,10 @@ fn attach(ebpf: &mut Ebpf, name: &'static str, hook: Hook) -> Result<(), LoadErr
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
 fn raise_memlock_limit() {
-    let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
     // SAFETY: plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         debug!("could not raise RLIMIT_MEMLOCK (fine on kernels >= 5.11)");

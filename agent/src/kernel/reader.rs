@@ -16,6 +16,10 @@ use tracing::{debug, warn};
 
 use super::decode::{DecodeError, KernelRecord, decode};
 
+/// The kernel wakes the reader only once a quarter of the ring is filled;
+/// below that, the reader looks every `POLL_INTERVAL`.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// At most this many records are handed on in one batch.
 pub const MAX_BATCH: usize = 4096;
 
@@ -46,6 +50,8 @@ pub async fn read_ring(
     let mut fd = unsafe { AsyncFd::register_with_interest(RingFd(ring), Interest::READABLE) }
         .map_err(std::io::Error::from)?;
     let mut total = 0u64;
+    let mut poll = tokio::time::interval(POLL_INTERVAL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = *stop.borrow();
         if stopping {
@@ -76,6 +82,13 @@ pub async fn read_ring(
                     return Ok(total);
                 }
             }
+            _ = poll.tick() => {
+                // Submits below the wake-up threshold do not wake us.
+                total += drain(&mut fd.get_mut().0, &out).await.0;
+                if let Some(logger) = logger.as_mut() {
+                    logger.flush();
+                }
+            }
             _ = stop.changed() => {}
         }
     }
@@ -89,7 +102,10 @@ const BATCHES_PER_DRAIN: usize = 16;
 async fn drain(ring: &mut RingBuf<MapData>, out: &mpsc::Sender<Batch>) -> (u64, bool) {
     let mut count = 0u64;
     for _ in 0..BATCHES_PER_DRAIN {
-        let mut batch = Batch { records: Vec::with_capacity(256), errors: Vec::new() };
+        let mut batch = Batch {
+            records: Vec::with_capacity(256),
+            errors: Vec::new(),
+        };
         while batch.records.len() + batch.errors.len() < MAX_BATCH {
             let Some(item) = ring.next() else { break };
             match decode(&item) {

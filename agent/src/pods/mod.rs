@@ -1,1 +1,39 @@
-//! Pod model.
+//! Pod model: what the Kubernetes API says about the pods of this node.
+//!
+//! * [`watch`] lists and watches this node's pods ([`watch::run_pod_watch`])
+//!   and feeds the [`store::PodStore`];
+//! * the store keeps per pod its [`spec`] facts (containers in order with
+//!   their [`classify`] kind and role, probes, hooks, grace period, owner,
+//!   mesh mode) and a [`status`] history stamped with both the agent's and
+//!   the API's clock ([`time`]);
+//! * [`resolve`] joins kernel-side (pod uid, container id) pairs to
+//!   containers, with [`pending`] holding events that arrive before the API
+//!   reported the container;
+//! * [`event::PodEvent`]s describe every change for the recording;
+//! * [`client::make_client`] builds the Kubernetes client.
+
+pub mod annotations;
+pub mod classify;
+pub mod client;
+pub mod diff;
+pub mod event;
+pub mod ids;
+pub mod pending;
+pub mod raw;
+pub mod record;
+pub mod resolve;
+pub mod spec;
+pub mod status;
+pub mod store;
+pub mod time;
+pub mod watch;
+
+pub use classify::{ClassificationRules, ContainerKind, MeshInfo, MeshMode, SidecarRole};
+pub use event::{DeletedReason, PodChange, PodEvent};
+pub use pending::{PendingBuffer, PendingLimits, Released};
+pub use raw::{DecodedPod, MalformedPod, RawPod};
+pub use record::{PodIdentity, PodRecord};
+pub use resolve::{Resolution, ResolvedContainer};
+pub use spec::PodSpecFacts;
+pub use store::{PodStore, StoreConfig, StoreStats};
+pub use watch::{PodWatchConfig, PodWatchError, run_pod_watch, run_pod_watch_with};

@@ -86,8 +86,8 @@ fn default_container_fields(container: &mut Value) {
         return;
     };
     let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-    let latest = !image.rsplit('/').next().unwrap_or_default().contains(':')
-        || image.ends_with(":latest");
+    let latest =
+        !image.rsplit('/').next().unwrap_or_default().contains(':') || image.ends_with(":latest");
     let pull = if latest { "Always" } else { "IfNotPresent" };
     c.entry("imagePullPolicy").or_insert_with(|| json!(pull));
     c.entry("terminationMessagePath")
@@ -172,7 +172,10 @@ impl TestApiServer {
         pod.insert("apiVersion".into(), json!("v1"));
         pod.insert("kind".into(), json!("Pod"));
         default_pod(&mut pod);
-        pod.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
+        pod.insert(
+            "status".into(),
+            json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        );
 
         let key = key_of(&namespace, &name);
         let mut store = self.shared.store();
@@ -280,7 +283,9 @@ impl TestApiServer {
     ) -> Result<Value, DriverError> {
         let key = key_of(namespace, name);
         let mut store = self.shared.store();
-        let current = store.get(&key).ok_or_else(|| DriverError::PodNotFound(key.clone()))?;
+        let current = store
+            .get(&key)
+            .ok_or_else(|| DriverError::PodNotFound(key.clone()))?;
         let Value::Object(mut pod) = (*current).clone() else {
             return Err(DriverError::PodWithoutSpec(key));
         };

@@ -51,7 +51,9 @@ fn decode_token(token: &str) -> Result<ContinueToken, ApiError> {
 
 fn version_error(problem: VersionProblem, requested: u64) -> ApiError {
     match problem {
-        VersionProblem::Compacted { oldest } => ApiError::too_old_resource_version(requested, oldest),
+        VersionProblem::Compacted { oldest } => {
+            ApiError::too_old_resource_version(requested, oldest)
+        }
         VersionProblem::InFuture { current } => {
             ApiError::too_large_resource_version(requested, current)
         }
@@ -101,7 +103,10 @@ fn latest(store: &ObjectStore) -> Result<Snapshot, ApiError> {
 
 /// Whether the object at `key` belongs to the namespace filter.
 pub fn in_namespace(key: &str, namespace: Option<&str>) -> bool {
-    namespace.is_none_or(|ns| key.strip_prefix(ns).is_some_and(|rest| rest.starts_with('/')))
+    namespace.is_none_or(|ns| {
+        key.strip_prefix(ns)
+            .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// Builds the `PodList` answer for a list request.
@@ -124,7 +129,12 @@ pub fn list_pods(
         if limit.is_some_and(|l| items.len() >= l) {
             // Put back nothing: we only needed to know that one more exists.
             let remaining = 1 + matching.count();
-            return Ok(page(snapshot.rv, items, last_key.map(|k: &String| (k.clone(), remaining)), opts));
+            return Ok(page(
+                snapshot.rv,
+                items,
+                last_key.map(|k: &String| (k.clone(), remaining)),
+                opts,
+            ));
         }
         items.push(list_item(obj));
         last_key = Some(key);
@@ -136,7 +146,10 @@ fn page(rv: u64, items: Vec<Value>, more: Option<(String, usize)>, opts: &Option
     let mut meta = Map::new();
     meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
     if let Some((last_key, remaining)) = more {
-        meta.insert("continue".into(), Value::String(encode_token(rv, &last_key)));
+        meta.insert(
+            "continue".into(),
+            Value::String(encode_token(rv, &last_key)),
+        );
         // The real server cannot count remaining items when it filters.
         if opts.fields.is_empty() {
             meta.insert("remainingItemCount".into(), json!(remaining));
@@ -202,11 +215,17 @@ mod tests {
 
         // Changes after the first page must not show in the second.
         store.remove("default/c");
-        store.put("default/d", json!({"metadata": {"name": "d"}, "spec": {"nodeName": "n"}}));
+        store.put(
+            "default/d",
+            json!({"metadata": {"name": "d"}, "spec": {"nodeName": "n"}}),
+        );
         let second = list_pods(&store, None, &opts(&format!("limit=2&continue={token}"))).unwrap();
         assert_eq!(names(&second), vec!["c"]);
         assert!(second["metadata"].get("continue").is_none());
-        assert_eq!(second["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+        assert_eq!(
+            second["metadata"]["resourceVersion"],
+            first["metadata"]["resourceVersion"]
+        );
     }
 
     #[test]
@@ -223,7 +242,12 @@ mod tests {
     #[test]
     fn field_selector_and_namespace_filter() {
         let store = store_with(&[("a", "n1"), ("b", "n2"), ("c", "n1")]);
-        let list = list_pods(&store, Some("default"), &opts("fieldSelector=spec.nodeName%3Dn1&limit=1")).unwrap();
+        let list = list_pods(
+            &store,
+            Some("default"),
+            &opts("fieldSelector=spec.nodeName%3Dn1&limit=1"),
+        )
+        .unwrap();
         assert_eq!(names(&list), vec!["a"]);
         assert!(list["metadata"].get("remainingItemCount").is_none());
         assert!(list["metadata"]["continue"].is_string());
@@ -238,7 +262,12 @@ mod tests {
         assert_eq!(names(&list).len(), 2);
         let err = list_pods(&store, None, &opts("continue=bm90IGpzb24=")).unwrap_err();
         assert_eq!(err.code, 400);
-        let err = list_pods(&store, None, &opts("resourceVersion=99999&resourceVersionMatch=Exact")).unwrap_err();
+        let err = list_pods(
+            &store,
+            None,
+            &opts("resourceVersion=99999&resourceVersionMatch=Exact"),
+        )
+        .unwrap_err();
         assert_eq!(err.code, 504);
     }
 }

@@ -198,12 +198,7 @@ impl ObjectStore {
     /// The changes after `rv`, oldest first.
     pub fn changes_since(&self, rv: u64) -> Result<Vec<Arc<Change>>, VersionProblem> {
         self.check_version(rv)?;
-        Ok(self
-            .history
-            .iter()
-            .filter(|c| c.rv > rv)
-            .cloned()
-            .collect())
+        Ok(self.history.iter().filter(|c| c.rv > rv).cloned().collect())
     }
 
     fn record(&mut self, change: Change) -> Arc<Change> {

@@ -139,10 +139,17 @@ impl<'a> StatusEditor<'a> {
     /// e.g. `containerd://<64 hex>`). A new id for a container that already
     /// had one is a restart: the previous run moves to `lastState` and
     /// `restartCount` grows.
-    pub fn running(&mut self, container: &str, container_id: &str) -> Result<&mut Self, DriverError> {
+    pub fn running(
+        &mut self,
+        container: &str,
+        container_id: &str,
+    ) -> Result<&mut Self, DriverError> {
         let at = rfc3339(self.at_s);
         let entry = self.container_entry(container)?;
-        let previous_id = entry.get("containerID").and_then(Value::as_str).map(str::to_owned);
+        let previous_id = entry
+            .get("containerID")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         if let Some(previous_id) = previous_id.filter(|p| p != container_id) {
             let state = entry.get("state").cloned().unwrap_or_default();
             let last = match state.get("terminated") {
@@ -154,10 +161,17 @@ impl<'a> StatusEditor<'a> {
                 }}),
             };
             entry.insert("lastState".into(), last);
-            let restarts = entry.get("restartCount").and_then(Value::as_i64).unwrap_or(0);
+            let restarts = entry
+                .get("restartCount")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             entry.insert("restartCount".into(), json!(restarts + 1));
         }
-        let image = entry.get("image").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let image = entry
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
         entry.insert("state".into(), json!({"running": {"startedAt": at}}));
         entry.insert("containerID".into(), json!(container_id));
         entry.insert("imageID".into(), json!(image_id(&image)));
@@ -168,13 +182,15 @@ impl<'a> StatusEditor<'a> {
 
     /// Sets the `started` flag (startup probe passed / postStart returned).
     pub fn started(&mut self, container: &str, value: bool) -> Result<&mut Self, DriverError> {
-        self.container_entry(container)?.insert("started".into(), json!(value));
+        self.container_entry(container)?
+            .insert("started".into(), json!(value));
         Ok(self)
     }
 
     /// Sets the `ready` flag.
     pub fn ready(&mut self, container: &str, value: bool) -> Result<&mut Self, DriverError> {
-        self.container_entry(container)?.insert("ready".into(), json!(value));
+        self.container_entry(container)?
+            .insert("ready".into(), json!(value));
         Ok(self)
     }
 

@@ -42,7 +42,9 @@ fn percent_decode(text: &str) -> String {
 }
 
 fn hex_value(b: u8) -> Option<u8> {
-    char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// How a list or watch request wants its resource version interpreted.
@@ -102,13 +104,14 @@ impl Options {
     pub fn from_params(params: &BTreeMap<String, String>) -> Result<Self, ApiError> {
         let fields = FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        let version = match params.get("resourceVersion").map(String::as_str) {
-            None | Some("") => RequestedVersion::Latest,
-            Some("0") => RequestedVersion::Any,
-            Some(v) => RequestedVersion::At(v.parse().map_err(|_| {
-                ApiError::bad_request(format!("invalid resource version {v:?}"))
-            })?),
-        };
+        let version =
+            match params.get("resourceVersion").map(String::as_str) {
+                None | Some("") => RequestedVersion::Latest,
+                Some("0") => RequestedVersion::Any,
+                Some(v) => RequestedVersion::At(v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid resource version {v:?}"))
+                })?),
+            };
         Ok(Self {
             fields,
             version,
@@ -129,7 +132,9 @@ mod tests {
 
     #[test]
     fn decodes_percent_escapes_and_plus() {
-        let q = parse_query(Some("fieldSelector=spec.nodeName%3Dnode-a&watch=true&x=a+b&y=%zz"));
+        let q = parse_query(Some(
+            "fieldSelector=spec.nodeName%3Dnode-a&watch=true&x=a+b&y=%zz",
+        ));
         assert_eq!(q["fieldSelector"], "spec.nodeName=node-a");
         assert_eq!(q["watch"], "true");
         assert_eq!(q["x"], "a b");

@@ -137,10 +137,26 @@ mod tests {
     #[test]
     fn node_name_equality_and_negation() {
         let pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "node-a"}});
-        assert!(FieldSelector::parse("spec.nodeName=node-a").unwrap().matches(&pod));
-        assert!(FieldSelector::parse("spec.nodeName==node-a").unwrap().matches(&pod));
-        assert!(!FieldSelector::parse("spec.nodeName=node-b").unwrap().matches(&pod));
-        assert!(!FieldSelector::parse("spec.nodeName!=node-a").unwrap().matches(&pod));
+        assert!(
+            FieldSelector::parse("spec.nodeName=node-a")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            FieldSelector::parse("spec.nodeName==node-a")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("spec.nodeName=node-b")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("spec.nodeName!=node-a")
+                .unwrap()
+                .matches(&pod)
+        );
         let both = FieldSelector::parse("spec.nodeName=node-a,metadata.name=p").unwrap();
         assert!(both.matches(&pod));
     }
@@ -148,8 +164,16 @@ mod tests {
     #[test]
     fn unscheduled_pod_matches_empty_node_name() {
         let pod = json!({"spec": {}});
-        assert!(FieldSelector::parse("spec.nodeName=").unwrap().matches(&pod));
-        assert!(!FieldSelector::parse("spec.nodeName=node-a").unwrap().matches(&pod));
+        assert!(
+            FieldSelector::parse("spec.nodeName=")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse("spec.nodeName=node-a")
+                .unwrap()
+                .matches(&pod)
+        );
     }
 
     #[test]

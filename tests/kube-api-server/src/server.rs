@@ -77,7 +77,10 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// Whether this was a watch request.
     pub fn is_watch(&self) -> bool {
-        matches!(self.query.get("watch").map(String::as_str), Some("true" | "1"))
+        matches!(
+            self.query.get("watch").map(String::as_str),
+            Some("true" | "1")
+        )
     }
 
     /// Whether this was a list of pods (not a watch, not a single get).

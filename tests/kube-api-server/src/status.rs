@@ -50,7 +50,9 @@ impl ApiError {
         Self {
             code: 405,
             reason: "MethodNotAllowed",
-            message: format!("the server does not allow this method on the requested resource ({method})"),
+            message: format!(
+                "the server does not allow this method on the requested resource ({method})"
+            ),
         }
     }
 

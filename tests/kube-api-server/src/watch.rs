@@ -41,8 +41,7 @@ pub type BodyChunk = Result<Bytes, io::Error>;
 
 /// Encodes one watch event line.
 pub fn event_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
-        .unwrap_or_default();
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -61,7 +60,10 @@ fn translate(change: &Change, namespace: Option<&str>, opts: &Options) -> Option
     if !in_namespace(&change.key, namespace) {
         return None;
     }
-    let before = change.previous.as_deref().is_some_and(|p| opts.fields.matches(p));
+    let before = change
+        .previous
+        .as_deref()
+        .is_some_and(|p| opts.fields.matches(p));
     let after = opts.fields.matches(&change.object);
     match (change.kind, before, after) {
         (ChangeKind::Deleted, true, _) => Some("DELETED"),
@@ -103,7 +105,10 @@ pub async fn open_watch(
         let ns = namespace.as_deref();
         let mut initial = Vec::new();
         let synthetic = opts.send_initial_events
-            || matches!(opts.version, RequestedVersion::Latest | RequestedVersion::Any);
+            || matches!(
+                opts.version,
+                RequestedVersion::Latest | RequestedVersion::Any
+            );
         if synthetic {
             let snapshot = store
                 .snapshot_at(current)
@@ -252,16 +257,32 @@ mod tests {
 
     #[test]
     fn field_selector_turns_changes_into_added_and_deleted() {
-        let opts = Options::from_params(&parse_query(Some("fieldSelector=spec.nodeName%3Da"))).unwrap();
+        let opts =
+            Options::from_params(&parse_query(Some("fieldSelector=spec.nodeName%3Da"))).unwrap();
         let t = |c: &Change| translate(c, None, &opts);
         assert_eq!(t(&change(ChangeKind::Added, None, "a")), Some("ADDED"));
         assert_eq!(t(&change(ChangeKind::Added, None, "b")), None);
-        assert_eq!(t(&change(ChangeKind::Modified, Some(""), "a")), Some("ADDED"));
-        assert_eq!(t(&change(ChangeKind::Modified, Some("a"), "a")), Some("MODIFIED"));
-        assert_eq!(t(&change(ChangeKind::Modified, Some("a"), "b")), Some("DELETED"));
-        assert_eq!(t(&change(ChangeKind::Deleted, Some("a"), "a")), Some("DELETED"));
+        assert_eq!(
+            t(&change(ChangeKind::Modified, Some(""), "a")),
+            Some("ADDED")
+        );
+        assert_eq!(
+            t(&change(ChangeKind::Modified, Some("a"), "a")),
+            Some("MODIFIED")
+        );
+        assert_eq!(
+            t(&change(ChangeKind::Modified, Some("a"), "b")),
+            Some("DELETED")
+        );
+        assert_eq!(
+            t(&change(ChangeKind::Deleted, Some("a"), "a")),
+            Some("DELETED")
+        );
         assert_eq!(t(&change(ChangeKind::Deleted, Some("b"), "b")), None);
-        assert_eq!(translate(&change(ChangeKind::Added, None, "a"), Some("other"), &opts), None);
+        assert_eq!(
+            translate(&change(ChangeKind::Added, None, "a"), Some("other"), &opts),
+            None
+        );
     }
 
     #[test]
@@ -271,6 +292,9 @@ mod tests {
         let v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["type"], "BOOKMARK");
         assert_eq!(v["object"]["metadata"]["resourceVersion"], "42");
-        assert_eq!(v["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+        assert_eq!(
+            v["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+            "true"
+        );
     }
 }

@@ -98,12 +98,16 @@ fn names(list: &Value) -> Vec<&str> {
 #[tokio::test]
 async fn created_pod_is_serialised_like_an_api_server() {
     let server = TestApiServer::start().await.unwrap();
-    server.create_pod_at(manifest("p1", "node-a"), 1_795_305_424).unwrap();
+    server
+        .create_pod_at(manifest("p1", "node-a"), 1_795_305_424)
+        .unwrap();
     let id = containerd_id("p1/web");
     server
         .update_status("default", "p1", 1_795_305_430, |s| {
             s.pod_started("10.0.0.1", "10.1.0.7").phase("Running");
-            s.running("web", &id)?.started("web", true)?.ready("web", true)?;
+            s.running("web", &id)?
+                .started("web", true)?
+                .ready("web", true)?;
             s.condition("Ready", true);
             Ok(())
         })
@@ -128,11 +132,22 @@ async fn created_pod_is_serialised_like_an_api_server() {
     assert_eq!(web["state"]["running"]["startedAt"], "2026-11-21T23:57:10Z");
     assert_eq!(web["lastState"], json!({}));
     assert_eq!(web["restartCount"], 0);
-    assert_eq!((web["started"].clone(), web["ready"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (web["started"].clone(), web["ready"].clone()),
+        (json!(true), json!(true))
+    );
     assert_eq!(web["image"], "nginx:1.27");
-    assert!(web["imageID"].as_str().unwrap().starts_with("docker.io/library/nginx@sha256:"));
+    assert!(
+        web["imageID"]
+            .as_str()
+            .unwrap()
+            .starts_with("docker.io/library/nginx@sha256:")
+    );
     let ready = &pod["status"]["conditions"][0];
-    assert_eq!((ready["type"].as_str(), ready["status"].as_str()), (Some("Ready"), Some("True")));
+    assert_eq!(
+        (ready["type"].as_str(), ready["status"].as_str()),
+        (Some("Ready"), Some("True"))
+    );
     assert_eq!(ready["lastTransitionTime"], "2026-11-21T23:57:10Z");
     let managers: Vec<_> = pod["metadata"]["managedFields"]
         .as_array()
@@ -161,7 +176,10 @@ async fn created_pod_is_serialised_like_an_api_server() {
     assert_eq!(web["lastState"]["terminated"]["exitCode"], 137);
     assert_eq!(web["lastState"]["terminated"]["reason"], "OOMKilled");
     assert_eq!(web["lastState"]["terminated"]["containerID"], id.as_str());
-    assert_eq!(web["lastState"]["terminated"]["finishedAt"], "2026-11-21T23:57:20Z");
+    assert_eq!(
+        web["lastState"]["terminated"]["finishedAt"],
+        "2026-11-21T23:57:20Z"
+    );
     assert_eq!(web["containerID"], second.as_str());
 }
 
@@ -169,7 +187,9 @@ async fn created_pod_is_serialised_like_an_api_server() {
 async fn paged_list_with_field_selector_and_expired_continue() {
     let server = TestApiServer::start().await.unwrap();
     for i in 0..5 {
-        server.create_pod(manifest(&format!("a{i}"), "node-a")).unwrap();
+        server
+            .create_pod(manifest(&format!("a{i}"), "node-a"))
+            .unwrap();
     }
     server.create_pod(manifest("b0", "node-b")).unwrap();
 
@@ -182,8 +202,15 @@ async fn paged_list_with_field_selector_and_expired_continue() {
 
     server.delete_pod("default", "a3").unwrap();
     let (_, second) = get(&server, &format!("{path}&continue={token}")).await;
-    assert_eq!(names(&second), vec!["a2", "a3"], "pages read the first page's snapshot");
-    assert_eq!(second["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+    assert_eq!(
+        names(&second),
+        vec!["a2", "a3"],
+        "pages read the first page's snapshot"
+    );
+    assert_eq!(
+        second["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
 
     server.compact();
     let token = second["metadata"]["continue"].as_str().unwrap();
@@ -202,13 +229,18 @@ async fn watch_replays_history_then_streams_live_changes() {
     let server = TestApiServer::start().await.unwrap();
     server.create_pod(manifest("a", "node-a")).unwrap();
     let (_, list) = get(&server, "/api/v1/pods").await;
-    let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_owned();
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     server.create_pod(manifest("b", "node-b")).unwrap();
     server.create_pod(manifest("c", "node-a")).unwrap();
 
     let mut events = Events::open(
         &server,
-        &format!("/api/v1/pods?watch=true&resourceVersion={rv}&fieldSelector=spec.nodeName%3Dnode-a"),
+        &format!(
+            "/api/v1/pods?watch=true&resourceVersion={rv}&fieldSelector=spec.nodeName%3Dnode-a"
+        ),
     )
     .await;
     let replayed = events.next(WAIT).await.unwrap();
@@ -216,31 +248,43 @@ async fn watch_replays_history_then_streams_live_changes() {
     assert_eq!(replayed["object"]["metadata"]["name"], "c");
     assert_eq!(replayed["object"]["kind"], "Pod");
 
-    server.update_status("default", "a", clock::now_s(), |s| {
-        s.phase("Running");
-        Ok(())
-    })
-    .unwrap();
-    server.update_status("default", "b", clock::now_s(), |s| {
-        s.phase("Running");
-        Ok(())
-    })
-    .unwrap();
+    server
+        .update_status("default", "a", clock::now_s(), |s| {
+            s.phase("Running");
+            Ok(())
+        })
+        .unwrap();
+    server
+        .update_status("default", "b", clock::now_s(), |s| {
+            s.phase("Running");
+            Ok(())
+        })
+        .unwrap();
     server.delete_pod("default", "a").unwrap();
     let modified = events.next(WAIT).await.unwrap();
-    assert_eq!((modified["type"].as_str(), modified["object"]["metadata"]["name"].as_str()),
-               (Some("MODIFIED"), Some("a")));
+    assert_eq!(
+        (
+            modified["type"].as_str(),
+            modified["object"]["metadata"]["name"].as_str()
+        ),
+        (Some("MODIFIED"), Some("a"))
+    );
     let deleted = events.next(WAIT).await.unwrap();
     assert_eq!(deleted["type"], "DELETED");
-    assert_eq!(deleted["object"]["metadata"]["resourceVersion"],
-               server.resource_version().to_string());
+    assert_eq!(
+        deleted["object"]["metadata"]["resourceVersion"],
+        server.resource_version().to_string()
+    );
 }
 
 #[tokio::test]
 async fn unscheduled_pod_enters_a_node_watch_when_bound() {
     let server = TestApiServer::start().await.unwrap();
-    let mut events =
-        Events::open(&server, "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dnode-a").await;
+    let mut events = Events::open(
+        &server,
+        "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dnode-a",
+    )
+    .await;
     let mut pending = manifest("p", "x");
     pending["spec"].as_object_mut().unwrap().remove("nodeName");
     server.create_pod(pending).unwrap();
@@ -260,16 +304,24 @@ async fn too_old_watch_gets_a_410_error_event() {
     .unwrap();
     let start = server.resource_version();
     for i in 0..4 {
-        server.create_pod(manifest(&format!("p{i}"), "node-a")).unwrap();
+        server
+            .create_pod(manifest(&format!("p{i}"), "node-a"))
+            .unwrap();
     }
-    let mut events =
-        Events::open(&server, &format!("/api/v1/pods?watch=true&resourceVersion={start}")).await;
+    let mut events = Events::open(
+        &server,
+        &format!("/api/v1/pods?watch=true&resourceVersion={start}"),
+    )
+    .await;
     let error = events.next(WAIT).await.unwrap();
     assert_eq!(error["type"], "ERROR");
     assert_eq!(error["object"]["kind"], "Status");
     assert_eq!(error["object"]["code"], 410);
     assert_eq!(error["object"]["reason"], "Expired");
-    assert!(events.next(WAIT).await.is_none(), "stream ends after the error");
+    assert!(
+        events.next(WAIT).await.is_none(),
+        "stream ends after the error"
+    );
 }
 
 #[tokio::test]
@@ -286,8 +338,11 @@ async fn bookmarks_only_when_allowed_and_carry_latest_version() {
         &format!("/api/v1/pods?watch=true&resourceVersion={rv}&allowWatchBookmarks=true&fieldSelector=spec.nodeName%3Dnode-a"),
     )
     .await;
-    let mut without =
-        Events::open(&server, &format!("/api/v1/pods?watch=true&resourceVersion={rv}")).await;
+    let mut without = Events::open(
+        &server,
+        &format!("/api/v1/pods?watch=true&resourceVersion={rv}"),
+    )
+    .await;
     // A change the first watch filters out still advances its bookmark.
     server.create_pod(manifest("elsewhere", "node-b")).unwrap();
     let seen = without.next(WAIT).await.unwrap();
@@ -296,7 +351,10 @@ async fn bookmarks_only_when_allowed_and_carry_latest_version() {
     server.send_bookmarks();
     let bookmark = with.next(WAIT).await.unwrap();
     assert_eq!(bookmark["type"], "BOOKMARK");
-    assert_eq!(bookmark["object"]["metadata"]["resourceVersion"], server.resource_version().to_string());
+    assert_eq!(
+        bookmark["object"]["metadata"]["resourceVersion"],
+        server.resource_version().to_string()
+    );
     assert!(without.next(Duration::from_millis(300)).await.is_none());
 }
 
@@ -320,7 +378,10 @@ async fn timeout_and_dropping_end_streams() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     server.drop_watches(DropMode::Abort);
     let outcome = resp.into_body().collect().await;
-    assert!(outcome.is_err(), "an aborted stream is a body error, not a clean end");
+    assert!(
+        outcome.is_err(),
+        "an aborted stream is a body error, not a clean end"
+    );
 
     let mut expired = Events::open(&server, "/api/v1/pods?watch=true").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -338,7 +399,11 @@ async fn held_watches_wait_until_released() {
     let srv = &server;
     let opening = async { Events::open(srv, "/api/v1/pods?watch=true").await };
     tokio::pin!(opening);
-    assert!(tokio::time::timeout(Duration::from_millis(300), &mut opening).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut opening)
+            .await
+            .is_err()
+    );
     server.create_pod(manifest("p", "node-a")).unwrap();
     server.release_watches();
     let mut events = opening.await;
@@ -360,7 +425,12 @@ async fn discovery_documents_and_unknown_paths() {
     assert_eq!((code, status["reason"].as_str()), (404, Some("NotFound")));
     let (code, _) = get(&server, "/api/v1/namespaces/default/pods/missing").await;
     assert_eq!(code, 404);
-    assert!(server.requests().iter().any(|r| r.path == "/version" && r.status == 200));
+    assert!(
+        server
+            .requests()
+            .iter()
+            .any(|r| r.path == "/version" && r.status == 200)
+    );
 }
 
 #[tokio::test]

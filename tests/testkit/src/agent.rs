@@ -36,13 +36,22 @@ impl Recording {
             .stderr(std::fs::File::create(&stderr).expect("stderr file"))
             .spawn()
             .expect("start lifecycle-agent record");
-        let mut recording = Self { child, output, stderr, dir };
+        let mut recording = Self {
+            child,
+            output,
+            stderr,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ready.exists() {
             if let Ok(Some(status)) = recording.child.try_wait() {
                 panic!("agent exited early ({status}): {}", recording.stderr_text());
             }
-            assert!(Instant::now() < deadline, "agent not ready after 60 s: {}", recording.stderr_text());
+            assert!(
+                Instant::now() < deadline,
+                "agent not ready after 60 s: {}",
+                recording.stderr_text()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         recording
@@ -61,11 +70,17 @@ impl Recording {
         // SAFETY: plain kill(2) on our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().expect("wait for agent");
-        assert!(status.success(), "agent exited with {status}: {}", self.stderr_text());
+        assert!(
+            status.success(),
+            "agent exited with {status}: {}",
+            self.stderr_text()
+        );
         let text = std::fs::read_to_string(&self.output).expect("read recording");
         let records: Vec<Value> = text
             .lines()
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line}: {e}")))
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("bad line {line}: {e}"))
+            })
             .collect();
         let _ = std::fs::remove_dir_all(&self.dir);
         records

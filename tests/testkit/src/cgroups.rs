@@ -64,11 +64,19 @@ impl FakePod {
         let dir = match driver {
             Driver::Systemd => mount
                 .join("kubepods.slice/kubepods-burstable.slice")
-                .join(format!("kubepods-burstable-pod{}.slice", uid.replace('-', "_"))),
+                .join(format!(
+                    "kubepods-burstable-pod{}.slice",
+                    uid.replace('-', "_")
+                )),
             Driver::Cgroupfs => mount.join("kubepods/besteffort").join(format!("pod{uid}")),
         };
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        Self { uid, driver, dir, containers: Vec::new() }
+        Self {
+            uid,
+            driver,
+            dir,
+            containers: Vec::new(),
+        }
     }
 
     /// A containerd container cgroup in this pod.
@@ -90,7 +98,12 @@ impl Drop for FakePod {
         for dir in self.containers.iter().chain(std::iter::once(&self.dir)) {
             kill_all(dir);
         }
-        for dir in self.containers.iter().rev().chain(std::iter::once(&self.dir)) {
+        for dir in self
+            .containers
+            .iter()
+            .rev()
+            .chain(std::iter::once(&self.dir))
+        {
             let _ = fs::remove_dir(dir);
         }
     }
@@ -111,8 +124,12 @@ pub fn kill_all(dir: &Path) {
 /// Starts `cmd` inside the cgroup `dir`: the child moves itself there
 /// between fork and exec, as runc does with a container's init.
 pub fn spawn_in(dir: &Path, cmd: &mut Command) -> Child {
-    let procs = std::ffi::CString::new(dir.join("cgroup.procs").into_os_string().into_encoded_bytes())
-        .expect("path without NUL");
+    let procs = std::ffi::CString::new(
+        dir.join("cgroup.procs")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .expect("path without NUL");
     // SAFETY: between fork and exec the closure only calls open, write and
     // close (async-signal-safe) and allocates nothing: the path was built before.
     unsafe {
@@ -129,5 +146,6 @@ pub fn spawn_in(dir: &Path, cmd: &mut Command) -> Child {
             Ok(())
         });
     }
-    cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?} in {}: {e}", dir.display()))
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?} in {}: {e}", dir.display()))
 }

@@ -14,14 +14,20 @@ pub use cgroups::{Driver, FakeContainer, FakePod, cgroup2_mount, spawn_in};
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "this test needs root (cgroups, eBPF): run the suite as root");
+    assert_eq!(
+        euid, 0,
+        "this test needs root (cgroups, eBPF): run the suite as root"
+    );
 }
 
 /// The `lifecycle-workload` binary, built by `cargo test --workspace` next
 /// to the test executables.
 pub fn workload_path() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target dir");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
     let path = dir.join("lifecycle-workload");
     assert!(
         path.exists(),
@@ -44,5 +50,12 @@ pub fn random_hex(len: usize) -> String {
 /// A random RFC 4122-shaped pod uid.
 pub fn random_uid() -> String {
     let h = random_hex(32);
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }

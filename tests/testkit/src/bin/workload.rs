@@ -26,7 +26,11 @@ fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = handler as usize;
         libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(libc::sigaction(sig, &action, std::ptr::null_mut()), 0, "sigaction");
+        assert_eq!(
+            libc::sigaction(sig, &action, std::ptr::null_mut()),
+            0,
+            "sigaction"
+        );
     }
 }
 
@@ -54,13 +58,17 @@ fn main() {
     match role.as_str() {
         "sleep" => {
             say("ready");
-            std::thread::sleep(Duration::from_secs_f64(arg(&args, 1, "SECS").parse().expect("secs")));
+            std::thread::sleep(Duration::from_secs_f64(
+                arg(&args, 1, "SECS").parse().expect("secs"),
+            ));
         }
         "ignore-term" => {
             // SAFETY: setting a disposition.
             unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
             say("ready");
-            std::thread::sleep(Duration::from_secs_f64(arg(&args, 1, "SECS").parse().expect("secs")));
+            std::thread::sleep(Duration::from_secs_f64(
+                arg(&args, 1, "SECS").parse().expect("secs"),
+            ));
         }
         "handle-term" => {
             install(libc::SIGTERM, on_term);
@@ -70,7 +78,10 @@ fn main() {
             }
         }
         "exit" => std::process::exit(arg(&args, 1, "CODE").parse().expect("code")),
-        "listen" => listen(&arg(&args, 1, "ADDR"), arg(&args, 2, "COUNT").parse().expect("count")),
+        "listen" => listen(
+            &arg(&args, 1, "ADDR"),
+            arg(&args, 2, "COUNT").parse().expect("count"),
+        ),
         "connect" => connect(&arg(&args, 1, "ADDR")),
         "kill" => {
             let pid: i32 = arg(&args, 1, "PID").parse().expect("pid");
@@ -83,7 +94,10 @@ fn main() {
             let n: u64 = arg(&args, 1, "N").parse().expect("n");
             say("ready");
             let elapsed = signal_storm(n);
-            say(&format!("{{\"signals\":{n},\"elapsed_ns\":{}}}", elapsed.as_nanos()));
+            say(&format!(
+                "{{\"signals\":{n},\"elapsed_ns\":{}}}",
+                elapsed.as_nanos()
+            ));
         }
         "churn" => {
             let connections: u64 = arg(&args, 1, "CONNECTIONS").parse().expect("connections");
@@ -103,7 +117,10 @@ fn main() {
 /// Accepts `count` connections, reading each to EOF, then exits.
 fn listen(addr: &str, count: u32) {
     let listener = TcpListener::bind(addr).expect("bind");
-    say(&format!("ready {}", listener.local_addr().expect("local addr").port()));
+    say(&format!(
+        "ready {}",
+        listener.local_addr().expect("local addr").port()
+    ));
     for _ in 0..count {
         let (mut stream, peer) = listener.accept().expect("accept");
         let mut buf = Vec::new();

@@ -1,0 +1,180 @@
+//! `cargo xtask bench`: prints the figures the README quotes.
+//!
+//! 1. Userspace: events/s decoded, attributed and timestamped on one thread
+//!    (the `pipeline` bench of the agent crate).
+//! 2. Kernel: each probe's cost per hit, from the kernel's own BPF run-time
+//!    statistics (run_time_ns / run_cnt), while a dense workload runs.
+//! 3. Slowdown: the same workload (loopback TCP connect/accept/close churn and
+//!    a signal storm) inside a kubelet-style container cgroup, with
+//!    `lifecycle-agent record` attached versus not, alternated in one run.
+
+use std::{
+    fs,
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use lifecycle_testkit::{Driver, FakePod, spawn_in};
+use serde_json::Value;
+
+use crate::{cargo, run, workspace_root};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// TCP connections per workload run.
+    #[arg(long, default_value_t = 20_000)]
+    connections: u64,
+    /// Signals per workload run.
+    #[arg(long, default_value_t = 200_000)]
+    signals: u64,
+    /// Rounds of (without agent, with agent); medians are reported.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
+pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
+    run_cmd_userspace()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "lifecycle-agent",
+        "-p",
+        "lifecycle-testkit",
+    ]))?;
+    let target = workspace_root().join("target/release");
+    let (agent, workload) = (
+        target.join("lifecycle-agent"),
+        target.join("lifecycle-workload"),
+    );
+
+    let mut pod = FakePod::create(Driver::Systemd);
+    let container = pod.add_container();
+    let workload_run = || -> anyhow::Result<Duration> {
+        let mut cmd = Command::new(&workload);
+        cmd.args([
+            "churn",
+            &args.connections.to_string(),
+            &args.signals.to_string(),
+        ])
+        .stdout(Stdio::piped());
+        let out = spawn_in(&container.dir, &mut cmd).wait_with_output()?;
+        if !out.status.success() {
+            bail!("workload failed: {}", out.status);
+        }
+        let report: Value = serde_json::from_slice(&out.stdout).context("workload report")?;
+        Ok(Duration::from_nanos(
+            report["elapsed_ns"].as_u64().context("elapsed_ns")?,
+        ))
+    };
+
+    workload_run()?; // warm-up: page cache, port ranges
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    let mut last_stats = String::new();
+    for round in 0..args.rounds {
+        off.push(workload_run()?);
+        let dir = std::env::temp_dir().join("lifecycle-bench");
+        fs::create_dir_all(&dir)?;
+        let ready = dir.join("ready");
+        let _ = fs::remove_file(&ready);
+        let agent_proc = Command::new(&agent)
+            .args(["record", "--probe-stats", "--log", "warn", "--output"])
+            .arg(dir.join("events.ndjson"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("start agent")?;
+        wait_for(&ready)?;
+        on.push(workload_run()?);
+        terminate(agent_proc.id());
+        let out = agent_proc.wait_with_output()?;
+        if !out.status.success() {
+            bail!("agent failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        last_stats = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!(
+            "round {}: without {:?}, with {:?}",
+            round + 1,
+            off[round],
+            on[round]
+        );
+    }
+    let (m_off, m_on) = (median(&mut off), median(&mut on));
+    println!(
+        "\nworkload: {} TCP connections + {} signals in a container cgroup, {} rounds",
+        args.connections, args.signals, args.rounds
+    );
+    println!(
+        "  without agent (median): {:>8.1} ms",
+        m_off.as_secs_f64() * 1e3
+    );
+    println!(
+        "  with agent    (median): {:>8.1} ms",
+        m_on.as_secs_f64() * 1e3
+    );
+    println!(
+        "  slowdown:               {:>8.3}x",
+        m_on.as_secs_f64() / m_off.as_secs_f64()
+    );
+    println!("\nkernel cost per probe hit (last round, BPF_ENABLE_STATS):");
+    let (mut runs, mut time) = (0u64, 0u64);
+    for line in last_stats
+        .lines()
+        .filter(|l| l.trim_start().starts_with("probe "))
+    {
+        println!("  {}", line.trim());
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        runs += fields
+            .get(3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        time += fields
+            .get(5)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    if runs > 0 {
+        println!(
+            "  all probes: {runs} hits, {} ns per hit on average",
+            time / runs
+        );
+    }
+    for line in last_stats
+        .lines()
+        .filter(|l| l.contains("dropped in kernel") || l.starts_with("recorded"))
+    {
+        println!("  {}", line.trim());
+    }
+    Ok(())
+}
+
+fn run_cmd_userspace() -> anyhow::Result<()> {
+    run(cargo().args(["bench", "-p", "lifecycle-agent", "--bench", "pipeline"]))
+}
+
+fn wait_for(path: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        if Instant::now() > deadline {
+            bail!("agent not ready after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// SIGTERM, as an operator stops the agent (xtask keeps free of libc).
+fn terminate(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}
