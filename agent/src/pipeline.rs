@@ -144,10 +144,10 @@ impl<W: HierarchyWalker> Pipeline<W> {
             }
         }
         let event = self.builder.build(record);
-        if let Event::Cgroup(change) = &event {
-            if change.class.is_unknown() {
-                self.unknown_layouts += 1;
-            }
+        if let Event::Cgroup(change) = &event
+            && change.class.is_unknown()
+        {
+            self.unknown_layouts += 1;
         }
         self.next_record(Some(header.boot_ns), Some(header.cpu), event)
     }

@@ -137,11 +137,8 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
     }
-    if runs > 0 {
-        println!(
-            "  all probes: {runs} hits, {} ns per hit on average",
-            time / runs
-        );
+    if let Some(average) = time.checked_div(runs) {
+        println!("  all probes: {runs} hits, {average} ns per hit on average");
     }
     for line in last_stats
         .lines()

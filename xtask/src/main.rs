@@ -1,6 +1,7 @@
-//! Project tasks: `cargo xtask setup | build-ebpf | test | bench`.
+//! Project tasks: `cargo xtask demo | setup | build-ebpf | test | bench`.
 
 mod bench;
+mod demo;
 mod setup;
 
 use std::{path::PathBuf, process::Command};
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
+    /// Build the agent and record a sidecar shutdown in real cgroups (no cluster needed).
+    Demo,
     /// Install what building and testing need (idempotent; a no-op when present).
     Setup,
     /// Build the eBPF object only (the agent's build script does this too).
@@ -34,6 +37,10 @@ enum Task {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Setup => setup::ensure_toolchain(),
+        Task::Demo => {
+            setup::ensure_toolchain()?;
+            demo::demo()
+        }
         Task::BuildEbpf => {
             setup::ensure_toolchain()?;
             run(cargo().args(["build", "-p", "lifecycle-agent"]))
