@@ -273,3 +273,52 @@ fn container_cgroups_created_and_removed_during_recording_are_attributed() {
         exit_ns - mkdir_ns
     );
 }
+
+#[test]
+fn ipv6_listen_connect_and_refusal_are_recorded() {
+    require_root();
+    let mut pod = FakePod::create(Driver::Systemd);
+    let (server, client) = (pod.add_container(), pod.add_container());
+    let recording = Recording::start(AGENT.as_ref(), &[]);
+    let (mut listener, _out, ready) = start(&server, &["listen", "[::1]:0", "1"]);
+    let port: u16 = ready.trim_start_matches("ready ").parse().expect("port");
+    let (said, code) = run(&client, &["connect", &format!("[::1]:{port}")]);
+    assert_eq!(code, 0, "{said}");
+    assert!(listener.wait().expect("listener").success());
+    let (refused, code) = run(&client, &["connect", &format!("[::1]:{port}")]);
+    assert_eq!((refused.trim(), code), ("failed 111", 1));
+    let records = recording.stop();
+
+    let sockets = of_type(&records, "socket");
+    let on_port = |op: &str| {
+        sockets
+            .iter()
+            .find(|r| r["op"] == op && (r["local_port"] == port || r["remote_port"] == port))
+            .copied()
+            .unwrap_or_else(|| panic!("no IPv6 {op} on port {port}"))
+    };
+    for op in [
+        "listen_start",
+        "connect_established",
+        "accept",
+        "listen_stop",
+        "connect_failed",
+    ] {
+        let event = on_port(op);
+        assert_eq!(event["family"], "ipv6", "{op}: {event}");
+        assert_eq!(event["local_addr"], "::1", "{op}: {event}");
+    }
+    assert_in(
+        &on_port("accept")["socket_cgroup"],
+        &server,
+        &pod,
+        "IPv6 accept",
+    );
+    assert_in(
+        &on_port("connect_established")["owner"]["cgroup"],
+        &client,
+        &pod,
+        "IPv6 connect",
+    );
+    assert_eq!(on_port("connect_failed")["error"], "ECONNREFUSED");
+}
