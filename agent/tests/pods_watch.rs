@@ -374,6 +374,7 @@ async fn expired_open_watch_relists_without_duplicate_events() {
     let mut h = Harness::watch(server, 500).await;
     h.expect_added(&["steady".into()]).await;
     h.wait_for_open_watch().await;
+    let before = h.seen.len() + h.events.len();
     h.server.expire_watches();
     // Wait for the re-list to complete, marked by a pod created after it.
     let deadline = tokio::time::Instant::now() + WAIT;

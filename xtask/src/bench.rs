@@ -10,9 +10,8 @@
 
 use std::{
     fs,
-    path::Path,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context, bail};
@@ -20,7 +19,11 @@ use clap::Args;
 use lifecycle_testkit::{Driver, FakePod, spawn_in};
 use serde_json::Value;
 
-use crate::{cargo, run, workspace_root};
+use crate::{
+    cargo,
+    recorder::{Binaries, build_release, start_recording, stop_recording},
+    run,
+};
 
 #[derive(Args)]
 pub struct BenchArgs {
@@ -37,19 +40,7 @@ pub struct BenchArgs {
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
     run_cmd_userspace()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "lifecycle-agent",
-        "-p",
-        "lifecycle-testkit",
-    ]))?;
-    let target = workspace_root().join("target/release");
-    let (agent, workload) = (
-        target.join("lifecycle-agent"),
-        target.join("lifecycle-workload"),
-    );
+    let Binaries { agent, workload } = build_release()?;
 
     let mut pod = FakePod::create(Driver::Systemd);
     let container = pod.add_container();
@@ -78,24 +69,10 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
         off.push(workload_run()?);
         let dir = std::env::temp_dir().join("lifecycle-bench");
         fs::create_dir_all(&dir)?;
-        let ready = dir.join("ready");
-        let _ = fs::remove_file(&ready);
-        let agent_proc = Command::new(&agent)
-            .args(["record", "--probe-stats", "--log", "warn", "--output"])
-            .arg(dir.join("events.ndjson"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("start agent")?;
-        wait_for(&ready)?;
+        let agent_proc =
+            start_recording(&agent, &dir.join("events.ndjson"), &["--probe-stats"], true)?;
         on.push(workload_run()?);
-        terminate(agent_proc.id());
-        let out = agent_proc.wait_with_output()?;
-        if !out.status.success() {
-            bail!("agent failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        last_stats = String::from_utf8_lossy(&out.stderr).into_owned();
+        last_stats = stop_recording(agent_proc)?;
         eprintln!(
             "round {}: without {:?}, with {:?}",
             round + 1,
@@ -153,25 +130,7 @@ fn run_cmd_userspace() -> anyhow::Result<()> {
     run(cargo().args(["bench", "-p", "lifecycle-agent", "--bench", "pipeline"]))
 }
 
-fn wait_for(path: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !path.exists() {
-        if Instant::now() > deadline {
-            bail!("agent not ready after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 fn median(values: &mut [Duration]) -> Duration {
     values.sort();
     values[values.len() / 2]
-}
-
-/// SIGTERM, as an operator stops the agent (xtask keeps free of libc).
-fn terminate(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
 }

@@ -11,53 +11,27 @@ use std::{
     fs,
     io::{BufRead, BufReader},
     process::{Command, Stdio},
-    time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use lifecycle_testkit::{Driver, FakeContainer, FakePod, spawn_in};
 use serde_json::Value;
 
-use crate::{cargo, run, workspace_root};
+use crate::{
+    recorder::{Binaries, build_release, start_recording, stop_recording, terminate},
+    workspace_root,
+};
 
 pub fn demo() -> anyhow::Result<()> {
     eprintln!("[1/4] building lifecycle-agent (release; the first build takes a few minutes)");
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "lifecycle-agent",
-        "-p",
-        "lifecycle-testkit",
-    ]))?;
-    let target = workspace_root().join("target/release");
-    let (agent, workload) = (
-        target.join("lifecycle-agent"),
-        target.join("lifecycle-workload"),
-    );
+    let Binaries { agent, workload } = build_release()?;
     let out_dir = workspace_root().join("target/demo");
     fs::create_dir_all(&out_dir)?;
     let recording = out_dir.join("recording.ndjson");
-    let ready = out_dir.join("ready");
-    let _ = fs::remove_file(&ready);
-
     eprintln!("[2/4] creating pod cgroups and starting `lifecycle-agent record`");
     let mut pod = FakePod::create(Driver::Systemd);
     let (app, proxy) = (pod.add_container(), pod.add_container());
-    let mut agent_proc = Command::new(&agent)
-        .args(["record", "--log", "warn", "--output"])
-        .arg(&recording)
-        .arg("--ready-file")
-        .arg(&ready)
-        .spawn()
-        .context("start agent")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready.exists() {
-        if Instant::now() > deadline {
-            bail!("agent not ready after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let agent_proc = start_recording(&agent, &recording, &[], false)?;
 
     eprintln!("[3/4] running the scenario: proxy stops before the app");
     let start =
@@ -66,7 +40,15 @@ pub fn demo() -> anyhow::Result<()> {
             cmd.args(args).stdout(Stdio::piped());
             let mut child = spawn_in(&c.dir, &mut cmd);
             let mut line = String::new();
-            BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+            let read = match child.stdout.take() {
+                Some(stdout) => BufReader::new(stdout).read_line(&mut line),
+                None => Ok(0),
+            };
+            if read.is_err() || !line.starts_with("ready") {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("{args:?} did not get ready: {line:?}");
+            }
             Ok((child, line.trim().to_string()))
         };
     let (mut proxy_listener, ready_line) = start(&proxy, &["listen", "127.0.0.1:0", "1"])?;
@@ -83,10 +65,7 @@ pub fn demo() -> anyhow::Result<()> {
     connect(&app)?; // refused: nothing listens any more
     terminate(app_proc.id());
     app_proc.wait()?;
-    terminate(agent_proc.id());
-    if !agent_proc.wait()?.success() {
-        bail!("agent failed");
-    }
+    stop_recording(agent_proc)?;
 
     eprintln!("[4/4] timeline of what the kernel saw in pod {}", pod.uid);
     print_timeline(
@@ -95,12 +74,6 @@ pub fn demo() -> anyhow::Result<()> {
     )?;
     println!("\nfull recording: {}", recording.display());
     Ok(())
-}
-
-fn terminate(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
 }
 
 /// One line per event inside the demo's containers.

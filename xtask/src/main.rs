@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod recorder;
 mod setup;
 
 use std::{path::PathBuf, process::Command};

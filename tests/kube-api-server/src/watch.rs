@@ -187,8 +187,21 @@ impl WatchTask {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
 
         loop {
+            // Changes go first: a bookmark or drop requested after a write
+            // must not overtake that write.
             let line = tokio::select! {
+                biased;
                 () = self.tx.closed() => return,
+                change = self.changes.recv() => match change {
+                    Ok(change) => {
+                        self.last_rv = change.rv;
+                        translate(&change, self.namespace.as_deref(), &self.opts)
+                            .map(|kind| event_line(kind, &change.object))
+                    }
+                    // A watcher that fell too far behind is closed; the
+                    // client resumes from the last version it saw.
+                    Err(_) => return,
+                },
                 control = self.control.recv() => match control {
                     Ok(Control::Drop(DropMode::Close)) | Err(broadcast::error::RecvError::Closed) => return,
                     Ok(Control::Drop(DropMode::Abort)) => {
@@ -203,16 +216,6 @@ impl WatchTask {
                     }
                     Ok(Control::Bookmark) => self.bookmark(),
                     Err(broadcast::error::RecvError::Lagged(_)) => None,
-                },
-                change = self.changes.recv() => match change {
-                    Ok(change) => {
-                        self.last_rv = change.rv;
-                        translate(&change, self.namespace.as_deref(), &self.opts)
-                            .map(|kind| event_line(kind, &change.object))
-                    }
-                    // A watcher that fell too far behind is closed; the
-                    // client resumes from the last version it saw.
-                    Err(_) => return,
                 },
                 _ = ticker.tick() => self.bookmark(),
                 () = sleep_until_opt(deadline) => return,
