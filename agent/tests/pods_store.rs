@@ -1,6 +1,6 @@
 //! The pod model without the network: API objects produced by the test
 //! server's kubelet-shaped driver are fed straight into the store, to check
-//! transitions, timestamps, resolution, the pending buffer and eviction.
+//! transitions, timestamps, resolution, deletion and eviction.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -12,8 +12,7 @@ use lifecycle_agent::pods::record::HistoryLimits;
 use lifecycle_agent::pods::status::ContainerChange;
 use lifecycle_agent::pods::time::ApiTimeSource;
 use lifecycle_agent::pods::{
-    DeletedReason, PendingBuffer, PendingLimits, PodChange, PodEvent, PodStore, RawPod, Released,
-    Resolution, StoreConfig,
+    DeletedReason, PodChange, PodEvent, PodStore, RawPod, Resolution, StoreConfig,
 };
 use serde_json::Value;
 
@@ -25,6 +24,10 @@ fn fixture(name: &str) -> Value {
         .join(name);
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// One kubelet status write, as a closure over the driver's editor.
+type KubeletStep<'a> =
+    dyn Fn(&mut kube_api_server::StatusEditor<'_>) -> Result<(), kube_api_server::DriverError> + 'a;
 
 fn feed(store: &PodStore, object: Value, observed_ns: i64) -> Vec<PodEvent> {
     let pod = RawPod::from_value(object)
@@ -90,14 +93,7 @@ async fn native_sidecar_pod_lifecycle_and_resolution() {
         containerd_id("proxy"),
         containerd_id("app"),
     );
-    let steps: Vec<(
-        i64,
-        Box<
-            dyn Fn(
-                &mut kube_api_server::StatusEditor<'_>,
-            ) -> Result<(), kube_api_server::DriverError>,
-        >,
-    )> = vec![
+    let steps: Vec<(i64, Box<KubeletStep<'_>>)> = vec![
         (
             T0 + 1,
             Box::new(|s| {
@@ -445,66 +441,6 @@ async fn relist_reports_pods_that_vanished() {
 }
 
 #[tokio::test]
-async fn pending_buffer_attributes_late_and_expires_the_sandbox() {
-    let server = TestApiServer::start().await.unwrap();
-    let store = PodStore::default();
-    let (ns, name) = ("default", "nginx-7c5b8d9f6a-w1x2y");
-    let mut pending = PendingBuffer::new(PendingLimits {
-        max_items: 16,
-        max_age: Duration::from_secs(5),
-    });
-    let t0 = Instant::now();
-    // Kernel events arrive before the API has even shown the pod.
-    let created = server.create_pod(fixture("plain.json")).unwrap();
-    let uid = uid_of(&created);
-    pending.hold(&store, &uid, &hex_id("sandbox"), "sandbox exec", t0);
-    pending.hold(&store, &uid, &hex_id("nginx"), "nginx exec", t0);
-    assert!(
-        pending
-            .release(&store, t0 + Duration::from_secs(1))
-            .is_empty()
-    );
-    feed(&store, created, 1);
-    assert!(
-        pending
-            .release(&store, t0 + Duration::from_secs(2))
-            .is_empty()
-    );
-    let running = server
-        .update_status(ns, name, T0, |s| {
-            s.running("nginx", &containerd_id("nginx"))?;
-            Ok(())
-        })
-        .unwrap();
-    feed(&store, running, 2);
-    let out = pending.release(&store, t0 + Duration::from_secs(3));
-    assert!(
-        matches!(&out[..], [Released::Attributed { item: "nginx exec", container }] if container.container == "nginx")
-    );
-    let out = pending.release(&store, t0 + Duration::from_secs(5));
-    assert!(matches!(
-        &out[..],
-        [Released::Expired {
-            item: "sandbox exec",
-            last: Resolution::UnlistedContainer {
-                likely_sandbox: true,
-                ..
-            }
-        }]
-    ));
-    let counters = pending.counters();
-    assert_eq!(
-        (
-            counters.attributed_late,
-            counters.expired_unattributed,
-            counters.expired_likely_sandbox
-        ),
-        (1, 1, 1)
-    );
-    assert!(pending.is_empty());
-}
-
-#[tokio::test]
 async fn container_history_is_bounded() {
     let server = TestApiServer::start().await.unwrap();
     let limits = HistoryLimits {
@@ -545,67 +481,4 @@ async fn container_history_is_bounded() {
         record.containers[0].history[3].change,
         ContainerChange::Ready { ready: false }
     ));
-}
-
-#[tokio::test]
-async fn events_serialise_to_ndjson_lines() {
-    let server = TestApiServer::start().await.unwrap();
-    let store = PodStore::default();
-    let mut events = feed(
-        &store,
-        server
-            .create_pod_at(fixture("linkerd-legacy.json"), T0)
-            .unwrap(),
-        1,
-    );
-    let object = server
-        .update_status("emojivoto", "web-84c6d9f7b5-z9x8c", T0 + 3, |s| {
-            s.running("linkerd-proxy", &containerd_id("lp"))?;
-            Ok(())
-        })
-        .unwrap();
-    events.extend(feed(&store, object, 2));
-    let mut ndjson = Vec::new();
-    for event in &events {
-        serde_json::to_writer(&mut ndjson, event).unwrap();
-        ndjson.push(b'\n');
-    }
-    let lines: Vec<Value> = ndjson
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), events.len());
-    let added = &lines[0];
-    assert_eq!(added["change"]["kind"], "added");
-    assert_eq!(
-        added["change"]["spec"]["mesh"]["mode"]["mode"],
-        "linkerd_legacy"
-    );
-    assert_eq!(
-        added["change"]["spec"]["mesh"]["mode"]["wait_before_exit_s"],
-        20
-    );
-    assert_eq!(
-        added["change"]["spec"]["containers"][1]["kind"],
-        "legacy_sidecar"
-    );
-    let running = lines
-        .iter()
-        .find(|l| l["change"]["kind"] == "container_transition")
-        .unwrap();
-    assert_eq!(running["change"]["container_role"], "mesh_proxy");
-    assert_eq!(running["change"]["transition"]["type"], "running");
-    assert_eq!(
-        running["change"]["transition"]["container_id"],
-        containerd_id("lp")
-    );
-    assert_eq!(running["api_time_s"], T0 + 3);
-    assert_eq!(running["api_time_source"], "started_at");
-    for (line, event) in lines.iter().zip(&events) {
-        assert_eq!(
-            &serde_json::from_value::<PodEvent>(line.clone()).unwrap(),
-            event
-        );
-    }
 }

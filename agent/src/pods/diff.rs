@@ -38,7 +38,7 @@ fn terminated_change(
     ContainerTransition {
         at: t.stamp(facts.finished_at_s, ApiTimeSource::FinishedAt),
         change: ContainerChange::Terminated {
-            facts: facts.clone(),
+            facts: Box::new(facts.clone()),
             restart_count,
         },
     }
@@ -214,7 +214,7 @@ mod tests {
         let mut old = running("a", 10, 0);
         old.ready = true;
         let mut new = running("b", 20, 1);
-        new.last_terminated = Some(ended("a", 137, 19));
+        new.last_terminated = Some(Box::new(ended("a", 137, 19)));
         let changes = container_changes(Some(&old), &new, T);
         assert_eq!(kinds(&changes), vec!["terminated", "running", "ready"]);
         assert_eq!(changes[0].at.api_time_s, Some(19));
@@ -227,11 +227,11 @@ mod tests {
     fn seen_termination_is_not_repeated_on_restart() {
         let facts = ended("a", 1, 19);
         let old = ContainerSnapshot {
-            state: StateSnapshot::Terminated(facts.clone()),
+            state: StateSnapshot::Terminated(Box::new(facts.clone())),
             ..running("a", 10, 0)
         };
         let mut new = running("b", 20, 1);
-        new.last_terminated = Some(facts);
+        new.last_terminated = Some(Box::new(facts));
         assert_eq!(
             kinds(&container_changes(Some(&old), &new, T)),
             vec!["running"]

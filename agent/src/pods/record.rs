@@ -200,6 +200,8 @@ impl PodRecord {
             );
             for id in ids {
                 if !record.ids.contains(id) {
+                    // Most containers only ever have one run: no spare room.
+                    record.ids.reserve_exact(1);
                     record.ids.push(id.clone());
                     new_ids.push((id.key.clone(), index));
                 }

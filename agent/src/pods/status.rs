@@ -53,7 +53,7 @@ pub enum StateSnapshot {
         started_at_s: Option<i64>,
     },
     /// Finished.
-    Terminated(TerminatedFacts),
+    Terminated(Box<TerminatedFacts>),
     /// The status had no state.
     Unknown,
 }
@@ -64,7 +64,7 @@ impl From<Option<&ContainerState>> for StateSnapshot {
             return Self::Unknown;
         };
         if let Some(t) = &state.terminated {
-            Self::Terminated(t.into())
+            Self::Terminated(Box::new(t.into()))
         } else if let Some(r) = &state.running {
             Self::Running {
                 started_at_s: r.started_at.as_ref().map(api_seconds),
@@ -87,7 +87,7 @@ pub struct ContainerSnapshot {
     /// Current state.
     pub state: StateSnapshot,
     /// `lastState.terminated`: the previous run.
-    pub last_terminated: Option<TerminatedFacts>,
+    pub last_terminated: Option<Box<TerminatedFacts>>,
     /// `started` (startup probe passed / postStart returned).
     pub started: bool,
     /// `ready`.
@@ -105,7 +105,7 @@ impl From<&ContainerStatus> for ContainerSnapshot {
                 .last_state
                 .as_ref()
                 .and_then(|l| l.terminated.as_ref())
-                .map(TerminatedFacts::from),
+                .map(|t| Box::new(TerminatedFacts::from(t))),
             started: s.started.unwrap_or(false),
             ready: s.ready,
             restart_count: s.restart_count,
@@ -133,7 +133,7 @@ pub enum ContainerChange {
     Terminated {
         /// The run's facts.
         #[serde(flatten)]
-        facts: TerminatedFacts,
+        facts: Box<TerminatedFacts>,
         /// `restartCount` at that point.
         restart_count: i32,
     },
@@ -228,14 +228,14 @@ mod tests {
     #[test]
     fn terminated_change_serialises_flat() {
         let change = ContainerChange::Terminated {
-            facts: TerminatedFacts {
+            facts: Box::new(TerminatedFacts {
                 exit_code: 143,
                 signal: None,
                 reason: Some("Error".into()),
                 started_at_s: Some(1),
                 finished_at_s: Some(2),
                 container_id: None,
-            },
+            }),
             restart_count: 0,
         };
         let json = serde_json::to_value(&change).unwrap();

@@ -100,6 +100,7 @@ pub(crate) struct Shared {
     pub(crate) control: broadcast::Sender<Control>,
     pub(crate) hold: watch::Sender<bool>,
     pub(crate) open_watches: AtomicUsize,
+    pub(crate) closed_watches: AtomicUsize,
     pub(crate) requests: Mutex<Vec<RequestRecord>>,
     pub(crate) options: ServerOptions,
     pub(crate) addr: SocketAddr,
@@ -148,6 +149,7 @@ impl TestApiServer {
             control,
             hold,
             open_watches: AtomicUsize::new(0),
+            closed_watches: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             options,
             addr,
@@ -232,6 +234,11 @@ impl TestApiServer {
     /// Number of watch streams currently open.
     pub fn open_watches(&self) -> usize {
         self.shared.open_watches.load(Ordering::SeqCst)
+    }
+
+    /// Number of watch streams that have ended so far (for any reason).
+    pub fn closed_watches(&self) -> usize {
+        self.shared.closed_watches.load(Ordering::SeqCst)
     }
 
     /// Every request answered so far, oldest first.

@@ -166,6 +166,7 @@ struct OpenGuard(Arc<Shared>);
 impl Drop for OpenGuard {
     fn drop(&mut self) {
         self.0.open_watches.fetch_sub(1, Ordering::SeqCst);
+        self.0.closed_watches.fetch_add(1, Ordering::SeqCst);
     }
 }
 

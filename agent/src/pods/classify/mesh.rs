@@ -121,8 +121,7 @@ pub fn detect(
     let found = proxies
         .clone()
         .find_map(|c| {
-            let istio = belongs_to(c, &rules.istio)
-                || annotations.istio_injected.iter().any(|n| *n == c.name);
+            let istio = belongs_to(c, &rules.istio) || annotations.istio_injected.contains(&c.name);
             istio.then_some((c, Mesh::Istio))
         })
         .or_else(|| {

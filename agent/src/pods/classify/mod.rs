@@ -71,7 +71,7 @@ pub fn container_role(
         .flatten()
         .filter_map(|p| u16::try_from(p.container_port).ok())
         .collect();
-    role_by(rules, |r| r.names.iter().any(|n| *n == container.name))
+    role_by(rules, |r| r.names.contains(&container.name))
         .or_else(|| {
             role_by(rules, |r| {
                 r.images.iter().any(|p| rules::image_matches(image, p))
@@ -107,10 +107,7 @@ pub fn container_kind(
         Section::Init => ContainerKind::Init,
         Section::Regular
             if !matches!(role, SidecarRole::Other | SidecarRole::MeshInit)
-                || rules
-                    .extra_sidecar_names
-                    .iter()
-                    .any(|n| *n == container.name) =>
+                || rules.extra_sidecar_names.contains(&container.name) =>
         {
             ContainerKind::LegacySidecar
         }
