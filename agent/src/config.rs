@@ -5,7 +5,12 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{attribution::CacheConfig, kernel::loader::ProbeOptions, record::RecordOptions};
+use crate::{
+    attribution::CacheConfig,
+    kernel::loader::ProbeOptions,
+    pods::{PendingLimits, StoreConfig},
+    record::{KubeOptions, RecordOptions},
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,9 +56,55 @@ pub struct RecordArgs {
     /// How long a removed cgroup stays attributable.
     #[arg(long, env = "LIFECYCLE_AGENT_REMOVED_CGROUP_TTL", default_value = "120s", value_parser = humantime::parse_duration)]
     pub removed_cgroup_ttl: Duration,
+    #[command(flatten)]
+    pub kube: KubeArgs,
     /// Measure each probe's kernel run time (BPF_ENABLE_STATS) and print it at exit.
     #[arg(long, env = "LIFECYCLE_AGENT_PROBE_STATS")]
     pub probe_stats: bool,
+}
+
+/// The pod watch; on when a node name is given.
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// This node's name (in a DaemonSet: from the downward API,
+    /// `spec.nodeName`). Turns on the watch of this node's pods and the join
+    /// of kernel events with pod and container names.
+    #[arg(long, env = "LIFECYCLE_AGENT_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Kubeconfig to reach the API server; default: in-cluster config.
+    #[arg(long, env = "LIFECYCLE_AGENT_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Longest a kernel event waits for the API to report its container.
+    #[arg(long, env = "LIFECYCLE_AGENT_PENDING_MAX_AGE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub pending_max_age: Duration,
+    /// Most kernel events waiting for their container at once.
+    #[arg(
+        long,
+        env = "LIFECYCLE_AGENT_PENDING_MAX_EVENTS",
+        default_value_t = 4096
+    )]
+    pub pending_max_events: usize,
+    /// How long a deleted pod stays in the pod model for late events.
+    #[arg(long, env = "LIFECYCLE_AGENT_DELETED_POD_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub deleted_pod_ttl: Duration,
+}
+
+impl KubeArgs {
+    pub fn options(&self) -> Option<KubeOptions> {
+        let node_name = self.node_name.clone()?;
+        Some(KubeOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            node_name,
+            pending: PendingLimits {
+                max_items: self.pending_max_events,
+                max_age: self.pending_max_age,
+            },
+            store: StoreConfig {
+                deleted_ttl: self.deleted_pod_ttl,
+                ..StoreConfig::default()
+            },
+        })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -91,6 +142,7 @@ impl RecordArgs {
                 ..CacheConfig::default()
             },
             probe_stats: self.probe_stats,
+            kubernetes: self.kube.options(),
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod clock;
 pub mod config;
 pub mod event;
+pub mod join;
 pub mod kernel;
 pub mod pipeline;
 pub mod pods;

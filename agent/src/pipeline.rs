@@ -31,7 +31,6 @@ impl<W: HierarchyWalker> Attribute for CacheAttribute<W> {
 pub struct Pipeline<W: HierarchyWalker> {
     builder: EventBuilder<CacheAttribute<W>>,
     clock: BootClock,
-    seq: u64,
     events: [u64; KIND_SLOTS as usize],
     decode_errors: BTreeMap<String, u64>,
     unknown_layouts: u64,
@@ -45,7 +44,6 @@ impl<W: HierarchyWalker> Pipeline<W> {
         let mut pipeline = Self {
             builder: EventBuilder::new(CacheAttribute(cache)),
             clock,
-            seq: 0,
             events: [0; KIND_SLOTS as usize],
             decode_errors: BTreeMap::new(),
             unknown_layouts: 0,
@@ -112,14 +110,14 @@ impl<W: HierarchyWalker> Pipeline<W> {
             None => self.clock.now_unix_ns(),
         };
         let record = Record {
-            seq: self.seq,
+            // Assigned when the record is written (held records go out later).
+            seq: 0,
             time: format_rfc3339_nanos(unix_ns),
             time_ns: unix_ns as i64,
             boot_ns,
             cpu,
             event,
         };
-        self.seq += 1;
         record
     }
 
@@ -169,6 +167,8 @@ impl<W: HierarchyWalker> Pipeline<W> {
             decode_errors: self.decode_errors.clone(),
             unattributed: self.builder.unattributed,
             unknown_layouts: self.unknown_layouts,
+            join: None,
+            pod_store: None,
         };
         self.next_record(None, None, Event::Stats(stats))
     }

@@ -55,6 +55,7 @@ impl<A: Attribute> EventBuilder<A> {
             comm: c_str(&task.comm),
             cgroup_id: task.cgroup_id,
             cgroup: self.class(task.cgroup_id),
+            k8s: None,
         }
     }
 
@@ -124,6 +125,7 @@ impl<A: Attribute> EventBuilder<A> {
                     owner,
                     socket_cgroup_id: e.sock_cgroup_id,
                     socket_cgroup: self.class(e.sock_cgroup_id),
+                    socket_k8s: None,
                     uid: e.header.uid,
                     family: if v4 { "ipv4" } else { "ipv6" }.to_string(),
                     local_addr: addr_string(&e.saddr, v4),

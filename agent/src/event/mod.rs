@@ -13,7 +13,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::attribution::CgroupClass;
+use crate::{
+    attribution::CgroupClass,
+    join::{JoinCounters, K8sRef},
+    pods::{PodEvent, StoreStats},
+};
 
 /// Version of the recording format, written in the first `stats` record.
 pub const FORMAT_VERSION: u32 = 1;
@@ -46,6 +50,8 @@ pub enum Event {
     ProcessExit(ProcessExit),
     Cgroup(CgroupChange),
     Socket(SocketChange),
+    /// A change the Kubernetes API reported about a pod of this node.
+    Pod(PodEvent),
     Stats(Stats),
 }
 
@@ -64,6 +70,9 @@ pub struct Process {
     /// What the cgroup is (container, pod, not Kubernetes, unknown layout);
     /// `null` when the cgroup id could not be resolved to a path.
     pub cgroup: Option<CgroupClass>,
+    /// Namespace, pod and container names from the API (pod watch on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<K8sRef>,
 }
 
 impl Process {
@@ -185,6 +194,9 @@ pub struct SocketChange {
     /// softirq context.
     pub socket_cgroup_id: u64,
     pub socket_cgroup: Option<CgroupClass>,
+    /// Kubernetes names of the socket's container (pod watch on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_k8s: Option<K8sRef>,
     /// The socket's uid (`sk_uid`): tells a mesh proxy (1337, 2102) apart.
     pub uid: u32,
     /// ipv4 or ipv6.
@@ -218,4 +230,11 @@ pub struct Stats {
     pub unattributed: u64,
     /// Cgroups whose path is below a kubepods root but of an unknown layout.
     pub unknown_layouts: u64,
+    /// The join with the pod model (pod watch on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub join: Option<JoinCounters>,
+    /// The pod watch and store (pod watch on): malformed objects, watch
+    /// errors, re-lists, pods kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_store: Option<StoreStats>,
 }

@@ -64,7 +64,7 @@ pub struct StoreCounters {
 }
 
 /// A copy of the counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoreStats {
     /// See [`StoreCounters::objects_applied`].
     pub objects_applied: u64,

@@ -59,7 +59,12 @@ impl FakeContainer {
 impl FakePod {
     /// A Burstable pod (systemd driver) or a BestEffort pod (cgroupfs driver).
     pub fn create(driver: Driver) -> Self {
-        let uid = random_uid();
+        Self::with_uid(driver, &random_uid())
+    }
+
+    /// Like [`FakePod::create`] for a pod uid the API server chose.
+    pub fn with_uid(driver: Driver, uid: &str) -> Self {
+        let uid = uid.to_string();
         let mount = cgroup2_mount();
         let dir = match driver {
             Driver::Systemd => mount

@@ -1,4 +1,11 @@
-//! `lifecycle-agent record`: the attributed kernel event stream as NDJSON.
+//! `lifecycle-agent record`: the attributed kernel event stream as NDJSON,
+//! with, when a pod watch is configured, the pod events of this node and
+//! the Kubernetes names of every container in the same stream.
+
+mod pods;
+mod sink;
+
+pub use pods::KubeOptions;
 
 use std::{
     io::Write,
@@ -14,12 +21,16 @@ use tracing::{info, warn};
 use crate::{
     attribution::{CacheConfig, Cgroup2Walker, CgroupCache, CgroupError},
     clock::BootClock,
+    event::{Event, Record},
+    join::Joiner,
     kernel::{
         loader::{LoadError, ProbeOptions, Probes, ProgramStats},
         reader::{Batch, read_ring},
     },
     pipeline::Pipeline,
 };
+
+use sink::Sink;
 
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
@@ -34,6 +45,8 @@ pub struct RecordOptions {
     /// Turn on the kernel's BPF run-time statistics while recording and
     /// report each probe's cost at exit.
     pub probe_stats: bool,
+    /// Watch this node's pods and join them with the kernel events.
+    pub kubernetes: Option<KubeOptions>,
 }
 
 #[derive(Debug, Error)]
@@ -42,6 +55,8 @@ pub enum RecordError {
     ProbesUnavailable(#[from] LoadError),
     #[error("cgroup v2 hierarchy unavailable: {0}")]
     CgroupsUnavailable(#[from] CgroupError),
+    #[error("Kubernetes API unavailable: {0}")]
+    KubernetesUnavailable(String),
     #[error("BPF run-time statistics unavailable: {0}")]
     ProbeStatsUnavailable(String),
     #[error("clocks unreadable: {0}")]
@@ -59,6 +74,7 @@ impl RecordError {
             Self::CgroupsUnavailable(_) => "cgroups_unavailable",
             Self::ClockUnavailable(_) => "clock_unavailable",
             Self::ProbeStatsUnavailable(_) => "probe_stats_unavailable",
+            Self::KubernetesUnavailable(_) => "kubernetes_unavailable",
             Self::WriteFailed(_) => "write_failed",
             Self::ReaderFailed(_) => "reader_failed",
         }
@@ -119,13 +135,19 @@ pub async fn record(
     let walker = Cgroup2Walker::discover()?;
     let mut cache = CgroupCache::new(options.cache.clone(), walker);
     let known = cache.populate()?;
+    let mut feed = match &options.kubernetes {
+        Some(kube) => Some((pods::PodFeed::start(kube).await?, kube.pending)),
+        None => None,
+    };
+    let mut joiner = feed
+        .as_ref()
+        .map(|(f, limits)| Joiner::new(f.store.clone(), *limits));
     let mut probes = Probes::load(&options.probes)?;
     // The kernel keeps BPF run-time statistics on while this fd is open.
     let _stats_guard = if options.probe_stats {
-        Some(
-            aya::sys::enable_stats(aya::sys::Stats::RunTime)
-                .map_err(|e| RecordError::ProbeStatsUnavailable(e.to_string()))?,
-        )
+        let fd = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+            .map_err(|e| RecordError::ProbeStatsUnavailable(e.to_string()))?;
+        Some(fd)
     } else {
         None
     };
@@ -150,33 +172,61 @@ pub async fn record(
         std::fs::write(path, b"").map_err(RecordError::WriteFailed)?;
     }
 
+    let mut sink = Sink::new(out);
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut next_stats = Instant::now() + options.stats_interval;
-    let mut lines = 0u64;
+    let mut release_tick = tokio::time::interval(Duration::from_millis(500));
     let mut stopping = false;
     loop {
-        let batch = tokio::select! {
-            batch = rx.recv() => batch,
-            _ = stop.changed(), if !stopping => { stopping = true; let _ = reader_stop_tx.send(true); continue; }
-            _ = sleep_until(deadline), if !stopping => { stopping = true; let _ = reader_stop_tx.send(true); continue; }
-        };
-        let Some(batch) = batch else { break };
-        for error in &batch.errors {
-            warn!(%error, "undecodable ring buffer record");
-            pipeline.decode_error(error);
-        }
-        for record in &batch.records {
-            write_line(out, &pipeline.handle(record))?;
-            lines += 1;
-        }
-        if let Some(roots) = pipeline.take_changed_watch_roots() {
-            probes.set_watch_roots(&roots)?;
+        let pods_open = feed.is_some();
+        tokio::select! {
+            batch = rx.recv() => {
+                let Some(batch) = batch else { break };
+                for error in &batch.errors {
+                    warn!(%error, "undecodable ring buffer record");
+                    pipeline.decode_error(error);
+                }
+                for record in &batch.records {
+                    let record = pipeline.handle(record);
+                    match joiner.as_mut() {
+                        Some(joiner) => sink.write_all(joiner.join(record, Instant::now()))?,
+                        None => sink.write(record)?,
+                    }
+                }
+                if let Some(roots) = pipeline.take_changed_watch_roots() {
+                    probes.set_watch_roots(&roots)?;
+                }
+            }
+            event = recv_pod(&mut feed), if pods_open => match event {
+                Some(event) => {
+                    sink.write(pods::pod_record(event))?;
+                    if let Some(joiner) = joiner.as_mut() {
+                        sink.write_all(joiner.release(Instant::now()))?;
+                    }
+                }
+                None => {
+                    warn!("pod watch stopped; kernel events keep being recorded without pod names");
+                    feed = None;
+                }
+            },
+            _ = release_tick.tick() => {
+                if let Some(joiner) = joiner.as_mut() {
+                    sink.write_all(joiner.release(Instant::now()))?;
+                }
+            }
+            _ = stop.changed(), if !stopping => { stopping = true; let _ = reader_stop_tx.send(true); }
+            _ = sleep_until(deadline), if !stopping => { stopping = true; let _ = reader_stop_tx.send(true); }
         }
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + options.stats_interval;
-            let drops = probes.drops()?;
-            write_line(out, &pipeline.stats(&drops, false))?;
-            lines += 1;
+            let stats = stats_record(
+                &mut pipeline,
+                &probes,
+                joiner.as_ref(),
+                feed.as_ref(),
+                false,
+            )?;
+            sink.write(stats)?;
         }
     }
     match reader.await {
@@ -184,21 +234,51 @@ pub async fn record(
         Ok(Err(e)) => return Err(RecordError::ReaderFailed(e)),
         Err(e) => return Err(RecordError::ReaderFailed(std::io::Error::other(e))),
     }
-    let kernel_drops = probes.drops()?;
-    let closing = pipeline.stats(&kernel_drops, true);
+    if let Some((f, _)) = feed.as_ref() {
+        f.stop();
+    }
+    if let Some(joiner) = joiner.as_mut() {
+        sink.write_all(joiner.flush())?;
+    }
+    let closing = stats_record(&mut pipeline, &probes, joiner.as_ref(), feed.as_ref(), true)?;
     let unattributed = match &closing.event {
-        crate::event::Event::Stats(s) => s.unattributed,
+        Event::Stats(s) => s.unattributed,
         _ => 0,
     };
-    write_line(out, &closing)?;
-    out.flush().map_err(RecordError::WriteFailed)?;
+    sink.write(closing)?;
+    sink.flush()?;
     Ok(RecordSummary {
-        lines: lines + 1,
+        lines: sink.lines(),
         events: *pipeline.event_counts(),
-        kernel_drops,
+        kernel_drops: probes.drops()?,
         unattributed,
         probe_stats: probes.program_stats(),
     })
+}
+
+async fn recv_pod(
+    feed: &mut Option<(pods::PodFeed, crate::pods::PendingLimits)>,
+) -> Option<crate::pods::PodEvent> {
+    match feed {
+        Some((f, _)) => f.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A `stats` line: kernel drops, pipeline counts, join and pod store counters.
+fn stats_record(
+    pipeline: &mut Pipeline<Cgroup2Walker>,
+    probes: &Probes,
+    joiner: Option<&Joiner>,
+    feed: Option<&(pods::PodFeed, crate::pods::PendingLimits)>,
+    last: bool,
+) -> Result<Record, RecordError> {
+    let mut record = pipeline.stats(&probes.drops()?, last);
+    if let Event::Stats(stats) = &mut record.event {
+        stats.join = joiner.map(Joiner::counters);
+        stats.pod_store = feed.map(|(f, _)| f.store.stats());
+    }
+    Ok(record)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -206,12 +286,4 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-fn write_line(
-    out: &mut (dyn Write + Send),
-    record: &crate::event::Record,
-) -> Result<(), RecordError> {
-    serde_json::to_writer(&mut *out, record).map_err(|e| RecordError::WriteFailed(e.into()))?;
-    out.write_all(b"\n").map_err(RecordError::WriteFailed)
 }

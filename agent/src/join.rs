@@ -1,0 +1,233 @@
+//! The join: kernel records get the pod and container the API knows them by.
+//!
+//! A process or socket whose cgroup is a container's carries the pod uid and
+//! container id (from the cgroup path); the pod store maps them to
+//! namespace, pod name, container name, kind and role. Events of containers
+//! the API has not reported yet (the kernel sees a container's first exec a
+//! second or two before its status is published) are held in a bounded
+//! buffer and written when the pod model catches up, or written without the
+//! Kubernetes names once they expire; both are counted.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    attribution::CgroupClass,
+    event::{Event, Process, Record},
+    pods::{
+        ContainerKind, MeshMode, PendingBuffer, PendingLimits, PodStore, Released, Resolution,
+        SidecarRole, pending::PendingCounters,
+    },
+};
+
+/// Kubernetes names of a process's or socket's container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct K8sRef {
+    pub namespace: String,
+    pub pod: String,
+    pub pod_uid: String,
+    /// Container name; `null` for the pod's sandbox (pause) container or a
+    /// pod-level cgroup.
+    pub container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_kind: Option<ContainerKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_role: Option<SidecarRole>,
+    pub mesh_mode: MeshMode,
+    /// The pod was already deleted in the API (kept for late events).
+    pub pod_deleted: bool,
+}
+
+/// What a cgroup resolves to in the pod store.
+enum Lookup {
+    Found(K8sRef),
+    /// Not reported yet: worth waiting for.
+    NotYet {
+        pod_uid: String,
+        container_id: String,
+    },
+    /// Not a pod's cgroup, or nothing to wait for.
+    None,
+}
+
+fn lookup(store: &PodStore, class: Option<&CgroupClass>) -> Lookup {
+    let (pod_uid, container_id) = match class {
+        Some(CgroupClass::Container(c)) => (c.pod_uid.as_str(), Some(c.container_id.as_str())),
+        Some(CgroupClass::Pod(p)) => (p.pod_uid.as_str(), None),
+        _ => return Lookup::None,
+    };
+    let resolution = store.resolve(pod_uid, container_id.unwrap_or(""));
+    let pod_only = |pod: &crate::pods::PodIdentity, mesh: MeshMode, pod_deleted: bool| K8sRef {
+        namespace: pod.namespace.clone(),
+        pod: pod.name.clone(),
+        pod_uid: pod.uid.clone(),
+        container: None,
+        container_kind: None,
+        container_role: None,
+        mesh_mode: mesh,
+        pod_deleted,
+    };
+    match (resolution, container_id) {
+        (Resolution::Container(c), _) => Lookup::Found(K8sRef {
+            container: Some(c.container),
+            container_kind: Some(c.kind),
+            container_role: Some(c.role),
+            ..pod_only(&c.pod, c.mesh, c.pod_deleted)
+        }),
+        (
+            Resolution::UnlistedContainer {
+                pod,
+                mesh,
+                pod_deleted,
+                ..
+            },
+            None,
+        ) => Lookup::Found(pod_only(&pod, mesh, pod_deleted)),
+        (
+            Resolution::UnlistedContainer {
+                pod,
+                mesh,
+                likely_sandbox: true,
+                pod_deleted,
+            },
+            Some(_),
+        ) => Lookup::Found(pod_only(&pod, mesh, pod_deleted)),
+        (_, Some(id)) => Lookup::NotYet {
+            pod_uid: pod_uid.to_string(),
+            container_id: id.to_string(),
+        },
+        (_, None) => Lookup::NotYet {
+            pod_uid: pod_uid.to_string(),
+            container_id: String::new(),
+        },
+    }
+}
+
+/// The processes and sockets of a record whose cgroups can be joined.
+fn joinable(event: &mut Event) -> Vec<(&Option<CgroupClass>, &mut Option<K8sRef>)> {
+    fn process(p: &mut Process) -> (&Option<CgroupClass>, &mut Option<K8sRef>) {
+        (&p.cgroup, &mut p.k8s)
+    }
+    match event {
+        Event::SignalGenerate(e) => vec![process(&mut e.sender), process(&mut e.target)],
+        Event::SignalDeliver(e) => vec![process(&mut e.process)],
+        Event::ProcessExec(e) => vec![process(&mut e.process)],
+        Event::ProcessFork(e) => vec![process(&mut e.parent), process(&mut e.child)],
+        Event::ProcessExit(e) => vec![process(&mut e.process)],
+        Event::Socket(e) => {
+            let mut out = vec![(&e.socket_cgroup, &mut e.socket_k8s)];
+            if let Some(owner) = e.owner.as_mut() {
+                out.push(process(owner));
+            }
+            out
+        }
+        Event::Cgroup(_) | Event::Stats(_) | Event::Pod(_) => Vec::new(),
+    }
+}
+
+/// Counts of the join, for `stats` lines.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinCounters {
+    /// Records held because a container was not reported yet.
+    pub held: u64,
+    /// Held records attributed later.
+    pub attributed_late: u64,
+    /// Held records written without Kubernetes names (expired or overflow).
+    pub expired_unattributed: u64,
+    /// Of those, records of a pod's sandbox (pause) container.
+    pub expired_likely_sandbox: u64,
+}
+
+pub struct Joiner {
+    store: PodStore,
+    pending: PendingBuffer<Record>,
+    held: u64,
+}
+
+impl Joiner {
+    pub fn new(store: PodStore, limits: PendingLimits) -> Self {
+        Self {
+            store,
+            pending: PendingBuffer::new(limits),
+            held: 0,
+        }
+    }
+
+    /// Fills the Kubernetes names it can. Returns `Err(record)` untouched
+    /// when some container is not reported yet and the record should wait.
+    fn fill(&self, mut record: Record) -> Result<Record, (Record, String, String)> {
+        let mut waiting: Option<(String, String)> = None;
+        for (class, k8s) in joinable(&mut record.event) {
+            match lookup(&self.store, class.as_ref()) {
+                Lookup::Found(found) => *k8s = Some(found),
+                Lookup::NotYet {
+                    pod_uid,
+                    container_id,
+                } => {
+                    waiting.get_or_insert((pod_uid, container_id));
+                }
+                Lookup::None => {}
+            }
+        }
+        match waiting {
+            Some((pod_uid, container_id)) => Err((record, pod_uid, container_id)),
+            None => Ok(record),
+        }
+    }
+
+    /// A new record: returned to be written now, or held (then the returned
+    /// list holds whatever the buffer pushed out to make room).
+    pub fn join(&mut self, record: Record, now: Instant) -> Vec<Record> {
+        match self.fill(record) {
+            Ok(record) => vec![record],
+            Err((record, pod_uid, container_id)) => {
+                self.held += 1;
+                let pushed_out =
+                    self.pending
+                        .hold(&self.store, &pod_uid, &container_id, record, now);
+                pushed_out
+                    .into_iter()
+                    .map(|released| self.finish(released))
+                    .collect()
+            }
+        }
+    }
+
+    /// Held records whose containers are now known, and those too old to wait.
+    pub fn release(&mut self, now: Instant) -> Vec<Record> {
+        let released = self.pending.release(&self.store, now);
+        released.into_iter().map(|r| self.finish(r)).collect()
+    }
+
+    /// At shutdown: everything still held, joined as far as possible.
+    pub fn flush(&mut self) -> Vec<Record> {
+        let far_future = Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+        self.release(far_future)
+    }
+
+    fn finish(&self, released: Released<Record>) -> Record {
+        let record = match released {
+            Released::Attributed { item, .. } | Released::Expired { item, .. } => item,
+        };
+        // Join again: other processes of the record may have resolved too.
+        match self.fill(record) {
+            Ok(record) | Err((record, _, _)) => record,
+        }
+    }
+
+    pub fn counters(&self) -> JoinCounters {
+        let PendingCounters {
+            attributed_late,
+            expired_unattributed,
+            expired_likely_sandbox,
+            ..
+        } = self.pending.counters();
+        JoinCounters {
+            held: self.held,
+            attributed_late,
+            expired_unattributed,
+            expired_likely_sandbox,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The optional pod watch of a recording: pod events into the stream, and
+//! the pod store the join uses.
+
+use std::path::PathBuf;
+
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::{info, warn};
+
+use crate::{
+    clock::format_rfc3339_nanos,
+    event::{Event, Record},
+    pods::{
+        PendingLimits, PodEvent, PodStore, PodWatchConfig, StoreConfig, client::make_client,
+        run_pod_watch_with,
+    },
+};
+
+use super::RecordError;
+
+/// Where the pods come from.
+#[derive(Clone, Debug)]
+pub struct KubeOptions {
+    /// Kubeconfig file; `None`: in-cluster config (or the usual inference).
+    pub kubeconfig: Option<PathBuf>,
+    /// This node's name: only its pods are watched.
+    pub node_name: String,
+    /// How long and how many kernel records wait for their pod or container.
+    pub pending: PendingLimits,
+    pub store: StoreConfig,
+}
+
+/// A running pod watch.
+pub struct PodFeed {
+    pub store: PodStore,
+    pub events: mpsc::Receiver<PodEvent>,
+    task: JoinHandle<()>,
+}
+
+impl PodFeed {
+    pub async fn start(options: &KubeOptions) -> Result<Self, RecordError> {
+        let client = make_client(options.kubeconfig.clone())
+            .await
+            .map_err(|e| RecordError::KubernetesUnavailable(e.to_string()))?;
+        let store = PodStore::new(options.store.clone());
+        let (tx, events) = mpsc::channel(1024);
+        let config = PodWatchConfig::for_node(&options.node_name);
+        let watch_store = store.clone();
+        info!(node = %options.node_name, "watching this node's pods");
+        let task = tokio::spawn(async move {
+            if let Err(error) = run_pod_watch_with(client, &config, watch_store, tx).await {
+                warn!(%error, "pod watch ended");
+            }
+        });
+        Ok(Self {
+            store,
+            events,
+            task,
+        })
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for PodFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A pod event as a recording line, stamped with the time the agent saw it.
+pub fn pod_record(event: PodEvent) -> Record {
+    let observed = event.at.observed_ns;
+    Record {
+        seq: 0,
+        time: format_rfc3339_nanos(observed as i128),
+        time_ns: observed,
+        boot_ns: None,
+        cpu: None,
+        event: Event::Pod(event),
+    }
+}
