@@ -128,7 +128,14 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
 fn run_cmd_userspace() -> anyhow::Result<()> {
     run(cargo().args(["bench", "-p", "lifecycle-agent", "--bench", "pipeline"]))?;
-    run(cargo().args(["run", "--release", "-p", "lifecycle-agent", "--example", "pods_bench"]))
+    run(cargo().args([
+        "run",
+        "--release",
+        "-p",
+        "lifecycle-agent",
+        "--example",
+        "pods_bench",
+    ]))
 }
 
 fn median(values: &mut [Duration]) -> Duration {
