@@ -139,6 +139,16 @@ pub struct JoinCounters {
     pub expired_likely_sandbox: u64,
 }
 
+/// A record after the join: ready to write, or waiting for a container.
+enum Filled {
+    Ready(Record),
+    Waiting {
+        record: Record,
+        pod_uid: String,
+        container_id: String,
+    },
+}
+
 pub struct Joiner {
     store: PodStore,
     pending: PendingBuffer<Record>,
@@ -154,9 +164,9 @@ impl Joiner {
         }
     }
 
-    /// Fills the Kubernetes names it can. Returns `Err(record)` untouched
-    /// when some container is not reported yet and the record should wait.
-    fn fill(&self, mut record: Record) -> Result<Record, (Record, String, String)> {
+    /// Fills the Kubernetes names it can, and says whether some container
+    /// is not reported yet (then the record should wait).
+    fn fill(&self, mut record: Record) -> Filled {
         let mut waiting: Option<(String, String)> = None;
         for (class, k8s) in joinable(&mut record.event) {
             match lookup(&self.store, class.as_ref()) {
@@ -171,8 +181,12 @@ impl Joiner {
             }
         }
         match waiting {
-            Some((pod_uid, container_id)) => Err((record, pod_uid, container_id)),
-            None => Ok(record),
+            Some((pod_uid, container_id)) => Filled::Waiting {
+                record,
+                pod_uid,
+                container_id,
+            },
+            None => Filled::Ready(record),
         }
     }
 
@@ -180,8 +194,12 @@ impl Joiner {
     /// list holds whatever the buffer pushed out to make room).
     pub fn join(&mut self, record: Record, now: Instant) -> Vec<Record> {
         match self.fill(record) {
-            Ok(record) => vec![record],
-            Err((record, pod_uid, container_id)) => {
+            Filled::Ready(record) => vec![record],
+            Filled::Waiting {
+                record,
+                pod_uid,
+                container_id,
+            } => {
                 self.held += 1;
                 let pushed_out =
                     self.pending
@@ -212,7 +230,7 @@ impl Joiner {
         };
         // Join again: other processes of the record may have resolved too.
         match self.fill(record) {
-            Ok(record) | Err((record, _, _)) => record,
+            Filled::Ready(record) | Filled::Waiting { record, .. } => record,
         }
     }
 

@@ -109,7 +109,7 @@ impl<W: HierarchyWalker> Pipeline<W> {
             Some(boot) => self.clock.to_unix_ns(boot),
             None => self.clock.now_unix_ns(),
         };
-        let record = Record {
+        Record {
             // Assigned when the record is written (held records go out later).
             seq: 0,
             time: format_rfc3339_nanos(unix_ns),
@@ -117,8 +117,7 @@ impl<W: HierarchyWalker> Pipeline<W> {
             boot_ns,
             cpu,
             event,
-        };
-        record
+        }
     }
 
     /// Attributes and timestamps one kernel record.
