@@ -69,6 +69,9 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The real-kernel tests run the workload binary of the testkit crate,
+    // which `cargo test` builds only for packages that have tests of their own.
+    run(cargo().args(["build", "--workspace", "--bins"]))?;
     run(cargo().args(["test", "--workspace"]).args(extra))
 }
 
