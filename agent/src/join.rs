@@ -42,16 +42,22 @@ pub struct K8sRef {
 /// What a cgroup resolves to in the pod store.
 enum Lookup {
     Found(K8sRef),
-    /// Not reported yet: worth waiting for.
+    /// Not reported yet: worth waiting for. `pod_known` tells a missing
+    /// container of a known pod from a pod the API has not shown at all.
     NotYet {
         pod_uid: String,
         container_id: String,
+        pod_known: bool,
     },
     /// Not a pod's cgroup, or nothing to wait for.
     None,
 }
 
-fn lookup(store: &PodStore, class: Option<&CgroupClass>) -> Lookup {
+/// `give_up` is set when a held record expires: an unreported container of
+/// a fully reported pod is then taken to be its sandbox (pause) container.
+/// Before that it may just as well be a restarted container whose new id
+/// the kubelet has not published yet, so it waits.
+fn lookup(store: &PodStore, class: Option<&CgroupClass>, give_up: bool) -> Lookup {
     let (pod_uid, container_id) = match class {
         Some(CgroupClass::Container(c)) => (c.pod_uid.as_str(), Some(c.container_id.as_str())),
         Some(CgroupClass::Pod(p)) => (p.pod_uid.as_str(), None),
@@ -92,14 +98,11 @@ fn lookup(store: &PodStore, class: Option<&CgroupClass>) -> Lookup {
                 pod_deleted,
             },
             Some(_),
-        ) => Lookup::Found(pod_only(&pod, mesh, pod_deleted)),
-        (_, Some(id)) => Lookup::NotYet {
+        ) if give_up => Lookup::Found(pod_only(&pod, mesh, pod_deleted)),
+        (resolution, id) => Lookup::NotYet {
             pod_uid: pod_uid.to_string(),
-            container_id: id.to_string(),
-        },
-        (_, None) => Lookup::NotYet {
-            pod_uid: pod_uid.to_string(),
-            container_id: String::new(),
+            container_id: id.unwrap_or_default().to_string(),
+            pod_known: !matches!(resolution, Resolution::PodUnknown),
         },
     }
 }
@@ -137,6 +140,9 @@ pub struct JoinCounters {
     pub expired_unattributed: u64,
     /// Of those, records of a pod's sandbox (pause) container.
     pub expired_likely_sandbox: u64,
+    /// Records of pods the API never showed after an earlier wait expired
+    /// (static pods, pods of another API server), written without waiting.
+    pub unknown_pod_not_held: u64,
 }
 
 /// A record after the join: ready to write, or waiting for a container.
@@ -149,10 +155,19 @@ enum Filled {
     },
 }
 
+/// Pod uids remembered as never shown by the API (see `Joiner::fill`).
+const MAX_UNKNOWN_PODS: usize = 1024;
+
 pub struct Joiner {
     store: PodStore,
     pending: PendingBuffer<Record>,
     held: u64,
+    /// Pods whose held events expired with the pod still unknown to the
+    /// API (e.g. static pods, whose cgroup uid is the manifest hash, or pods
+    /// of another API server): their later events are written at once
+    /// instead of waiting again.
+    unknown_pods: std::collections::HashSet<String>,
+    not_held: u64,
 }
 
 impl Joiner {
@@ -161,21 +176,38 @@ impl Joiner {
             store,
             pending: PendingBuffer::new(limits),
             held: 0,
+            unknown_pods: std::collections::HashSet::new(),
+            not_held: 0,
         }
+    }
+
+    fn remember_unknown(&mut self, pod_uid: &str) {
+        if self.unknown_pods.len() >= MAX_UNKNOWN_PODS {
+            self.unknown_pods.clear();
+        }
+        self.unknown_pods.insert(pod_uid.to_string());
     }
 
     /// Fills the Kubernetes names it can, and says whether some container
     /// is not reported yet (then the record should wait).
-    fn fill(&self, mut record: Record) -> Filled {
+    fn fill(&mut self, mut record: Record, give_up: bool) -> Filled {
         let mut waiting: Option<(String, String)> = None;
         for (class, k8s) in joinable(&mut record.event) {
-            match lookup(&self.store, class.as_ref()) {
+            match lookup(&self.store, class.as_ref(), give_up) {
                 Lookup::Found(found) => *k8s = Some(found),
                 Lookup::NotYet {
                     pod_uid,
                     container_id,
+                    pod_known,
                 } => {
-                    waiting.get_or_insert((pod_uid, container_id));
+                    if give_up && !pod_known {
+                        self.remember_unknown(&pod_uid);
+                    }
+                    if pod_known || !self.unknown_pods.contains(&pod_uid) {
+                        waiting.get_or_insert((pod_uid, container_id));
+                    } else if !give_up {
+                        self.not_held += 1;
+                    }
                 }
                 Lookup::None => {}
             }
@@ -193,7 +225,7 @@ impl Joiner {
     /// A new record: returned to be written now, or held (then the returned
     /// list holds whatever the buffer pushed out to make room).
     pub fn join(&mut self, record: Record, now: Instant) -> Vec<Record> {
-        match self.fill(record) {
+        match self.fill(record, false) {
             Filled::Ready(record) => vec![record],
             Filled::Waiting {
                 record,
@@ -215,7 +247,11 @@ impl Joiner {
     /// Held records whose containers are now known, and those too old to wait.
     pub fn release(&mut self, now: Instant) -> Vec<Record> {
         let released = self.pending.release(&self.store, now);
-        released.into_iter().map(|r| self.finish(r)).collect()
+        let mut out = Vec::with_capacity(released.len());
+        for r in released {
+            out.push(self.finish(r));
+        }
+        out
     }
 
     /// At shutdown: everything still held, joined as far as possible.
@@ -224,12 +260,13 @@ impl Joiner {
         self.release(far_future)
     }
 
-    fn finish(&self, released: Released<Record>) -> Record {
-        let record = match released {
-            Released::Attributed { item, .. } | Released::Expired { item, .. } => item,
+    fn finish(&mut self, released: Released<Record>) -> Record {
+        let (record, give_up) = match released {
+            Released::Attributed { item, .. } => (item, false),
+            Released::Expired { item, .. } => (item, true),
         };
         // Join again: other processes of the record may have resolved too.
-        match self.fill(record) {
+        match self.fill(record, give_up) {
             Filled::Ready(record) | Filled::Waiting { record, .. } => record,
         }
     }
@@ -246,6 +283,7 @@ impl Joiner {
             attributed_late,
             expired_unattributed,
             expired_likely_sandbox,
+            unknown_pod_not_held: self.not_held,
         }
     }
 }

@@ -22,6 +22,28 @@ fn now_s() -> i64 {
         .as_secs() as i64
 }
 
+/// Polls the recording for a `stats` line whose join holds `at_least`
+/// records; returns that count (or the last seen after 30 s).
+fn wait_for_held(path: &std::path::Path, at_least: u64) -> u64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut held = 0;
+    while std::time::Instant::now() < deadline {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        held = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["type"] == "stats")
+            .filter_map(|r| r["join"]["held"].as_u64())
+            .max()
+            .unwrap_or(0);
+        if held >= at_least {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    held
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_events_carry_pod_and_container_names_and_roles() {
     require_root();
@@ -96,7 +118,17 @@ async fn kernel_events_carry_pod_and_container_names_and_roles() {
     .await
     .unwrap();
 
-    // Now the kubelet reports the app: its held events are released.
+    // Wait until the agent says it holds the app's events (the recording is
+    // flushed per batch and per stats line), then the kubelet reports the
+    // app and the held events are released.
+    let output = recording.output.clone();
+    let held = tokio::task::spawn_blocking(move || wait_for_held(&output, 7))
+        .await
+        .unwrap();
+    assert!(
+        held >= 7,
+        "exec, connect start/established, close, exit; exec, exit: {held}"
+    );
     server
         .update_status("shop", "shop-7f9", now_s(), |s| {
             s.running("app", &format!("containerd://{}", app.id))?;
@@ -158,7 +190,7 @@ async fn kernel_events_carry_pod_and_container_names_and_roles() {
     let stats = records.last().unwrap();
     assert_eq!(stats["type"], "stats");
     let join = &stats["join"];
-    assert!(join["held"].as_u64().unwrap() >= 3, "{join}");
+    assert!(join["held"].as_u64().unwrap() >= held, "{join}");
     assert_eq!(join["attributed_late"], join["held"], "{join}");
     assert_eq!(join["expired_unattributed"], 0);
     assert_eq!(stats["pod_store"]["malformed_objects"], 0);

@@ -196,6 +196,9 @@ pub async fn record(
                 if let Some(roots) = pipeline.take_changed_watch_roots() {
                     probes.set_watch_roots(&roots)?;
                 }
+                // One write per batch: a reader following the file (tail -f,
+                // a collector) sees events within a poll interval.
+                sink.flush()?;
             }
             event = recv_pod(&mut feed), if pods_open => match event {
                 Some(event) => {
@@ -203,6 +206,7 @@ pub async fn record(
                     if let Some(joiner) = joiner.as_mut() {
                         sink.write_all(joiner.release(Instant::now()))?;
                     }
+                    sink.flush()?;
                 }
                 None => {
                     warn!("pod watch stopped; kernel events keep being recorded without pod names");
@@ -227,6 +231,7 @@ pub async fn record(
                 false,
             )?;
             sink.write(stats)?;
+            sink.flush()?;
         }
     }
     match reader.await {

@@ -1,0 +1,350 @@
+//! Application-side roles: app server and client, log shipper, Job worker,
+//! secrets agent, database proxy, init task, mesh init, pause, and the
+//! cluster's peer services.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr, TcpListener},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    args::Args,
+    common::{self, event, json_str},
+};
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// An HTTP server on a thread: `answer(path, ready)` gives the status.
+struct Server {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(
+        port: u16,
+        ready_after: Duration,
+        answer: fn(&str, bool) -> u16,
+        quit: Option<Arc<AtomicBool>>,
+    ) -> Result<Self, String> {
+        let listener = common::bind(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port))?;
+        event("listening", &[("port", port.to_string())]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_flag = stop.clone();
+        let start = Instant::now();
+        let thread = std::thread::spawn(move || {
+            while !stop_flag.load(Ordering::SeqCst) {
+                for (_, mut stream) in common::accept_any(&[&listener], 5) {
+                    let ready = start.elapsed() >= ready_after;
+                    let quit = quit.clone();
+                    std::thread::spawn(move || {
+                        let Some((_, path)) = common::read_request(&mut stream) else {
+                            return;
+                        };
+                        if path == "/quitquitquit"
+                            && let Some(quit) = quit
+                        {
+                            quit.store(true, Ordering::SeqCst);
+                        }
+                        common::respond(&mut stream, answer(&path, ready), "ok");
+                    });
+                }
+            }
+            drop(listener);
+            event("listener_closed", &[("port", port.to_string())]);
+        });
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn close(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn ready_gated(_: &str, ready: bool) -> u16 {
+    if ready { 200 } else { 503 }
+}
+
+fn always_ok(_: &str, _: bool) -> u16 {
+    200
+}
+
+fn request(target: SocketAddr, method: &str, path: &str, what: &str) -> bool {
+    match common::http(target, method, path, REQUEST_TIMEOUT) {
+        Ok(reply) => {
+            event(
+                what,
+                &[
+                    ("target", json_str(&target.to_string())),
+                    ("ok", (reply.status < 300).to_string()),
+                    ("status", reply.status.to_string()),
+                    ("local_port", reply.local_port.to_string()),
+                ],
+            );
+            reply.status < 300
+        }
+        Err(e) => {
+            event(
+                what,
+                &[
+                    ("target", json_str(&target.to_string())),
+                    ("ok", "false".into()),
+                    ("errno", common::errno_of(&e).to_string()),
+                ],
+            );
+            false
+        }
+    }
+}
+
+fn targets(args: &Args, key: &str) -> Result<Vec<SocketAddr>, String> {
+    args.all(key).iter().map(|t| common::addr(t)).collect()
+}
+
+fn optional_server(
+    args: &Args,
+    key: &str,
+    answer: fn(&str, bool) -> u16,
+) -> Result<Option<Server>, String> {
+    let ready_after = Duration::from_millis(args.ms("ready-after-ms", 0)?);
+    args.get(key)
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("--{key} {p} is not a port"))
+        })
+        .transpose()?
+        .map(|port| Server::start(port, ready_after, answer, None))
+        .transpose()
+}
+
+/// `app`: serves `--serve PORT` (ready after `--ready-after-ms`), calls each
+/// `--call ADDR` every `--interval-ms`, and on SIGTERM keeps both going for
+/// `--drain-ms` before exiting 0. `--ignore-term` never stops (SIGKILL
+/// ends it).
+pub fn app(args: &Args) -> Result<i32, String> {
+    let calls = targets(args, "call")?;
+    let interval = args.ms("interval-ms", 50)?;
+    let drain = Duration::from_millis(args.ms("drain-ms", 0)?);
+    let ignore = args.flag("ignore-term");
+    if ignore {
+        common::ignore_term();
+    } else {
+        common::handle_term();
+    }
+    let server = optional_server(args, "serve", ready_gated)?;
+    event("started", &[]);
+    let mut term_at: Option<Instant> = None;
+    loop {
+        if !ignore && term_at.is_none() && common::term_seen() {
+            term_at = Some(Instant::now());
+            common::sigterm_event(&[("drain_ms", drain.as_millis().to_string())]);
+        }
+        if term_at.is_some_and(|t| t.elapsed() >= drain) {
+            break;
+        }
+        for target in &calls {
+            request(*target, "GET", "/", "request");
+        }
+        common::sleep_ms(interval.max(1));
+    }
+    if let Some(server) = server {
+        server.close();
+    }
+    event("exit", &[("code", "0".into())]);
+    Ok(0)
+}
+
+/// `log-shipper`: ships a batch to `--sink` every `--interval-ms`, serves
+/// health on `--health-port`, and on SIGTERM sends a last batch and exits.
+pub fn log_shipper(args: &Args) -> Result<i32, String> {
+    let sink = common::addr(args.required("sink")?)?;
+    let interval = args.ms("interval-ms", 100)?;
+    common::handle_term();
+    let server = optional_server(args, "health-port", always_ok)?;
+    event("started", &[]);
+    while !common::sleep_unless_term(interval.max(1)) {
+        request(sink, "POST", "/logs", "shipped");
+    }
+    common::sigterm_event(&[]);
+    request(sink, "POST", "/logs", "final_flush");
+    if let Some(server) = server {
+        server.close();
+    }
+    event("exit", &[("code", "0".into())]);
+    Ok(0)
+}
+
+/// `job-worker`: calls `--call` every `--interval-ms` for `--work-ms`, then
+/// exits with `--exit`. SIGTERM keeps its default action.
+pub fn job_worker(args: &Args) -> Result<i32, String> {
+    let calls = targets(args, "call")?;
+    let interval = args.ms("interval-ms", 50)?;
+    let work = Duration::from_millis(args.ms("work-ms", 0)?);
+    let code: i32 = args.number("exit", 0)?;
+    event("started", &[]);
+    let start = Instant::now();
+    while start.elapsed() < work {
+        for target in &calls {
+            request(*target, "GET", "/query", "request");
+        }
+        common::sleep_ms(interval.max(1));
+    }
+    event("exit", &[("code", code.to_string())]);
+    Ok(code)
+}
+
+/// `secrets-agent`: fetches from `--vault` at start (`--once`: then exits
+/// 0, or 1 if the fetch failed), renews every `--interval-ms`, exits 0 on
+/// SIGTERM.
+pub fn secrets_agent(args: &Args) -> Result<i32, String> {
+    let vault = common::addr(args.required("vault")?)?;
+    let interval = args.ms("interval-ms", 200)?;
+    common::handle_term();
+    let fetched = request(vault, "GET", "/v1/secret/data/app", "fetched");
+    if args.flag("once") {
+        return Ok(if fetched { 0 } else { 1 });
+    }
+    let server = optional_server(args, "health-port", always_ok)?;
+    while !common::sleep_unless_term(interval.max(1)) {
+        request(vault, "PUT", "/v1/auth/token/renew-self", "renewed");
+    }
+    common::sigterm_event(&[]);
+    if let Some(server) = server {
+        server.close();
+    }
+    event("exit", &[("code", "0".into())]);
+    Ok(0)
+}
+
+/// `db-proxy`: a cloud-sql-proxy-like forwarder from `--listen` to
+/// `--upstream`, health on `--health-port` (`/startup`, `/liveness`,
+/// `/readiness`, `/quitquitquit`); on SIGTERM it keeps forwarding for
+/// `--drain-ms`, then exits 0.
+pub fn db_proxy(args: &Args) -> Result<i32, String> {
+    let listen = common::addr(args.required("listen")?)?;
+    let upstream = common::addr(args.required("upstream")?)?;
+    let drain = Duration::from_millis(args.ms("drain-ms", 0)?);
+    let ready_after = Duration::from_millis(args.ms("ready-after-ms", 0)?);
+    common::handle_term();
+    let quit = Arc::new(AtomicBool::new(false));
+    let health = args
+        .get("health-port")
+        .map(|p| {
+            p.parse::<u16>()
+                .map_err(|_| format!("--health-port {p} is not a port"))
+        })
+        .transpose()?
+        .map(|port| Server::start(port, ready_after, ready_gated, Some(quit.clone())))
+        .transpose()?;
+    let listener: TcpListener = common::bind(listen)?;
+    event("listening", &[("port", listen.port().to_string())]);
+    let mut term_at: Option<Instant> = None;
+    loop {
+        if term_at.is_none() && common::term_seen() {
+            term_at = Some(Instant::now());
+            common::sigterm_event(&[]);
+        }
+        if term_at.is_some_and(|t| t.elapsed() >= drain) || quit.load(Ordering::SeqCst) {
+            break;
+        }
+        for (_, client) in common::accept_any(&[&listener], 5) {
+            std::thread::spawn(move || {
+                match std::net::TcpStream::connect_timeout(&upstream, REQUEST_TIMEOUT) {
+                    Ok(server) => common::splice(client, server),
+                    Err(e) => event(
+                        "upstream_failed",
+                        &[("errno", common::errno_of(&e).to_string())],
+                    ),
+                }
+            });
+        }
+    }
+    drop(listener);
+    if let Some(health) = health {
+        health.close();
+    }
+    event("exit", &[("code", "0".into())]);
+    Ok(0)
+}
+
+/// `init-task`: works for `--work-ms`, then exits with `--exit`.
+pub fn init_task(args: &Args) -> Result<i32, String> {
+    let code: i32 = args.number("exit", 0)?;
+    event("started", &[]);
+    common::sleep_ms(args.ms("work-ms", 0)?);
+    event("exit", &[("code", code.to_string())]);
+    Ok(code)
+}
+
+/// `mesh-init`: installs the pod's capture rules (`iptables-restore
+/// --rules FILE`) in the network namespace it runs in, like istio-init or
+/// linkerd-init.
+pub fn mesh_init(args: &Args) -> Result<i32, String> {
+    let rules = args.required("rules")?;
+    let tool = args.get("iptables-restore").unwrap_or("iptables-restore");
+    let file = std::fs::File::open(rules).map_err(|e| format!("open {rules}: {e}"))?;
+    let status = std::process::Command::new(tool)
+        .stdin(file)
+        .status()
+        .map_err(|e| format!("run {tool}: {e}"))?;
+    let code = status.code().unwrap_or(1);
+    event("rules_applied", &[("code", code.to_string())]);
+    Ok(code)
+}
+
+/// `pause`: the sandbox process; exits 0 on SIGTERM.
+pub fn pause() -> Result<i32, String> {
+    common::handle_term();
+    event("started", &[]);
+    while !common::sleep_unless_term(1000) {}
+    common::sigterm_event(&[]);
+    Ok(0)
+}
+
+/// `peer-server`: answers every HTTP request with 200 on each `--listen`
+/// address (the services in the cluster namespace), logging each one.
+pub fn peer_server(args: &Args) -> Result<i32, String> {
+    let addrs = targets(args, "listen")?;
+    common::handle_term();
+    let listeners: Vec<TcpListener> = addrs
+        .iter()
+        .map(|a| common::bind(*a))
+        .collect::<Result<_, _>>()?;
+    event("listening", &[("count", listeners.len().to_string())]);
+    let refs: Vec<&TcpListener> = listeners.iter().collect();
+    while !common::term_seen() {
+        for (i, mut stream) in common::accept_any(&refs, 20) {
+            let local = addrs[i];
+            std::thread::spawn(move || {
+                let peer = stream
+                    .peer_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                let path = common::read_request(&mut stream)
+                    .map(|(_, p)| p)
+                    .unwrap_or_default();
+                common::respond(&mut stream, 200, "peer");
+                event(
+                    "served",
+                    &[
+                        ("service", json_str(&local.to_string())),
+                        ("peer", json_str(&peer)),
+                        ("path", json_str(&path)),
+                    ],
+                );
+            });
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,31 @@
+//! What every pod on the node shares: time scale, kubelet version, cgroup
+//! driver, binaries, the cluster network, the API server and the log.
+
+use std::{collections::BTreeMap, net::SocketAddrV4, path::PathBuf, sync::Arc};
+
+use kube_api_server::TestApiServer;
+
+use crate::{
+    clock::TimeScale,
+    kubelet::version::KubeletVersion,
+    log::SimLog,
+    net::ClusterNetwork,
+    runtime::{Binaries, CgroupDriver},
+};
+
+/// The node-wide context of every pod worker.
+pub struct NodeEnv {
+    pub node_name: String,
+    pub scale: TimeScale,
+    pub version: KubeletVersion,
+    pub driver: CgroupDriver,
+    /// The cgroup2 mount.
+    pub cgroup_root: PathBuf,
+    pub binaries: Binaries,
+    pub cluster: ClusterNetwork,
+    pub peers: BTreeMap<String, SocketAddrV4>,
+    /// Pod logs and capture rules live here.
+    pub workdir: PathBuf,
+    pub api: Arc<TestApiServer>,
+    pub log: SimLog,
+}

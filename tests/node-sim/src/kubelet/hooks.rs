@@ -1,0 +1,192 @@
+//! Lifecycle hooks: which process or call each one becomes.
+//!
+//! `exec` hooks run as a process inside the container (its cgroup and
+//! network namespace, started by the driver, so its parent is outside the
+//! container). A handful of real commands are recognised and played by the
+//! workload's hook roles: `sleep N` (also under `sh -c`), `pilot-agent wait`,
+//! `linkerd-await --port=P`, anything ending in `quitquitquit`. `httpGet`
+//! hooks are calls the kubelet makes to the pod's address; `sleep` hooks are
+//! the kubelet waiting.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{plan::PlanError, probes::resolve_port};
+use crate::clock::TimeScale;
+
+/// A hook as the driver runs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// The `sleep` action: the kubelet waits, no process.
+    Sleep(Duration),
+    /// An exec hook: `argv` for the workload binary; `command` as written.
+    Exec {
+        argv: Vec<String>,
+        command: Vec<String>,
+    },
+    /// An `httpGet` hook to the pod's address.
+    Http { port: u16, path: String },
+}
+
+fn basename(token: &str) -> &str {
+    token.rsplit('/').next().unwrap_or(token)
+}
+
+impl Hook {
+    pub fn from_handler(
+        handler: &Value,
+        container: &str,
+        spec: &Value,
+        scale: TimeScale,
+    ) -> Result<Self, PlanError> {
+        if let Some(seconds) = handler.pointer("/sleep/seconds").and_then(Value::as_f64) {
+            return Ok(Self::Sleep(scale.real(seconds)));
+        }
+        if let Some(http) = handler.get("httpGet") {
+            let port = resolve_port(http.get("port"), container, spec)?;
+            let path = http
+                .get("path")
+                .and_then(Value::as_str)
+                .unwrap_or("/")
+                .to_owned();
+            return Ok(Self::Http { port, path });
+        }
+        if let Some(command) = handler.pointer("/exec/command").and_then(Value::as_array) {
+            let command: Vec<String> = command
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect();
+            let argv =
+                recognise(&command, scale).ok_or_else(|| PlanError::UnrecognisedExecHook {
+                    container: container.to_owned(),
+                    command: command.clone(),
+                })?;
+            return Ok(Self::Exec { argv, command });
+        }
+        Err(PlanError::UnsupportedHook {
+            container: container.to_owned(),
+            handler: handler.to_string(),
+        })
+    }
+}
+
+/// The workload arguments that play an exec hook's command.
+fn recognise(command: &[String], scale: TimeScale) -> Option<Vec<String>> {
+    let tokens: Vec<String> = match command {
+        [shell, flag, script] if basename(shell).ends_with("sh") && flag == "-c" => {
+            script.split_whitespace().map(str::to_owned).collect()
+        }
+        _ => command.to_vec(),
+    };
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    if let Some(i) = tokens.iter().position(|t| basename(t) == "sleep") {
+        let seconds: f64 = tokens.get(i + 1)?.trim_end_matches('s').parse().ok()?;
+        return Some(strings(&[
+            "hook-sleep",
+            "--ms",
+            &scale.real_ms(seconds).to_string(),
+        ]));
+    }
+    if tokens.iter().any(|t| t.contains("quitquitquit")) {
+        return Some(strings(&[
+            "hook-http",
+            "--addr",
+            "127.0.0.1:15020",
+            "--path",
+            "/quitquitquit",
+            "--method",
+            "POST",
+        ]));
+    }
+    if tokens.iter().any(|t| basename(t) == "pilot-agent") && tokens.iter().any(|t| t == "wait") {
+        return Some(strings(&[
+            "hook-wait",
+            "--addr",
+            "127.0.0.1:15021",
+            "--path",
+            "/healthz/ready",
+            "--timeout-ms",
+            &scale.real_ms(60.0).to_string(),
+            "--period-ms",
+            "5",
+        ]));
+    }
+    if tokens.iter().any(|t| basename(t) == "linkerd-await") {
+        let port = tokens
+            .iter()
+            .find_map(|t| t.strip_prefix("--port="))
+            .unwrap_or("4191");
+        let port: u16 = port.parse().ok()?;
+        return Some(strings(&[
+            "hook-wait",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--path",
+            "/ready",
+            "--timeout-ms",
+            &scale.real_ms(120.0).to_string(),
+            "--period-ms",
+            "5",
+        ]));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn hook(handler: Value) -> Result<Hook, PlanError> {
+        Hook::from_handler(
+            &handler,
+            "c",
+            &json!({"name": "c", "ports": [{"name": "admin", "containerPort": 15020}]}),
+            TimeScale::new(0.1),
+        )
+    }
+
+    #[test]
+    fn recognises_the_common_hooks() {
+        assert_eq!(
+            hook(json!({"sleep": {"seconds": 5}})).unwrap(),
+            Hook::Sleep(Duration::from_millis(500))
+        );
+        let Hook::Exec { argv, .. } =
+            hook(json!({"exec": {"command": ["/bin/sh", "-c", "sleep 3"]}})).unwrap()
+        else {
+            panic!("exec expected")
+        };
+        assert_eq!(argv, ["hook-sleep", "--ms", "300"]);
+        let Hook::Exec { argv, .. } =
+            hook(json!({"exec": {"command": ["/bin/sleep", "20"]}})).unwrap()
+        else {
+            panic!("exec expected")
+        };
+        assert_eq!(argv[2], "2000");
+        let Hook::Exec { argv, .. } =
+            hook(json!({"exec": {"command": ["pilot-agent", "wait"]}})).unwrap()
+        else {
+            panic!("exec expected")
+        };
+        assert_eq!(&argv[..3], ["hook-wait", "--addr", "127.0.0.1:15021"]);
+        let Hook::Exec { argv, .. } =
+            hook(json!({"exec": {"command": ["/usr/lib/linkerd/linkerd-await", "--timeout=2m", "--port=4191"]}})).unwrap()
+        else {
+            panic!("exec expected")
+        };
+        assert_eq!(argv[2], "127.0.0.1:4191");
+        assert_eq!(
+            hook(json!({"httpGet": {"path": "/drain", "port": "admin"}})).unwrap(),
+            Hook::Http {
+                port: 15020,
+                path: "/drain".into()
+            }
+        );
+        assert!(matches!(
+            hook(json!({"exec": {"command": ["/app/drain", "--timeout=25s"]}})),
+            Err(PlanError::UnrecognisedExecHook { .. })
+        ));
+    }
+}

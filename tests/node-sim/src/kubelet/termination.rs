@@ -1,0 +1,203 @@
+//! Stopping containers as the kubelet does (`killContainersWithSyncResult`):
+//! every running container at once, each with its preStop first; with
+//! ordered termination (1.29+) a sidecar then waits for every main
+//! container and every later sidecar to stop; the remaining grace (the
+//! seconds used so far truncated, as the kubelet counts them, and at least
+//! 2 s) is the runtime's stop timeout: SIGTERM through `runc`, SIGKILL when
+//! it runs out.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::{
+    containers,
+    plan::{ContainerKind, PodPlan},
+    pod::PodContext,
+};
+use crate::log::{Action, HookPhase, StopCause};
+
+/// The kubelet's floor for a stop timeout.
+const MINIMUM_GRACE_S: f64 = 2.0;
+
+/// Who waits for whom (`newTerminationOrdering`): each sidecar for every
+/// main container and for the next sidecar in spec order.
+pub fn prerequisites(plan: &PodPlan) -> BTreeMap<String, Vec<String>> {
+    let mains: Vec<String> = plan
+        .of_kind(ContainerKind::Main)
+        .map(|c| c.name.clone())
+        .collect();
+    let sidecars: Vec<&str> = plan
+        .of_kind(ContainerKind::Sidecar)
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut prereqs = BTreeMap::new();
+    for (i, sidecar) in sidecars.iter().enumerate() {
+        let mut waits = mains.clone();
+        if let Some(later) = sidecars.get(i + 1) {
+            waits.push((*later).to_owned());
+        }
+        prereqs.insert((*sidecar).to_owned(), waits);
+    }
+    prereqs
+}
+
+/// Stops every running container of the pod within `grace_s` (scenario
+/// seconds) and returns when all have exited.
+pub fn stop_containers(ctx: &Arc<PodContext>, cause: StopCause, grace_s: f64) {
+    let ordered = ctx.env.version.ordered_sidecar_termination();
+    let blocking_bug = ctx.env.version.never_started_sidecar_blocks();
+    let running = ctx.state.update(|s| {
+        for plan in &ctx.plan.containers {
+            let c = s.container_mut(&plan.name);
+            // Not running: nothing to wait for (pre-closed), except a
+            // never-started sidecar under kubernetes#125880.
+            let held_by_bug = blocking_bug && plan.kind == ContainerKind::Sidecar;
+            c.stop_done = !(c.running || held_by_bug);
+        }
+        s.running()
+    });
+    ctx.env.log.record(
+        &ctx.key,
+        None,
+        Action::TerminationStarted { cause, grace_s },
+    );
+    let prereqs = if ordered {
+        prerequisites(&ctx.plan)
+    } else {
+        BTreeMap::new()
+    };
+    let t0 = Instant::now();
+    let workers: Vec<_> = running
+        .into_iter()
+        .map(|name| {
+            let ctx = ctx.clone();
+            let waits = prereqs.get(&name).cloned().unwrap_or_default();
+            std::thread::spawn(move || stop_one(&ctx, &name, cause, grace_s, &waits, t0))
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+}
+
+fn stop_one(
+    ctx: &Arc<PodContext>,
+    name: &str,
+    cause: StopCause,
+    grace_s: f64,
+    waits: &[String],
+    t0: Instant,
+) {
+    let Some(plan) = ctx.plan.container(name) else {
+        return;
+    };
+    let Some(instance) = ctx
+        .state
+        .read(|s| s.container(name).and_then(|c| c.current.clone()))
+    else {
+        return;
+    };
+    let scale = ctx.env.scale;
+    let spent_s = |since: Instant| (since.elapsed().as_secs_f64() / scale.factor()).floor();
+    ctx.env.log.record(
+        &ctx.key,
+        Some(name),
+        Action::KillingStarted { cause, grace_s },
+    );
+    let mut grace = grace_s;
+    let skip_pre_stop = cause == StopCause::JobCompletion && plan.kind == ContainerKind::Main;
+    if let (Some(hook), false) = (&plan.pre_stop, skip_pre_stop)
+        && grace > 0.0
+    {
+        let start = Instant::now();
+        containers::run_hook(
+            ctx,
+            plan,
+            &instance,
+            HookPhase::PreStop,
+            hook,
+            scale.real(grace),
+        );
+        grace -= spent_s(start);
+    }
+    if !waits.is_empty() && grace > 0.0 {
+        let start = Instant::now();
+        let deadline = start + scale.real(grace);
+        let reached = ctx.state.wait_for(Some(deadline), |s| {
+            (s.aborted
+                || waits
+                    .iter()
+                    .all(|w| s.container(w).is_none_or(|c| c.stop_done)))
+            .then_some(())
+        });
+        let waited = start.elapsed();
+        ctx.env.log.record(
+            &ctx.key,
+            Some(name),
+            Action::TurnReached {
+                waited_ms: waited.as_millis() as u64,
+                deadline_hit: reached.is_none(),
+            },
+        );
+        grace -= spent_s(start);
+    }
+    let timeout = scale.real(grace.max(MINIMUM_GRACE_S));
+    tracing::debug!(pod = ctx.key, container = name, since_t0 = ?t0.elapsed(), ?timeout, "stop");
+    let exited = |deadline: Instant| {
+        ctx.state
+            .wait_for(Some(deadline), |s| {
+                (s.aborted
+                    || s.container(name).is_some_and(|c| {
+                        !c.running || c.current.as_ref().is_some_and(|i| i.id != instance.id)
+                    }))
+                .then_some(())
+            })
+            .is_some()
+    };
+    if ctx
+        .state
+        .read(|s| s.container(name).is_some_and(|c| c.running))
+    {
+        ctx.signal(Some(name), instance.pid, libc::SIGTERM);
+        if !exited(Instant::now() + timeout) {
+            ctx.signal(Some(name), instance.pid, libc::SIGKILL);
+            exited(Instant::now() + Duration::from_secs(10));
+        }
+    }
+    instance.join();
+    ctx.state.update(|s| s.container_mut(name).stop_done = true);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{clock::TimeScale, scenario::PodEntry};
+    use serde_json::json;
+
+    #[test]
+    fn sidecars_wait_for_mains_and_later_sidecars() {
+        let entry: PodEntry = serde_json::from_value(json!({
+            "manifest": {"metadata": {"name": "p"}, "spec": {
+                "initContainers": [
+                    {"name": "logs", "restartPolicy": "Always"},
+                    {"name": "migrate"},
+                    {"name": "vault", "restartPolicy": "Always"},
+                    {"name": "envoy", "restartPolicy": "Always"}],
+                "containers": [{"name": "app"}, {"name": "worker"}]}},
+            "containers": {
+                "logs": {"role": "log-shipper", "sink": "10.96.0.1:1"}, "migrate": {"role": "init-task"},
+                "vault": {"role": "init-task"}, "envoy": {"role": "init-task"},
+                "app": {"role": "init-task"}, "worker": {"role": "init-task"}}
+        }))
+        .unwrap();
+        let plan = PodPlan::build(&entry, "node", TimeScale::default()).unwrap();
+        let prereqs = prerequisites(&plan);
+        assert_eq!(prereqs["envoy"], ["app", "worker"]);
+        assert_eq!(prereqs["vault"], ["app", "worker", "envoy"]);
+        assert_eq!(prereqs["logs"], ["app", "worker", "vault"]);
+        assert!(!prereqs.contains_key("migrate") && !prereqs.contains_key("app"));
+    }
+}

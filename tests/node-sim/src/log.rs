@@ -1,0 +1,179 @@
+//! The driver's own log: what it did, to which container, and when. It is
+//! the ground truth the end-to-end tests compare the agent's recording with.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use serde::Serialize;
+
+use crate::clock::Stamp;
+
+/// Which hook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookPhase {
+    PostStart,
+    PreStop,
+}
+
+/// Which probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeKind {
+    Startup,
+    Readiness,
+}
+
+/// Why containers are being stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopCause {
+    /// A graceful delete of the pod.
+    Deletion,
+    /// A Job pod's main containers all exited: the sidecars are stopped.
+    JobCompletion,
+}
+
+/// One thing the driver did or saw.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    PodCreated {
+        uid: String,
+    },
+    SandboxStarted {
+        container_id: String,
+        pid: u32,
+        shim_pid: u32,
+        netns: String,
+        pod_ip: String,
+    },
+    ContainerStarted {
+        container_id: String,
+        pid: u32,
+        restart: u32,
+        cgroup: String,
+        uid: u32,
+    },
+    ContainerExited {
+        container_id: String,
+        pid: u32,
+        exit_code: i32,
+        signal: Option<i32>,
+    },
+    HookStarted {
+        hook: HookPhase,
+        /// The hook's process inside the container (exec hooks only).
+        pid: Option<u32>,
+    },
+    HookFinished {
+        hook: HookPhase,
+        ok: bool,
+    },
+    ProbeSucceeded {
+        probe: ProbeKind,
+    },
+    /// The kubelet's `Killing`: this container's stop began (preStop first).
+    KillingStarted {
+        cause: StopCause,
+        grace_s: f64,
+    },
+    /// The container's turn came (sidecar ordering), or it had none to wait for.
+    TurnReached {
+        waited_ms: u64,
+        deadline_hit: bool,
+    },
+    SignalSent {
+        signal: i32,
+        target_pid: u32,
+        runc_pid: u32,
+        shim_pid: u32,
+        before_boot_ns: u64,
+        after_boot_ns: u64,
+        errno: i32,
+    },
+    DeletionRequested {
+        grace_s: i64,
+    },
+    /// The pod's termination began (t0).
+    TerminationStarted {
+        cause: StopCause,
+        grace_s: f64,
+    },
+    PhaseChanged {
+        phase: String,
+    },
+    PodDeleted,
+}
+
+/// One log line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Entry {
+    #[serde(flatten)]
+    pub at: Stamp,
+    /// `namespace/name`
+    pub pod: String,
+    pub container: Option<String>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// Shared, append-only log.
+#[derive(Clone, Default)]
+pub struct SimLog {
+    entries: Arc<Mutex<Vec<Entry>>>,
+}
+
+impl SimLog {
+    pub fn record(&self, pod: &str, container: Option<&str>, action: Action) -> Stamp {
+        self.record_at(Stamp::now(), pod, container, action)
+    }
+
+    pub fn record_at(
+        &self,
+        at: Stamp,
+        pod: &str,
+        container: Option<&str>,
+        action: Action,
+    ) -> Stamp {
+        tracing::debug!(pod, container, ?action, "node-sim");
+        self.lock().push(Entry {
+            at,
+            pod: pod.to_owned(),
+            container: container.map(str::to_owned),
+            action,
+        });
+        at
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every entry so far, in order.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().clone()
+    }
+
+    /// Entries of one pod (`namespace/name`) and, if given, one container.
+    pub fn of(&self, pod: &str, container: Option<&str>) -> Vec<Entry> {
+        self.lock()
+            .iter()
+            .filter(|e| {
+                e.pod == pod && (container.is_none() || e.container.as_deref() == container)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Writes the log as NDJSON.
+    pub fn write_ndjson(&self, out: &mut impl Write) -> std::io::Result<()> {
+        for entry in self.lock().iter() {
+            serde_json::to_writer(&mut *out, entry)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}

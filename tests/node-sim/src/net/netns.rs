@@ -1,0 +1,156 @@
+//! Named network namespaces (`ip netns`), removed on drop.
+
+use std::{
+    fs::File,
+    os::fd::AsRawFd,
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+/// What failed with a network namespace or a network command.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot run {command}: {source}")]
+    CommandNotRun {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("{command} failed ({status}): {stderr}")]
+    CommandFailed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("cannot open network namespace {path}: {source}")]
+    OpenFailed {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot enter a network namespace: {0}")]
+    EnterFailed(std::io::Error),
+    #[error("the thread working inside a network namespace panicked")]
+    ThreadPanicked,
+}
+
+/// The path of a system tool (`ip`, `iptables-restore`, `sysctl`): found in
+/// the sbin directories even when they are not on `PATH`.
+pub fn tool(name: &str) -> PathBuf {
+    ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+        .iter()
+        .map(|dir| PathBuf::from(dir).join(name))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Runs a command to completion; a non-zero exit is an error.
+pub fn run(cmd: &mut Command) -> Result<Output, NetError> {
+    let command = format!("{cmd:?}");
+    let output = cmd.output().map_err(|source| NetError::CommandNotRun {
+        command: command.clone(),
+        source,
+    })?;
+    if !output.status.success() {
+        return Err(NetError::CommandFailed {
+            command,
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(output)
+}
+
+/// A network namespace made with `ip netns add`, deleted on drop (which
+/// also deletes the veth ends inside it).
+pub struct NetNs {
+    name: String,
+    file: File,
+}
+
+impl NetNs {
+    pub fn create(name: &str) -> Result<Self, NetError> {
+        run(Command::new(tool("ip")).args(["netns", "add", name]))?;
+        let path = PathBuf::from("/run/netns").join(name);
+        let file = File::open(&path).map_err(|source| NetError::OpenFailed { path, source });
+        let file = match file {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = run(Command::new(tool("ip")).args(["netns", "del", name]));
+                return Err(e);
+            }
+        };
+        let ns = Self {
+            name: name.to_owned(),
+            file,
+        };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The namespace file, for `setns`.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// A second handle on the namespace file (for a child process).
+    pub fn open(&self) -> Result<File, NetError> {
+        self.file
+            .try_clone()
+            .map_err(|source| NetError::OpenFailed {
+                path: PathBuf::from("/run/netns").join(&self.name),
+                source,
+            })
+    }
+
+    /// `ip -n NAME ARGS...`
+    pub fn ip(&self, args: &[&str]) -> Result<(), NetError> {
+        run(Command::new(tool("ip"))
+            .arg("-n")
+            .arg(&self.name)
+            .args(args))
+        .map(drop)
+    }
+
+    /// `ip netns exec NAME PROGRAM ARGS...`, returning its stdout.
+    pub fn exec(&self, program: &str, args: &[&str]) -> Result<String, NetError> {
+        let output = run(Command::new(tool("ip"))
+            .args(["netns", "exec", &self.name])
+            .arg(tool(program))
+            .args(args))?;
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Runs `work` on a thread that has joined this namespace (sockets it
+    /// opens live here), and returns its result.
+    pub fn run_in<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, NetError> {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    enter(&self.file)?;
+                    Ok(work())
+                })
+                .join()
+                .map_err(|_| NetError::ThreadPanicked)?
+        })
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        if let Err(error) = run(Command::new(tool("ip")).args(["netns", "del", &self.name])) {
+            tracing::warn!(%error, ns = self.name, "cannot delete network namespace");
+        }
+    }
+}
+
+/// Moves the calling thread into the namespace of `file`.
+pub fn enter(file: &File) -> Result<(), NetError> {
+    // SAFETY: setns on a namespace descriptor we own; only this thread moves.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(NetError::EnterFailed(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}

@@ -1,0 +1,331 @@
+//! A simulated node: pods run by kubelet-like workers, sharing the cluster
+//! network, the runtime binaries, the API server and the action log.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddrV4,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use kube_api_server::TestApiServer;
+use serde::Serialize;
+
+use crate::{
+    clock::{Stamp, TimeScale},
+    env::NodeEnv,
+    error::SimError,
+    kubelet::{KubeletVersion, Monitor, PodPlan, PodState, Stage, worker},
+    log::{Action, SimLog},
+    net::ClusterNetwork,
+    runtime::{Binaries, CgroupDriver, cgroups::cgroup2_mount},
+};
+
+/// How to build a node.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    pub node_name: String,
+    pub scale: TimeScale,
+    pub version: KubeletVersion,
+    pub driver: CgroupDriver,
+    pub peers: BTreeMap<String, SocketAddrV4>,
+    /// Where pod logs go; a fresh temporary directory (removed with the
+    /// node) when `None`.
+    pub workdir: Option<PathBuf>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        Self {
+            node_name: "node-a".into(),
+            scale: TimeScale::default(),
+            version: KubeletVersion::LATEST,
+            driver: CgroupDriver::Systemd,
+            peers: BTreeMap::new(),
+            workdir: None,
+        }
+    }
+}
+
+/// A pod the node runs.
+#[derive(Clone, Debug, Serialize)]
+pub struct PodInfo {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    pub log_dir: PathBuf,
+}
+
+type Worker = JoinHandle<Result<(), SimError>>;
+
+struct PodHandle {
+    info: PodInfo,
+    grace_s: i64,
+    state: Arc<Monitor<PodState>>,
+    thread: Option<Worker>,
+}
+
+/// A running node; dropping it aborts its pods and removes what it made.
+pub struct Node {
+    env: Arc<NodeEnv>,
+    pods: Mutex<BTreeMap<String, PodHandle>>,
+    owns_workdir: bool,
+}
+
+fn random_suffix() -> String {
+    crate::runtime::new_container_id()[..6].to_owned()
+}
+
+impl Node {
+    /// Prepares the work directory, the runtime binaries and the cluster
+    /// namespace with the peers.
+    pub fn start(options: NodeOptions, api: Arc<TestApiServer>) -> Result<Self, SimError> {
+        let suffix = random_suffix();
+        let (workdir, owns_workdir) = match options.workdir {
+            Some(dir) => (dir, false),
+            None => (
+                std::env::temp_dir().join(format!("node-sim-{suffix}")),
+                true,
+            ),
+        };
+        std::fs::create_dir_all(&workdir).map_err(|source| SimError::WorkDirFailed {
+            path: workdir.clone(),
+            source,
+        })?;
+        let cleanup = |e: SimError| {
+            if owns_workdir {
+                let _ = std::fs::remove_dir_all(&workdir);
+            }
+            e
+        };
+        let binaries = Binaries::install(&workdir.join("bin")).map_err(|e| cleanup(e.into()))?;
+        let cgroup_root = cgroup2_mount().map_err(|e| cleanup(e.into()))?;
+        let cluster =
+            ClusterNetwork::create(&format!("nsim{suffix}")).map_err(|e| cleanup(e.into()))?;
+        let peers: Vec<SocketAddrV4> = options.peers.values().copied().collect();
+        let peer_log = std::fs::File::create(workdir.join("peers.log")).ok();
+        cluster
+            .start_peers(&binaries.workload, &peers, peer_log)
+            .map_err(|e| cleanup(e.into()))?;
+        let env = NodeEnv {
+            node_name: options.node_name,
+            scale: options.scale,
+            version: options.version,
+            driver: options.driver,
+            cgroup_root,
+            binaries,
+            cluster,
+            peers: options.peers,
+            workdir,
+            api,
+            log: SimLog::default(),
+        };
+        Ok(Self {
+            env: Arc::new(env),
+            pods: Mutex::new(BTreeMap::new()),
+            owns_workdir,
+        })
+    }
+
+    pub fn log(&self) -> &SimLog {
+        &self.env.log
+    }
+
+    pub fn scale(&self) -> TimeScale {
+        self.env.scale
+    }
+
+    pub fn workdir(&self) -> &std::path::Path {
+        &self.env.workdir
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.env.node_name
+    }
+
+    fn pods(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, PodHandle>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates the pod in the API (the uid it gets names the cgroups) and
+    /// starts its worker.
+    pub fn run_pod(&self, plan: PodPlan) -> Result<PodInfo, SimError> {
+        let created = self
+            .env
+            .api
+            .create_pod(plan.manifest.clone())
+            .map_err(|source| SimError::ApiRefused {
+                what: format!("creating pod {}", plan.key()),
+                source,
+            })?;
+        let uid = created
+            .pointer("/metadata/uid")
+            .and_then(|u| u.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        self.env
+            .log
+            .record(&plan.key(), None, Action::PodCreated { uid: uid.clone() });
+        let info = PodInfo {
+            namespace: plan.namespace.clone(),
+            name: plan.name.clone(),
+            log_dir: self
+                .env
+                .workdir
+                .join("pods")
+                .join(format!("{}_{}_{uid}", plan.namespace, plan.name)),
+            uid: uid.clone(),
+        };
+        let state = Arc::new(Monitor::new(PodState::new(
+            plan.containers.iter().map(|c| c.name.clone()),
+        )));
+        let (env, worker_state, grace_s) = (self.env.clone(), state.clone(), plan.grace_s);
+        let thread = std::thread::Builder::new()
+            .name(format!("pod-{}", plan.name))
+            .spawn(move || worker::run(env, plan, uid, worker_state))
+            .map_err(|e| SimError::WorkerPanicked(e.to_string()))?;
+        self.pods().insert(
+            info.name.clone(),
+            PodHandle {
+                info: info.clone(),
+                grace_s,
+                state,
+                thread: Some(thread),
+            },
+        );
+        Ok(info)
+    }
+
+    pub fn pod(&self, name: &str) -> Option<PodInfo> {
+        self.pods().get(name).map(|p| p.info.clone())
+    }
+
+    /// Graceful deletes, one after the other without pause (a node drain
+    /// when several); `grace` overrides each pod's own.
+    pub fn delete(&self, names: &[String], grace: Option<i64>) -> Result<(), SimError> {
+        let targets: Vec<(PodInfo, i64, Arc<Monitor<PodState>>)> = {
+            let pods = self.pods();
+            names
+                .iter()
+                .map(|n| {
+                    pods.get(n)
+                        .map(|p| (p.info.clone(), grace.unwrap_or(p.grace_s), p.state.clone()))
+                        .ok_or_else(|| SimError::UnknownPod(n.clone()))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        for (info, grace_s, state) in targets {
+            let at = Stamp::now();
+            self.env
+                .api
+                .request_deletion(&info.namespace, &info.name, grace_s, at.api_seconds())
+                .map_err(|source| SimError::ApiRefused {
+                    what: format!("deleting pod {}/{}", info.namespace, info.name),
+                    source,
+                })?;
+            let key = format!("{}/{}", info.namespace, info.name);
+            self.env
+                .log
+                .record_at(at, &key, None, Action::DeletionRequested { grace_s });
+            state.update(|s| {
+                s.deletion.get_or_insert(grace_s);
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits (real `timeout`) until `check` holds for the pod's state.
+    pub fn wait(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        mut check: impl FnMut(&PodState) -> bool,
+    ) -> Result<(), SimError> {
+        let state = self
+            .pods()
+            .get(name)
+            .map(|p| p.state.clone())
+            .ok_or_else(|| SimError::UnknownPod(name.to_owned()))?;
+        let outcome = state.wait_for(Some(Instant::now() + timeout), |s| {
+            if check(s) {
+                Some(Ok(()))
+            } else if let Some(reason) = &s.failure {
+                Some(Err(SimError::PodFailed {
+                    pod: name.to_owned(),
+                    reason: reason.clone(),
+                }))
+            } else if s.stage == Stage::Gone {
+                Some(Err(SimError::PodFailed {
+                    pod: name.to_owned(),
+                    reason: format!("gone while waiting for {what}"),
+                }))
+            } else {
+                None
+            }
+        });
+        outcome.unwrap_or_else(|| {
+            Err(SimError::WaitTimedOut {
+                what: format!("{what} of pod {name}"),
+                seconds: timeout.as_secs_f64(),
+            })
+        })
+    }
+
+    /// Reads the pod's state.
+    pub fn inspect<R>(&self, name: &str, f: impl FnOnce(&PodState) -> R) -> Result<R, SimError> {
+        let state = self
+            .pods()
+            .get(name)
+            .map(|p| p.state.clone())
+            .ok_or_else(|| SimError::UnknownPod(name.to_owned()))?;
+        Ok(state.read(f))
+    }
+
+    /// Waits for every pod worker to end (pods not deleted are aborted) and
+    /// returns the first error.
+    pub fn finish(&self) -> Result<(), SimError> {
+        let mut first_error = None;
+        let handles: Vec<(String, Arc<Monitor<PodState>>, Option<Worker>)> = self
+            .pods()
+            .iter_mut()
+            .map(|(n, p)| (n.clone(), p.state.clone(), p.thread.take()))
+            .collect();
+        for (name, state, thread) in handles {
+            let Some(thread) = thread else { continue };
+            if state.read(|s| s.stage != Stage::Gone && s.deletion.is_none()) {
+                tracing::warn!(pod = name, "pod still running at the end: aborting it");
+                state.update(|s| s.aborted = true);
+            }
+            let result = thread
+                .join()
+                .unwrap_or_else(|panic| Err(SimError::WorkerPanicked(format!("{panic:?}"))));
+            if let Err(error) = result
+                && first_error.is_none()
+                && !matches!(error, SimError::Aborted)
+            {
+                first_error = Some(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Aborts every pod: stops waiting, kills what runs, cleans up.
+    pub fn abort(&self) {
+        for pod in self.pods().values() {
+            pod.state.update(|s| s.aborted = true);
+        }
+        let _ = self.finish();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.abort();
+        if self.owns_workdir {
+            let _ = std::fs::remove_dir_all(&self.env.workdir);
+        }
+    }
+}

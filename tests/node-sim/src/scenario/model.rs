@@ -1,0 +1,176 @@
+//! The scenario file: pods (real manifests plus how each container's
+//! process behaves), the cluster's peer services, the steps to play, and
+//! what the scenario is expected to show.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::{kubelet::version::KubeletVersion, runtime::CgroupDriver};
+
+/// One scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Kubelet behaviour to reproduce (`"1.28"`, `"1.29"`, ..., default 1.33).
+    #[serde(default)]
+    pub kubelet: KubeletVersion,
+    /// Real seconds per scenario second (default 0.05).
+    #[serde(default)]
+    pub time_scale: Option<f64>,
+    #[serde(default)]
+    pub cgroup_driver: CgroupDriver,
+    /// Services in the cluster namespace, by name: `ip:port` in 10.96.0.0/16.
+    #[serde(default)]
+    pub peers: BTreeMap<String, String>,
+    pub pods: Vec<PodEntry>,
+    /// What to do; empty means: wait until every pod is ready, let them run
+    /// for one scenario second, delete them all, wait until they are gone.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub expect: Expectations,
+}
+
+/// A pod: its manifest as it would be created, and its containers' behaviour.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodEntry {
+    /// A Kubernetes Pod object (`metadata`, `spec`); `spec.nodeName` is set
+    /// to the simulated node.
+    pub manifest: Value,
+    /// Behaviour per container name; every container needs one.
+    pub containers: BTreeMap<String, ContainerSim>,
+}
+
+/// The process a container runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Istio or Linkerd proxy (the mesh comes from the pod).
+    MeshProxy,
+    /// Installs the capture rules (istio-init, linkerd-init).
+    MeshInit,
+    /// HTTP server that drains on SIGTERM.
+    AppServer,
+    /// Makes requests every `interval`, through its shutdown; may serve too.
+    AppClient,
+    /// fluent-bit-like: ships to `sink`, flushes once more on SIGTERM.
+    LogShipper,
+    /// Works for `work` seconds calling `call`, exits with `exitCode`.
+    JobWorker,
+    /// vault-agent-like: fetches from `vault`, renews; `once` for the init form.
+    SecretsAgent,
+    /// cloud-sql-proxy-like forwarder from `listen` to `upstream`.
+    DbProxy,
+    /// Works for `work` seconds and exits with `exitCode` (db-migrate).
+    InitTask,
+}
+
+/// Role parameters; durations are scenario seconds.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSim {
+    pub role: Option<Role>,
+    /// Targets: peer names or `ip:port`.
+    #[serde(default)]
+    pub call: Vec<String>,
+    pub interval: Option<f64>,
+    pub serve: Option<u16>,
+    /// How long it keeps working after SIGTERM.
+    pub drain: Option<f64>,
+    #[serde(default)]
+    pub ignore_term: bool,
+    pub ready_after: Option<f64>,
+    /// Proxy: delay before the capture ports listen.
+    pub listen_delay: Option<f64>,
+    /// Proxy: abort (SIGABRT) after this long, in every run of the container
+    /// up to `crashTimes`.
+    pub crash_after: Option<f64>,
+    /// How many runs crash (default 1).
+    pub crash_times: Option<u32>,
+    pub work: Option<f64>,
+    pub exit_code: Option<i32>,
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub sink: Option<String>,
+    pub vault: Option<String>,
+    pub health_port: Option<u16>,
+    #[serde(default)]
+    pub once: bool,
+}
+
+/// Pod names: one or a list.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum PodNames {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl PodNames {
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Self::One(name) => vec![name.clone()],
+            Self::Many(names) => names.clone(),
+        }
+    }
+}
+
+/// One step of a scenario.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Step {
+    /// Until each pod is Ready.
+    WaitReady(PodNames),
+    /// Until a container counts as started (startup probe passed, or
+    /// running with its postStart done).
+    WaitStarted { pod: String, container: String },
+    /// Until a container's current run has exited.
+    WaitExited { pod: String, container: String },
+    /// Until the pod reports this phase.
+    WaitPhase { pod: String, phase: String },
+    /// Until a container has restarted this many times.
+    WaitRestarts {
+        pod: String,
+        container: String,
+        count: u32,
+    },
+    /// Let time pass (scenario seconds).
+    Sleep(f64),
+    /// Graceful delete of the pods at once (a node drain when several);
+    /// `grace` overrides `terminationGracePeriodSeconds`.
+    Delete {
+        pods: PodNames,
+        #[serde(default)]
+        grace: Option<i64>,
+    },
+    /// Until the pods are gone from the API.
+    WaitGone(PodNames),
+}
+
+/// What the scenario shows, for the tests and the audits.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expectations {
+    /// Audit findings the recording must produce (rule ids of
+    /// lifecycle-rules.md); empty with `clean: true` means none.
+    #[serde(default)]
+    pub findings: Vec<ExpectedFinding>,
+    #[serde(default)]
+    pub clean: bool,
+}
+
+/// One expected audit finding.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExpectedFinding {
+    pub rule: String,
+    pub pod: Option<String>,
+    pub container: Option<String>,
+    #[serde(default)]
+    pub note: String,
+}
