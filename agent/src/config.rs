@@ -7,9 +7,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::{
     attribution::CacheConfig,
+    audit::{AuditConfig, KubeletVersion},
     kernel::loader::ProbeOptions,
     pods::{PendingLimits, StoreConfig},
     record::{KubeOptions, RecordOptions},
+    report::Format,
 };
 
 #[derive(Debug, Parser)]
@@ -35,6 +37,69 @@ pub struct Cli {
 pub enum Command {
     /// Write the attributed kernel event stream as NDJSON.
     Record(RecordArgs),
+    /// Audit the pod starts and stops of a recording and print a report.
+    Report(ReportArgs),
+    /// Compare the audits of two recordings per workload (before/after).
+    Compare(CompareArgs),
+}
+
+/// Settings shared by the audit commands.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Kubelet version whose lifecycle semantics the rules assume (the
+    /// recording does not carry it), e.g. `1.29` or `1.33.2`.
+    #[arg(long, env = "LIFECYCLE_AGENT_KUBELET_VERSION", default_value = "1.33")]
+    pub kubelet_version: KubeletVersion,
+}
+
+impl AuditArgs {
+    pub fn config(&self) -> AuditConfig {
+        AuditConfig {
+            kubelet: self.kubelet_version,
+            ..AuditConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The recording (NDJSON from `record`).
+    pub recording: PathBuf,
+    /// `text` (a timeline per pod for the terminal), `json` (see
+    /// docs/audits.md) or `html` (one self-contained page).
+    #[arg(
+        long,
+        value_enum,
+        env = "LIFECYCLE_AGENT_REPORT_FORMAT",
+        default_value = "text"
+    )]
+    pub format: Format,
+    /// Write the report here instead of stdout.
+    #[arg(long, short, env = "LIFECYCLE_AGENT_REPORT_OUTPUT")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The recording before the change.
+    pub before: PathBuf,
+    /// The recording after the change.
+    pub after: PathBuf,
+    /// `text` or `json`.
+    #[arg(
+        long,
+        value_enum,
+        env = "LIFECYCLE_AGENT_REPORT_FORMAT",
+        default_value = "text"
+    )]
+    pub format: Format,
+    /// Write the comparison here instead of stdout.
+    #[arg(long, short, env = "LIFECYCLE_AGENT_REPORT_OUTPUT")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub audit: AuditArgs,
 }
 
 #[derive(Debug, Args)]

@@ -129,8 +129,10 @@ fn joinable(event: &mut Event) -> Vec<(&Option<CgroupClass>, &mut Option<K8sRef>
     }
 }
 
-/// Counts of the join, for `stats` lines.
+/// Counts of the join, for `stats` lines. Fields missing in older
+/// recordings read as 0.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct JoinCounters {
     /// Records held because a container was not reported yet.
     pub held: u64,

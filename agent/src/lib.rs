@@ -6,6 +6,7 @@
 //! [`record`] (NDJSON) / pod model ([`pods`]) / audits / exporters.
 
 pub mod attribution;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod event;
@@ -14,3 +15,4 @@ pub mod kernel;
 pub mod pipeline;
 pub mod pods;
 pub mod record;
+pub mod report;

@@ -3,8 +3,8 @@ use std::{fs::File, io::BufWriter, io::Write};
 use anyhow::Context;
 use clap::Parser;
 use lifecycle_agent::{
-    config::{Cli, Command},
-    record,
+    config::{Cli, Command, CompareArgs, ReportArgs},
+    record, report,
 };
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -33,8 +33,49 @@ async fn main() -> anyhow::Result<()> {
             let summary = record::record(&options, out.as_mut(), stop).await?;
             eprintln!("{}", summary.describe());
         }
+        Command::Report(args) => run_report(&args)?,
+        Command::Compare(args) => run_compare(&args)?,
     }
     Ok(())
+}
+
+fn write_output(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+    match path {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .context("cannot write to stdout")
+        }
+    }
+}
+
+fn run_report(args: &ReportArgs) -> anyhow::Result<()> {
+    let config = args.audit.config();
+    let report = report::audit_file(&args.recording, &config)?;
+    write_output(args.output.as_deref(), &report.render(args.format)?)
+}
+
+fn run_compare(args: &CompareArgs) -> anyhow::Result<()> {
+    let config = args.audit.config();
+    let before = report::audit_file(&args.before, &config)?;
+    let after = report::audit_file(&args.after, &config)?;
+    let comparison = report::compare::compare(
+        (&before.recording, &before.pods),
+        (&after.recording, &after.pods),
+        &before.kubelet_assumed,
+    );
+    let text = match args.format {
+        report::Format::Text => report::compare::render_text(&comparison),
+        report::Format::Json => serde_json::to_string_pretty(&comparison)? + "\n",
+        report::Format::Html => {
+            return Err(report::ReportError::FormatNotSupported("html").into());
+        }
+    };
+    write_output(args.output.as_deref(), &text)
 }
 
 /// A watch that turns true on the first SIGINT or SIGTERM.

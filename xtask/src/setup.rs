@@ -1,7 +1,8 @@
 //! Installs the toolchain the build needs, only what is missing:
 //! Debian's rustc-web (a compiler with its library source, for
 //! `-Z build-std=core` on the bpfel target), LLVM 22 for bpf-linker,
-//! bpf-linker itself, and the network tools the tests use.
+//! bpf-linker itself, the network tools the tests use, and Chromium for the
+//! HTML report test.
 
 use std::{path::Path, process::Command};
 
@@ -17,6 +18,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("llvm-22-dev", "/usr/lib/llvm-22/bin/llvm-config"),
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables"),
+    ("chromium", "/usr/bin/chromium"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -215,6 +215,7 @@ pub struct SocketChange {
 
 /// Self-telemetry written periodically and as the last line of a recording.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Stats {
     pub format_version: u32,
     /// True for the closing stats line.

@@ -65,6 +65,7 @@ pub struct StoreCounters {
 
 /// A copy of the counters at one moment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct StoreStats {
     /// See [`StoreCounters::objects_applied`].
     pub objects_applied: u64,
