@@ -125,8 +125,17 @@ fn is_template_hash(suffix: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
+/// The CronJob of a Job it created: the CronJob controller names each Job
+/// `<cronjob>-<scheduled time in minutes since the epoch>` (8 digits or more).
+pub fn cronjob_of(job: &str) -> Option<&str> {
+    let (base, minutes) = job.rsplit_once('-')?;
+    (minutes.len() >= 8 && minutes.bytes().all(|b| b.is_ascii_digit()) && !base.is_empty())
+        .then_some(base)
+}
+
 /// The workload of a pod: its owner, with a ReplicaSet's template hash
-/// dropped so pods of successive rollouts group together.
+/// dropped so pods of successive rollouts group together, and a CronJob's
+/// Jobs grouped under the CronJob.
 pub fn workload(tl: &PodTimeline) -> Workload {
     let namespace = tl.pod.namespace.clone();
     let owner = tl.spec.as_ref().and_then(|s| s.owner.as_ref());
@@ -142,6 +151,11 @@ pub fn workload(tl: &PodTimeline) -> Workload {
                 kind: "ReplicaSet".into(),
                 name: o.name.to_string(),
             },
+        },
+        Some(o) if &*o.kind == "Job" && cronjob_of(&o.name).is_some() => Workload {
+            namespace,
+            kind: "CronJob".into(),
+            name: cronjob_of(&o.name).unwrap_or_default().into(),
         },
         Some(o) => Workload {
             namespace,
@@ -330,5 +344,29 @@ pub fn analyze(
         dropped_records,
         completed_by,
         pod: tl.pod,
+    }
+}
+
+#[cfg(test)]
+mod workload_tests {
+    use super::cronjob_of;
+
+    #[test]
+    fn jobs_of_a_cronjob_group_under_it() {
+        assert_eq!(
+            cronjob_of("nightly-report-29384720"),
+            Some("nightly-report")
+        );
+        assert_eq!(
+            cronjob_of("nightly-report-29384721"),
+            Some("nightly-report")
+        );
+        assert_eq!(cronjob_of("migrate-db"), None);
+        assert_eq!(
+            cronjob_of("batch-1234"),
+            None,
+            "too short for a scheduled time"
+        );
+        assert_eq!(cronjob_of("-29384720"), None);
     }
 }
