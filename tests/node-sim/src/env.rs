@@ -1,12 +1,13 @@
-//! What every pod on the node shares: time scale, kubelet version, cgroup
-//! driver, binaries, the cluster network, the API server and the log.
+//! What every pod on the node shares: time scale and the cluster's clock,
+//! kubelet version, cgroup driver, binaries, the cluster network, the API
+//! server and the log.
 
 use std::{collections::BTreeMap, net::SocketAddrV4, path::PathBuf, sync::Arc};
 
 use kube_api_server::TestApiServer;
 
 use crate::{
-    clock::TimeScale,
+    clock::{ScenarioClock, TimeScale},
     kubelet::version::KubeletVersion,
     log::SimLog,
     net::ClusterNetwork,
@@ -17,6 +18,8 @@ use crate::{
 pub struct NodeEnv {
     pub node_name: String,
     pub scale: TimeScale,
+    /// The cluster's clock, for the API's timestamps.
+    pub clock: ScenarioClock,
     pub version: KubeletVersion,
     pub driver: CgroupDriver,
     /// The cgroup2 mount.

@@ -9,8 +9,11 @@
 //! API server with whole-second times.
 //!
 //! Time runs scaled ([`TimeScale`]): a 30 s grace period takes 1.5 s at the
-//! default 0.05. What the driver did, and when, is in its [`SimLog`] — the
-//! ground truth tests compare the agent's recording with.
+//! default 0.05. The cluster's clock ([`ScenarioClock`]), which stamps the
+//! API's times, runs at the same speed; a recording is put on it for the
+//! audits with [`ScenarioClock::to_scenario_time`]. What the driver did,
+//! and when, is in its [`SimLog`] — the ground truth tests compare the
+//! agent's recording with.
 //!
 //! Everything it creates (cgroups, namespaces with their veths and
 //! iptables rules, processes, files) is removed when the [`Node`] drops,
@@ -28,7 +31,7 @@ pub mod runtime;
 pub mod scenario;
 
 pub use api::SimApi;
-pub use clock::{Stamp, TimeScale};
+pub use clock::{ScenarioClock, Stamp, TimeScale};
 pub use error::SimError;
 pub use kubelet::{ContainerKind, KubeletVersion, PodPlan};
 pub use log::{Action, Entry, HookPhase, ProbeKind, SimLog, StopCause};

@@ -14,7 +14,7 @@ use kube_api_server::TestApiServer;
 use serde::Serialize;
 
 use crate::{
-    clock::{Stamp, TimeScale},
+    clock::{ScenarioClock, Stamp, TimeScale},
     env::NodeEnv,
     error::SimError,
     kubelet::{KubeletVersion, Monitor, PodPlan, PodState, Stage, worker},
@@ -112,6 +112,7 @@ impl Node {
         let env = NodeEnv {
             node_name: options.node_name,
             scale: options.scale,
+            clock: ScenarioClock::start(options.scale),
             version: options.version,
             driver: options.driver,
             cgroup_root,
@@ -137,6 +138,11 @@ impl Node {
         self.env.scale
     }
 
+    /// The cluster's clock (the API's timestamps run at scenario speed).
+    pub fn clock(&self) -> ScenarioClock {
+        self.env.clock
+    }
+
     pub fn workdir(&self) -> &std::path::Path {
         &self.env.workdir
     }
@@ -155,7 +161,7 @@ impl Node {
         let created = self
             .env
             .api
-            .create_pod(plan.manifest.clone())
+            .create_pod_at(plan.manifest.clone(), self.env.clock.api_now())
             .map_err(|source| SimError::ApiRefused {
                 what: format!("creating pod {}", plan.key()),
                 source,
@@ -220,7 +226,12 @@ impl Node {
             let at = Stamp::now();
             self.env
                 .api
-                .request_deletion(&info.namespace, &info.name, grace_s, at.api_seconds())
+                .request_deletion(
+                    &info.namespace,
+                    &info.name,
+                    grace_s,
+                    self.env.clock.api_seconds(at),
+                )
                 .map_err(|source| SimError::ApiRefused {
                     what: format!("deleting pod {}/{}", info.namespace, info.name),
                     source,

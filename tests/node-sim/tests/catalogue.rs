@@ -1,9 +1,11 @@
 //! The scenario catalogue: every file parses and plans (no root needed),
-//! and every file is played by a test in `scenarios.rs`.
+//! its expectations name real rules, finding kinds and severities of the
+//! audits, and every file is played by a test in `scenarios/`.
 
 use std::path::PathBuf;
 
-use node_sim::{PodPlan, Scenario, TimeScale};
+use lifecycle_agent::audit::{FindingKind, RuleId, Severity};
+use node_sim::{PodPlan, Scenario, TimeScale, scenario::ExpectedFinding};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -32,10 +34,21 @@ fn every_scenario_parses_and_plans() {
             !scenario.description.trim().is_empty(),
             "{stem}: no description"
         );
-        assert!(
-            scenario.expect.clean || !scenario.expect.findings.is_empty(),
-            "{stem}: say what it shows"
-        );
+        let problems = scenario.expect.problems();
+        assert!(problems.is_empty(), "{stem}: expect: {problems:?}");
+        let pods: Vec<&str> = scenario
+            .pods
+            .iter()
+            .filter_map(|p| p.manifest.pointer("/metadata/name")?.as_str())
+            .collect();
+        let expected = scenario
+            .expect
+            .other_kubelets
+            .iter()
+            .flat_map(|k| &k.findings);
+        for finding in scenario.expect.findings.iter().chain(expected) {
+            check_vocabulary(stem, finding, &pods);
+        }
         for entry in &scenario.pods {
             PodPlan::build(entry, "node-a", TimeScale::default())
                 .unwrap_or_else(|e| panic!("{stem}: {e}"));
@@ -43,12 +56,29 @@ fn every_scenario_parses_and_plans() {
     }
 }
 
+/// Rule, kind and severity as the audits spell them; the pod is one of
+/// the scenario's.
+fn check_vocabulary(stem: &str, finding: &ExpectedFinding, pods: &[&str]) {
+    let word = |w: &str| serde_json::Value::String(w.to_owned());
+    let what = format!("{stem}: {finding:?}");
+    serde_json::from_value::<RuleId>(word(&finding.rule))
+        .unwrap_or_else(|e| panic!("{what}: rule: {e}"));
+    serde_json::from_value::<FindingKind>(word(&finding.kind))
+        .unwrap_or_else(|e| panic!("{what}: kind: {e}"));
+    serde_json::from_value::<Severity>(word(&finding.severity))
+        .unwrap_or_else(|e| panic!("{what}: severity: {e}"));
+    assert!(pods.contains(&finding.pod.as_str()), "{what}: no such pod");
+}
+
 #[test]
 fn every_scenario_is_played_end_to_end() {
-    let tests = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios.rs"),
-    )
-    .expect("scenarios.rs");
+    let dir_of_tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let tests: String = std::fs::read_dir(&dir_of_tests)
+        .expect("tests/scenarios/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .map(|p| std::fs::read_to_string(p).expect("test source"))
+        .collect();
     for (path, _) in Scenario::load_dir(&dir()).expect("catalogue") {
         let stem = path
             .file_stem()

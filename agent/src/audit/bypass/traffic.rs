@@ -129,6 +129,13 @@ pub struct ProxySide {
     /// Local endpoints of the proxy's own connections (= the peers the app
     /// sees on inbound connections).
     connected_from: HashSet<(String, u16)>,
+    /// `[exit, listen_stop)` of each outbound capture listener that outlived
+    /// the proxy run that opened it. The kernel reports a process's exit
+    /// before it closes its files, so for a moment the listener still
+    /// completes handshakes that the redirect sends it: the app sees its
+    /// connection established, nobody accepts it, and the listener's close
+    /// resets it. Such a connection never left the pod.
+    orphaned: Vec<(i64, i64)>,
 }
 
 impl ProxySide {
@@ -147,7 +154,26 @@ impl ProxySide {
                 .iter()
                 .map(|c| (c.local_addr.clone(), c.local_port))
                 .collect(),
+            orphaned: sockets
+                .listens
+                .iter()
+                .filter(|l| Some(l.port) == capture)
+                .filter_map(|l| {
+                    let stop = l.end?.ns;
+                    let (_, run) = mesh.proxy.instance_at(l.start.map_or(i64::MIN, |s| s.ns))?;
+                    let exit = run.exit?.at.ns;
+                    (exit < stop).then_some((exit, stop))
+                })
+                .collect(),
         }
+    }
+
+    /// Whether a connection started at `ns` reached a capture listener
+    /// whose proxy had already exited.
+    fn orphaned_at(&self, ns: i64) -> bool {
+        self.orphaned
+            .iter()
+            .any(|(exit, stop)| *exit <= ns && ns < *stop)
     }
 }
 
@@ -199,6 +225,14 @@ pub fn outbound(
     } else if c.established.is_some() {
         if matched {
             (FlowClass::Proxied, "accepted by the proxy".to_owned())
+        } else if proxy.orphaned_at(at.ns) {
+            (
+                FlowClass::Other,
+                format!(
+                    "handshake completed by {}'s capture listener after the proxy exited; never accepted (reset)",
+                    mesh.proxy.name
+                ),
+            )
         } else {
             (
                 FlowClass::PlaintextBypass,

@@ -204,14 +204,21 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
         StopOrder::Parallel
     };
 
-    // The run each container had when the window opened (or its first one
-    // after, for containers that had not started yet).
+    // The run each container had when the window opened: alive then, or
+    // ending right then (a Job's main container whose exit is the
+    // completion that opens the window), or its first one after, for
+    // containers that had not started yet.
     let runs: Vec<Option<usize>> = tl
         .containers
         .iter()
         .map(|c| {
             c.instance_at(window)
                 .map(|(i, _)| i)
+                .or_else(|| {
+                    c.instances
+                        .iter()
+                        .rposition(|i| i.exit.is_some_and(|x| x.at.ns == window))
+                })
                 .or_else(|| c.instances.iter().position(|i| i.began().ns >= window))
         })
         .collect();

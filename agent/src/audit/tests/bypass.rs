@@ -57,6 +57,46 @@ fn refused_connects_after_the_proxy_exited_are_fail_closed() {
     assert_eq!(window.severity, Severity::Info);
 }
 
+/// The proxy crashes at 1000 ms; its capture listener is closed at
+/// 1007 ms (the kernel reports the exit before it closes the files). The
+/// app connects at `connect_ms`, established without a proxy accept.
+fn connect_while_the_proxy_dies(connect_ms: f64) -> crate::audit::PodAudit {
+    let (mut s, proxy, app, listener) = legacy_running();
+    s.at(1000.0).killed(&proxy, 6);
+    s.at(1007.0)
+        .listen_stop(&proxy, &listener, "0.0.0.0", 15001);
+    s.at(connect_ms)
+        .connect(&app, ("10.1.0.5", 40009), ("10.96.0.10", 80), 0);
+    s.at(2000.0).condition("Ready", false);
+    s.audit()
+}
+
+#[test]
+fn handshake_with_the_dead_proxys_listener_is_not_plaintext() {
+    let audit = connect_while_the_proxy_dies(1005.0);
+    let bypass = audit.bypass.as_ref().unwrap();
+    let flow = bypass.flows.last().unwrap();
+    assert_eq!(flow.class, FlowClass::Other, "{}", flow.reason);
+    assert!(
+        flow.reason
+            .contains("capture listener after the proxy exited")
+    );
+    assert_eq!(outcome(&audit, RuleId::M3), Outcome::Held);
+    assert!(
+        !audit
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::PlaintextBypass),
+        "{:#?}",
+        audit.findings
+    );
+    // Once the listener is gone, an established connection without the
+    // proxy did leave the pod (no redirect in place).
+    let after = connect_while_the_proxy_dies(1100.0);
+    assert_eq!(outcome(&after, RuleId::M3), Outcome::Violated);
+    one(&after, FindingKind::PlaintextBypass);
+}
+
 #[test]
 fn egress_no_proxy_accepted_is_plaintext_bypass() {
     let (mut s, _proxy, app, _) = legacy_running();

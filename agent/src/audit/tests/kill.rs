@@ -6,8 +6,8 @@ use serde_json::json;
 use super::{kinds, one, outcome, problems, running_legacy, running_native};
 use crate::audit::{
     AuditConfig, FindingKind, Outcome, RuleId, Severity,
-    termination::{StateAtStart, Trigger},
-    testing::{By, Script, manifest},
+    termination::{ApiOrder, StateAtStart, Trigger},
+    testing::{BASE_NS, By, Script, manifest},
 };
 
 #[test]
@@ -136,6 +136,11 @@ fn shortened_grace_explains_a_second_sigterm_and_an_earlier_kill() {
 }
 
 fn job(sidecar_stops: bool, sidecar_restarts: bool) -> crate::audit::PodAudit {
+    job_with_api(sidecar_stops, sidecar_restarts, false)
+}
+
+/// With `api`, the API reports both exits in the same whole second.
+fn job_with_api(sidecar_stops: bool, sidecar_restarts: bool, api: bool) -> crate::audit::PodAudit {
     let mut m = manifest(
         json!([{"name": "cloud-sql-proxy", "image": "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2",
                 "restartPolicy": "Always"}]),
@@ -150,6 +155,10 @@ fn job(sidecar_stops: bool, sidecar_restarts: bool) -> crate::audit::PodAudit {
     s.at(500.0);
     let app = s.start("migrate", "/migrate");
     s.at(3000.0).exit(&app, 0);
+    if api {
+        s.api_running("cloud-sql-proxy").api_running("migrate");
+        s.at(3001.0).api_terminated("migrate", 0);
+    }
     if sidecar_restarts {
         s.at(3010.0).exit(&proxy, 1);
         s.at(3500.0);
@@ -159,6 +168,9 @@ fn job(sidecar_stops: bool, sidecar_restarts: bool) -> crate::audit::PodAudit {
     } else if sidecar_stops {
         s.at(3020.0).term(&proxy);
         s.at(3040.0).exit(&proxy, 0);
+        if api {
+            s.at(3041.0).api_terminated("cloud-sql-proxy", 0);
+        }
     }
     s.at(40_000.0).condition("Ready", false);
     s.audit()
@@ -169,10 +181,15 @@ fn job_whose_main_container_exits_by_itself() {
     let audit = job(true, false);
     let t = audit.termination.as_ref().unwrap();
     assert!(matches!(t.trigger, Trigger::JobCompletion { .. }));
-    assert_eq!(
-        t.container("migrate").unwrap().state_at_start,
-        StateAtStart::Exited
-    );
+    let migrate = t.container("migrate").unwrap();
+    assert_eq!(migrate.state_at_start, StateAtStart::Exited);
+    // The exit that completed the Job is the main container's exit: the
+    // kernel orders the sidecar's exit after it.
+    let exit = migrate.exit.expect("the completing exit");
+    assert_eq!((exit.at.ns, exit.code), (BASE_NS + 3_000_000_000, 0));
+    assert_eq!(t.exit_order, ["migrate", "cloud-sql-proxy"]);
+    assert_eq!(t.exit_pairs.len(), 1);
+    assert_eq!(t.exit_pairs[0].kernel_gap_s, Some(0.04));
     assert_eq!(outcome(&audit, RuleId::T5), Outcome::Held);
     assert_eq!(outcome(&audit, RuleId::T6), Outcome::NotApplicable);
     assert!(problems(&audit).is_empty(), "{:#?}", audit.findings);
@@ -185,6 +202,20 @@ fn job_whose_main_container_exits_by_itself() {
     assert_eq!(outcome(&restarted, RuleId::T5), Outcome::Violated);
     let f = one(&restarted, FindingKind::JobSidecarRestarted);
     assert!(f.message.contains("0.500 s after"), "{}", f.message);
+}
+
+#[test]
+fn job_exits_in_one_api_second_are_ordered_by_the_kernel() {
+    let audit = job_with_api(true, false, true);
+    let pair = &audit.termination.as_ref().unwrap().exit_pairs[0];
+    assert_eq!(pair.api, ApiOrder::SameSecond);
+    assert_eq!(pair.kernel_gap_s, Some(0.04));
+    assert_eq!(
+        outcome(&audit, RuleId::A1),
+        Outcome::Held,
+        "{:#?}",
+        audit.verdicts
+    );
 }
 
 fn never_started(stop_ms: f64, config: &AuditConfig) -> crate::audit::PodAudit {

@@ -69,6 +69,11 @@ struct RunArgs {
     /// The agent's recording (with --agent).
     #[arg(long, default_value = "recording.ndjson")]
     recording: PathBuf,
+    /// Also writes the recording on the cluster's clock here (with
+    /// --agent): times stretched back to scenario seconds, as
+    /// `lifecycle-agent report` must see them to judge grace periods.
+    #[arg(long)]
+    scenario_recording: Option<PathBuf>,
     /// Writes the driver's log (NDJSON, one action a line) here.
     #[arg(long)]
     actions: Option<PathBuf>,
@@ -161,6 +166,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&temp);
     let report = result?;
     eprintln!("node-sim: done in {:.1} s", started.elapsed().as_secs_f64());
+    if let (Some(_), Some(path)) = (&args.agent, &args.scenario_recording) {
+        write_on_cluster_clock(&args.recording, path, &report)?;
+        eprintln!(
+            "node-sim: recording on the cluster's clock in {}",
+            path.display()
+        );
+    }
     print_summary(&report);
     if let Some(path) = &args.actions {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -173,6 +185,21 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(())
+}
+
+/// Copies the agent's recording with its times on the cluster's clock.
+fn write_on_cluster_clock(from: &Path, to: &Path, report: &ScenarioReport) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut record: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("a line of {}", from.display()))?;
+        report.clock.to_scenario_time(&mut record);
+        out.push_str(&record.to_string());
+        out.push('\n');
+    }
+    std::fs::write(to, out).with_context(|| format!("writing {}", to.display()))
 }
 
 fn start_agent(

@@ -82,7 +82,7 @@ impl PodContext {
         };
         let sandbox_id = new_container_id();
         let shim = Shim::start(&env.binaries, &sandbox_id)?;
-        let status = StatusWriter::new(env.api.clone(), &plan.namespace, &plan.name);
+        let status = StatusWriter::new(env.api.clone(), env.clock, &plan.namespace, &plan.name);
         let ctx = Arc::new(Self {
             key,
             uid,

@@ -8,7 +8,8 @@ pub mod run;
 use std::path::{Path, PathBuf};
 
 pub use model::{
-    ContainerSim, Expectations, ExpectedFinding, PodEntry, PodNames, Role, Scenario, Step,
+    ContainerSim, Expectations, ExpectedFinding, KubeletExpectations, PodEntry, PodNames, Role,
+    Scenario, Step,
 };
 pub use run::{RunOptions, ScenarioReport, WorkloadEvent, run};
 

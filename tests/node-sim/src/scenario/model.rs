@@ -85,7 +85,8 @@ pub struct ContainerSim {
     #[serde(default)]
     pub ignore_term: bool,
     pub ready_after: Option<f64>,
-    /// Proxy: delay before the capture ports listen.
+    /// Proxy: delay before the capture ports listen; db-proxy: before its
+    /// `listen` port does.
     pub listen_delay: Option<f64>,
     /// Proxy: abort (SIGABRT) after this long, in every run of the container
     /// up to `crashTimes`.
@@ -152,25 +153,90 @@ pub enum Step {
     WaitGone(PodNames),
 }
 
-/// What the scenario shows, for the tests and the audits.
+/// What the scenario shows, for the tests and the audits: exactly the
+/// findings `lifecycle-agent report` must produce for the recording (put
+/// on the cluster's clock), with the scenario's kubelet version assumed.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Expectations {
-    /// Audit findings the recording must produce (rule ids of
-    /// lifecycle-rules.md); empty with `clean: true` means none.
+    /// Every finding, once per finding the audit reports (a kind reported
+    /// twice, e.g. one bypass window per outage, is listed twice).
+    #[serde(default)]
+    pub findings: Vec<ExpectedFinding>,
+    /// No finding at all (then `findings` is empty).
+    #[serde(default)]
+    pub clean: bool,
+    /// The findings when the tests play the scenario with another kubelet
+    /// version's behaviour (and audit it assuming that version).
+    #[serde(default)]
+    pub other_kubelets: Vec<KubeletExpectations>,
+}
+
+/// The findings of the scenario played as another kubelet version.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubeletExpectations {
+    pub kubelet: KubeletVersion,
     #[serde(default)]
     pub findings: Vec<ExpectedFinding>,
     #[serde(default)]
     pub clean: bool,
 }
 
-/// One expected audit finding.
-#[derive(Clone, Debug, Deserialize)]
+impl Expectations {
+    /// The findings expected when played as `played` by a scenario written
+    /// for `written`; `None` when the file says nothing for that version.
+    pub fn for_kubelet(
+        &self,
+        written: KubeletVersion,
+        played: KubeletVersion,
+    ) -> Option<&[ExpectedFinding]> {
+        if played == written {
+            return Some(&self.findings);
+        }
+        self.other_kubelets
+            .iter()
+            .find(|k| k.kubelet == played)
+            .map(|k| k.findings.as_slice())
+    }
+
+    /// Contradictions in the file: `clean` with findings, neither of them.
+    pub fn problems(&self) -> Vec<String> {
+        let own = std::iter::once((None, self.clean, &self.findings));
+        let others = self
+            .other_kubelets
+            .iter()
+            .map(|k| (Some(k.kubelet), k.clean, &k.findings));
+        own.chain(others)
+            .filter_map(|(version, clean, findings)| {
+                let which = version.map_or_else(String::new, |v| format!(" (kubelet {v})"));
+                match (clean, findings.is_empty()) {
+                    (true, false) => Some(format!("clean but findings listed{which}")),
+                    (false, true) => Some(format!("neither clean nor findings{which}")),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One expected audit finding, matched on every field but `note`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExpectedFinding {
+    /// Rule id of lifecycle-rules.md (`T3`, `M4`, ...).
     pub rule: String,
-    pub pod: Option<String>,
+    /// The finding's `kind` (docs/audits.md), e.g. `startup_race`.
+    pub kind: String,
+    /// `error`, `warning` or `info`.
+    pub severity: String,
+    /// metadata.name of the pod.
+    pub pod: String,
+    /// The container the finding names; absent for findings about the
+    /// pod (e.g. `refused_while_proxy_down`, one per bypass window).
+    #[serde(default)]
     pub container: Option<String>,
+    /// Why, for a person; not compared.
     #[serde(default)]
     pub note: String,
 }

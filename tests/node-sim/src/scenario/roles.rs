@@ -164,6 +164,9 @@ pub fn workload_args(
             if let Some(r) = sim.ready_after {
                 push("ready-after-ms", ms(r));
             }
+            if let Some(d) = sim.listen_delay {
+                push("listen-delay-ms", ms(d));
+            }
             if let Some(d) = sim.drain {
                 push("drain-ms", ms(d));
             }

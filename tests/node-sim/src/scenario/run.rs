@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{Scenario, ScenarioError, Step, model::PodNames};
 use crate::{
-    clock::{Stamp, TimeScale},
+    clock::{ScenarioClock, Stamp, TimeScale},
     error::SimError,
     kubelet::{PodPlan, Stage},
     log::Entry,
@@ -52,6 +52,9 @@ pub struct ScenarioReport {
     pub scenario: String,
     pub node_name: String,
     pub scale: f64,
+    /// The cluster's clock: API timestamps are its seconds;
+    /// [`ScenarioClock::to_scenario_time`] puts a recording on it.
+    pub clock: ScenarioClock,
     pub started: Stamp,
     pub finished: Stamp,
     pub pods: Vec<PodInfo>,
@@ -184,6 +187,7 @@ pub fn run(
         scenario: scenario.name.clone(),
         node_name,
         scale: scale.factor(),
+        clock: node.clock(),
         started,
         finished,
         pods,

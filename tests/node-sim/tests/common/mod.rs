@@ -1,7 +1,9 @@
 //! Shared by the end-to-end tests: play a scenario with the real agent
-//! recording, then compare the recording with the driver's own log.
+//! recording, compare the recording with the driver's own log, and the
+//! agent's audit findings with the scenario's `expect` list.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod checks;
 pub mod recording;
 
@@ -11,8 +13,9 @@ use std::{
     time::Duration,
 };
 
+use lifecycle_agent::audit::PodAudit;
 use lifecycle_testkit::{Recording, require_root};
-use node_sim::{RunOptions, Scenario, ScenarioReport, SimApi};
+use node_sim::{KubeletVersion, RunOptions, Scenario, ScenarioReport, SimApi};
 
 pub use recording::Rec;
 
@@ -56,36 +59,54 @@ pub fn agent_path() -> PathBuf {
 }
 
 impl Played {
-    /// Writes the recording as NDJSON (e.g. for `lifecycle-agent report`,
-    /// whose findings can then be compared with `scenario.expect`).
+    /// Writes the recording as NDJSON on the cluster's clock, as
+    /// `lifecycle-agent report --kubelet-version <played>` must read it.
     pub fn save_recording(&self, path: &std::path::Path) -> std::io::Result<()> {
         let mut text = String::new();
-        for record in &self.rec.0 {
+        for record in audit::scenario_time(self) {
             text.push_str(&record.to_string());
             text.push('\n');
         }
         std::fs::write(path, text)
     }
 
-    /// The findings the scenario file says its recording must produce.
+    /// The findings the scenario file says its recording must produce
+    /// with the kubelet version played.
     pub fn expected_findings(&self) -> &[node_sim::scenario::ExpectedFinding] {
-        &self.scenario.expect.findings
+        self.scenario
+            .expect
+            .for_kubelet(self.scenario.kubelet, self.kubelet)
+            .unwrap_or_default()
+    }
+
+    /// The audit of one pod (by name).
+    pub fn audit_of(&self, pod: &str) -> &PodAudit {
+        self.audits
+            .iter()
+            .find(|a| a.pod.name == pod)
+            .unwrap_or_else(|| panic!("no audit of {pod}"))
     }
 }
 
 /// A scenario played with the agent attached.
 pub struct Played {
     pub scenario: Scenario,
+    /// The kubelet behaviour played (and assumed by the audits).
+    pub kubelet: KubeletVersion,
     pub report: ScenarioReport,
     pub rec: Rec,
     /// The driver's pid: the parent of every container and hook process.
     pub driver_pid: u32,
+    /// The agent's audits of the scenario's pods.
+    pub audits: Vec<PodAudit>,
 }
 
 pub const NODE: &str = "node-sim-e2e";
 
 /// Plays `name` with the agent recording; checks every run has in common
-/// (see [`checks::common`]) before returning.
+/// (see [`checks::common`]) and that the agent's audits find exactly what
+/// the scenario's `expect` lists ([`audit::assert_expected_findings`])
+/// before returning.
 pub fn play(name: &str) -> Played {
     play_with(load(name), RunOptions::default())
 }
@@ -123,12 +144,16 @@ pub fn play_with(scenario: Scenario, options: RunOptions) -> Played {
     let records = recording.stop();
     let _ = std::fs::remove_dir_all(&dir);
     let report = report.unwrap_or_else(|e| panic!("scenario {} failed: {e}", scenario.name));
-    let played = Played {
+    let mut played = Played {
         scenario,
+        kubelet: version,
         report,
         rec: Rec(records),
         driver_pid: std::process::id(),
+        audits: Vec::new(),
     };
     checks::common(&played);
+    played.audits = audit::audit(&played, version);
+    audit::assert_expected_findings(&played);
     played
 }

@@ -227,7 +227,8 @@ pub fn secrets_agent(args: &Args) -> Result<i32, String> {
     Ok(0)
 }
 
-/// `db-proxy`: a cloud-sql-proxy-like forwarder from `--listen` to
+/// `db-proxy`: a cloud-sql-proxy-like forwarder from `--listen` (opened
+/// after `--listen-delay-ms`, as the proxy first checks its instance) to
 /// `--upstream`, health on `--health-port` (`/startup`, `/liveness`,
 /// `/readiness`, `/quitquitquit`); on SIGTERM it keeps forwarding for
 /// `--drain-ms`, then exits 0.
@@ -247,6 +248,7 @@ pub fn db_proxy(args: &Args) -> Result<i32, String> {
         .transpose()?
         .map(|port| Server::start(port, ready_after, ready_gated, Some(quit.clone())))
         .transpose()?;
+    common::sleep_unless_term(args.ms("listen-delay-ms", 0)?);
     let listener: TcpListener = common::bind(listen)?;
     event("listening", &[("port", listen.port().to_string())]);
     let mut term_at: Option<Instant> = None;

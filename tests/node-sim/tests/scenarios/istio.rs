@@ -1,0 +1,307 @@
+//! Istio: legacy sidecars (refused calls at shutdown, held startup),
+//! native sidecars with and without a startupProbe, a proxy crash, and an
+//! excluded port.
+
+use lifecycle_agent::audit::{Outcome, RuleId, bypass::traffic::FlowClass};
+
+use crate::{
+    SLACK_NS, assert_before, assert_near, assert_no_refusals, capture_listen,
+    common::{
+        play,
+        recording::{boot, ms},
+    },
+};
+
+#[test]
+fn istio_legacy_proxy_exits_first_and_app_calls_are_refused() {
+    let p = play("istio-legacy-refused");
+    let pod = "reviews-v1-6f7c9d5b8-kx2qp";
+    let app_term = p.kernel_signal(pod, "reviews", 15);
+    let proxy_term = p.kernel_signal(pod, "istio-proxy", 15);
+    // Legacy: both at t0, in parallel (no order asserted).
+    assert!(
+        app_term.abs_diff(proxy_term) < SLACK_NS,
+        "SIGTERMs {} / {} ms apart",
+        ms(app_term),
+        ms(proxy_term)
+    );
+    let proxy_exit = boot(p.kernel_exit(pod, "istio-proxy", 0));
+    let app_exit = boot(p.kernel_exit(pod, "reviews", 0));
+    assert_before(
+        proxy_exit,
+        app_exit,
+        "the proxy exits before the app drained",
+    );
+    // Envoy drains 5 s, the app 10 s: the app's calls after the proxy left are refused.
+    // (The app is declared first, so its first calls may also race the
+    // proxy's start: those come before the capture port listens.)
+    let listening = capture_listen(&p, pod, "istio-proxy", 15001, 0);
+    let refused = p.rec.refused(pod, "reviews");
+    let at_shutdown = refused.iter().filter(|r| boot(r) > proxy_exit).count();
+    assert!(
+        at_shutdown > 0,
+        "no refused connects after the proxy exited"
+    );
+    for r in &refused {
+        let (at, t) = (boot(r), ms(boot(r)));
+        assert!(
+            at < listening || (at > proxy_exit && at < app_exit),
+            "refused at {t} ms while the proxy listened: {r}"
+        );
+        assert_eq!(
+            r["remote_addr"], "10.96.0.10",
+            "the socket keeps its original destination: {r}"
+        );
+        assert_eq!(r["remote_port"], 80, "{r}");
+    }
+    let failed_calls = p
+        .events(pod, "reviews", "request")
+        .into_iter()
+        .filter(|e| e["errno"] == 111)
+        .count();
+    assert_eq!(
+        refused.len(),
+        failed_calls,
+        "recorded refusals vs the app's own count"
+    );
+}
+
+#[test]
+fn istio_legacy_hold_starts_the_app_once_the_proxy_is_ready() {
+    let p = play("istio-legacy-hold");
+    let pod = "checkout-5b9d7c6f4-q8w2e";
+    let hook_done = p
+        .entries(pod, Some("istio-proxy"))
+        .into_iter()
+        .find(|e| matches!(e.action, node_sim::Action::HookFinished { ok: true, .. }))
+        .expect("pilot-agent wait ran in istio-proxy and succeeded");
+    let listening = capture_listen(&p, pod, "istio-proxy", 15001, 0);
+    let app_exec = boot(p.kernel_exec(pod, "checkout", 0));
+    assert_before(
+        hook_done.at.boot_ns,
+        app_exec,
+        "the app starts once the postStart hook returned",
+    );
+    assert_before(
+        listening,
+        app_exec,
+        "the app starts after the proxy listens",
+    );
+    assert_no_refusals(&p, pod, "checkout");
+    let (app_term, proxy_term) = (
+        p.kernel_signal(pod, "checkout", 15),
+        p.kernel_signal(pod, "istio-proxy", 15),
+    );
+    assert!(
+        app_term.abs_diff(proxy_term) < SLACK_NS,
+        "legacy: SIGTERMs together at t0"
+    );
+}
+
+#[test]
+fn istio_native_gates_the_app_on_the_startup_probe_and_stops_the_proxy_last() {
+    let p = play("istio-native-startup-probe");
+    let pod = "ratings-v1-7d8f9b6c5-m4n7p";
+    let listening = capture_listen(&p, pod, "istio-proxy", 15001, 0);
+    assert_before(
+        listening,
+        boot(p.kernel_exec(pod, "ratings", 0)),
+        "startupProbe gates the app",
+    );
+    let t0 = p.t0(pod);
+    let drain_hook = p
+        .entries(pod, Some("istio-proxy"))
+        .into_iter()
+        .find(|e| {
+            matches!(
+                e.action,
+                node_sim::Action::HookStarted {
+                    hook: node_sim::HookPhase::PreStop,
+                    ..
+                }
+            )
+        })
+        .expect("the proxy's preStop (drain) ran");
+    assert_near(
+        drain_hook.at.boot_ns,
+        t0,
+        SLACK_NS,
+        "the sidecar's preStop starts at t0",
+    );
+    assert_near(
+        p.kernel_signal(pod, "ratings", 15),
+        t0,
+        SLACK_NS,
+        "the app's SIGTERM at t0",
+    );
+    let app_exit = boot(p.kernel_exit(pod, "ratings", 0));
+    assert_before(
+        app_exit,
+        p.kernel_signal(pod, "istio-proxy", 15),
+        "ordered: proxy SIGTERM after the app exited",
+    );
+    assert_no_refusals(&p, pod, "ratings");
+}
+
+#[test]
+fn native_sidecar_without_startup_probe_lets_the_app_race_the_proxy() {
+    let p = play("native-sidecar-no-startup-probe");
+    let pod = "details-v1-65cb7f8d9c-2rkwq";
+    let listening = capture_listen(&p, pod, "istio-proxy", 15001, 0);
+    assert_before(
+        boot(p.kernel_exec(pod, "details", 0)),
+        listening,
+        "the app starts before Envoy listens",
+    );
+    let refused = p.rec.refused(pod, "details");
+    assert!(!refused.is_empty(), "the app's first calls are refused");
+    for r in &refused {
+        assert!(boot(r) < listening, "refused after the proxy listened: {r}");
+    }
+    let established = p
+        .rec
+        .sockets(pod, "details", "connect_established")
+        .filter(|r| r["remote_port"] == 80)
+        .count();
+    assert!(established > 0, "calls succeed once Envoy listens");
+    let app_exit = boot(p.kernel_exit(pod, "details", 0));
+    assert_before(
+        app_exit,
+        p.kernel_signal(pod, "istio-proxy", 15),
+        "termination is still ordered",
+    );
+}
+
+#[test]
+fn proxy_crash_refuses_the_apps_calls_until_the_restart_listens() {
+    let p = play("proxy-crash-restart");
+    let pod = "productpage-v1-5d9f7c6b8a-k2l3m";
+    let crash = p.kernel_exit(pod, "istio-proxy", 0);
+    assert_eq!(
+        (
+            crash["killed_by_signal"].as_u64(),
+            crash["container_exit_code"].as_u64()
+        ),
+        (Some(6), Some(134))
+    );
+    let restart = p.kernel_exec(pod, "istio-proxy", 1);
+    let first = p.kernel_exec(pod, "istio-proxy", 0);
+    assert_ne!(
+        restart["process"]["cgroup"]["container_id"], first["process"]["cgroup"]["container_id"],
+        "a new container"
+    );
+    // The restarted run's events wait until the kubelet reports its new
+    // container id, then carry the container name like the first run's.
+    let relisten = p
+        .rec
+        .of_type("socket")
+        .filter(|r| {
+            r["op"] == "listen_start"
+                && r["local_port"] == 15001
+                && r["owner"]["pid"] == restart["process"]["pid"]
+        })
+        .inspect(|r| assert_eq!(r["owner"]["k8s"]["container"], "istio-proxy", "{r}"))
+        .map(boot)
+        .next()
+        .expect("the restarted proxy listens on 15001");
+    let refused = p.rec.refused(pod, "productpage");
+    assert!(
+        !refused.is_empty(),
+        "calls refused while the proxy was down"
+    );
+    for r in &refused {
+        assert!(
+            boot(r) > boot(crash) && boot(r) < relisten,
+            "refused outside the outage: {r}"
+        );
+    }
+    let after = p
+        .rec
+        .sockets(pod, "productpage", "connect_established")
+        .any(|r| boot(r) > relisten && r["remote_port"] == 80);
+    assert!(after, "calls succeed again after the restart");
+    let restarted = p.rec.pod_changes(pod, "container_transition").any(|r| {
+        r["change"]["container"] == "istio-proxy"
+            && r["change"]["transition"]["type"] == "running"
+            && r["change"]["transition"]["restart_count"] == 1
+    });
+    assert!(restarted, "the API reported the restart");
+}
+
+#[test]
+fn excluded_port_leaves_the_pod_without_the_proxy() {
+    let p = play("excluded-port-plaintext");
+    let pod = "inventory-6b8d0f2a4c-n7p8q";
+    let ip = p
+        .report
+        .log
+        .iter()
+        .find_map(|e| match &e.action {
+            node_sim::Action::SandboxStarted { pod_ip, .. } => Some(pod_ip.clone()),
+            _ => None,
+        })
+        .expect("pod ip");
+    let accepts: Vec<&serde_json::Value> = p
+        .rec
+        .sockets(pod, "istio-proxy", "accept")
+        .filter(|r| r["local_port"] == 15001)
+        .collect();
+    let proxied_by = |port: &serde_json::Value| accepts.iter().any(|a| &a["remote_port"] == port);
+    let app = |remote: u16| -> Vec<&serde_json::Value> {
+        p.rec
+            .sockets(pod, "inventory", "connect_established")
+            .filter(|r| r["remote_port"] == remote)
+            .collect()
+    };
+    let (http, db) = (app(80), app(5432));
+    assert!(!http.is_empty() && !db.is_empty(), "the app called both");
+    for r in &http {
+        assert!(
+            proxied_by(&r["local_port"]),
+            "an HTTP call not through Envoy: {r}"
+        );
+        assert_eq!(r["uid"], 0);
+    }
+    let upstream = p
+        .rec
+        .sockets(pod, "istio-proxy", "connect_established")
+        .find(|r| r["remote_addr"] == "10.96.0.18" && r["remote_port"] == 80)
+        .expect("Envoy's upstream connection");
+    assert_eq!(
+        upstream["uid"], 1337,
+        "Envoy's own traffic is not captured: {upstream}"
+    );
+    let served = p.events("cluster", "peers", "served");
+    for r in &db {
+        assert!(
+            !proxied_by(&r["local_port"]),
+            "a database call went through Envoy: {r}"
+        );
+        let peer = format!("{ip}:{}", r["local_port"]);
+        assert!(
+            served
+                .iter()
+                .any(|s| s["service"] == "10.96.0.22:5432" && s["peer"] == peer.as_str()),
+            "the database saw the app's own socket {peer}"
+        );
+    }
+    // The audit tells them apart: every HTTP call proxied, every database
+    // call excluded (plaintext as configured), so M3 holds.
+    let audit = p.audit_of(pod);
+    let bypass = audit.bypass.as_ref().expect("a meshed pod");
+    let classes = |port: &str| -> Vec<FlowClass> {
+        bypass
+            .flows
+            .iter()
+            .filter(|f| f.container == "inventory" && f.remote.ends_with(port))
+            .map(|f| f.class)
+            .collect()
+    };
+    let (http_classes, db_classes) = (classes(":80"), classes(":5432"));
+    assert_eq!(http_classes.len(), http.len(), "{http_classes:?}");
+    assert!(http_classes.iter().all(|c| *c == FlowClass::Proxied));
+    assert_eq!(db_classes.len(), db.len(), "{db_classes:?}");
+    assert!(db_classes.iter().all(|c| *c == FlowClass::Excluded));
+    let m3 = audit.verdict(RuleId::M3).expect("M3 judged");
+    assert_eq!(m3.outcome, Outcome::Held, "{}", m3.note);
+}

@@ -1,0 +1,80 @@
+//! Linkerd: legacy wait-before-exit, native sidecar with the CNI capture.
+
+use crate::{
+    SLACK_NS, assert_before, assert_near, assert_no_refusals, capture_listen,
+    common::{play, recording::boot},
+};
+
+#[test]
+fn linkerd_legacy_proxy_gets_sigterm_after_its_wait_before_exit() {
+    let p = play("linkerd-legacy-wait-before-exit");
+    let pod = "web-84c6d9f7b5-z9x8c";
+    let t0 = p.t0(pod);
+    assert_near(
+        p.kernel_signal(pod, "web-svc", 15),
+        t0,
+        SLACK_NS,
+        "the app's SIGTERM at t0",
+    );
+    let wait = 20 * p.second_ns();
+    assert_near(
+        p.kernel_signal(pod, "linkerd-proxy", 15),
+        t0 + wait,
+        SLACK_NS,
+        "the proxy's SIGTERM at t0 + 20 s",
+    );
+    let app_exit = boot(p.kernel_exit(pod, "web-svc", 0));
+    assert_before(
+        app_exit,
+        p.kernel_signal(pod, "linkerd-proxy", 15),
+        "the app drained through a live proxy",
+    );
+    assert_no_refusals(&p, pod, "web-svc");
+    let listen = p
+        .rec
+        .listen_start(pod, "linkerd-proxy", 4140, 0)
+        .expect("outbound capture port");
+    assert_eq!(
+        listen["uid"], 2102,
+        "the proxy runs as Linkerd's UID: {listen}"
+    );
+}
+
+#[test]
+fn linkerd_native_proxy_is_stopped_after_the_app() {
+    let p = play("linkerd-native");
+    let pod = "voting-5f6a7b8c9d-p2q3r";
+    let listening = capture_listen(&p, pod, "linkerd-proxy", 4140, 0);
+    assert_before(
+        listening,
+        boot(p.kernel_exec(pod, "voting-svc", 0)),
+        "startupProbe gates the app",
+    );
+    let app_exit = boot(p.kernel_exit(pod, "voting-svc", 0));
+    assert_before(
+        app_exit,
+        p.kernel_signal(pod, "linkerd-proxy", 15),
+        "wait-before-exit is ignored; ordered stop",
+    );
+    assert!(
+        !p.entries(pod, Some("linkerd-proxy"))
+            .iter()
+            .any(|e| matches!(e.action, node_sim::Action::HookStarted { .. })),
+        "no preStop in native mode"
+    );
+    assert_no_refusals(&p, pod, "voting-svc");
+    // The CNI-installed capture sends the app's calls through the proxy.
+    let app_conn = p
+        .rec
+        .sockets(pod, "voting-svc", "connect_established")
+        .find(|r| r["remote_port"] == 8080)
+        .expect("an app call");
+    let accepted = p
+        .rec
+        .sockets(pod, "linkerd-proxy", "accept")
+        .any(|r| r["local_port"] == 4140 && r["remote_port"] == app_conn["local_port"]);
+    assert!(
+        accepted,
+        "the proxy accepted the app's redirected connection {app_conn}"
+    );
+}

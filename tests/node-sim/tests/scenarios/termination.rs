@@ -1,0 +1,171 @@
+//! Termination: grace expiry with SIGKILL, a node drain, and the kubelet
+//! versions whose sidecar termination differs (1.28 parallel, the 1.29
+//! never-started-sidecar bug and its fix).
+
+use crate::{
+    Played, SLACK_NS, assert_before, assert_near,
+    common::{
+        self, play,
+        recording::{boot, ms},
+    },
+};
+
+#[test]
+fn app_ignoring_sigterm_is_killed_when_the_grace_period_ends() {
+    let p = play("app-ignores-sigterm");
+    let pod = "legacy-batch-5d6f7a8b9c-x1y2z";
+    let term = p.kernel_signal(pod, "batch", 15);
+    let record = p
+        .rec
+        .signals_to(p.pid(pod, "batch"))
+        .into_iter()
+        .find(|r| r["signal"] == 15)
+        .cloned()
+        .expect("SIGTERM");
+    assert_eq!(record["result"], "ignored", "{record}");
+    let kill = p.kernel_signal(pod, "batch", 9);
+    assert_near(
+        kill,
+        p.t0(pod) + 30 * p.second_ns(),
+        SLACK_NS,
+        "SIGKILL at t0 + grace",
+    );
+    assert!(
+        kill - term >= 30 * p.second_ns() - 10_000_000,
+        "a full grace between SIGTERM and SIGKILL"
+    );
+    let exit = p.kernel_exit(pod, "batch", 0);
+    assert_eq!(
+        (
+            exit["killed_by_signal"].as_u64(),
+            exit["container_exit_code"].as_u64()
+        ),
+        (Some(9), Some(137))
+    );
+    let reported = p.rec.pod_changes(pod, "container_transition").any(|r| {
+        r["change"]["transition"]["type"] == "terminated"
+            && r["change"]["transition"]["exit_code"] == 137
+    });
+    assert!(reported, "the API reported exit code 137");
+}
+
+#[test]
+fn node_drain_stops_every_pod_through_its_own_shim() {
+    let p = play("node-drain");
+    let pods = [
+        "cart-7f8e9d0c1b-a1b2c",
+        "search-4a5b6c7d8e-d3e4f",
+        "thumbnailer-2c3d4e5f6a-g5h6i",
+    ];
+    let requested: Vec<u64> = pods
+        .iter()
+        .map(|pod| {
+            p.entries(pod, None)
+                .into_iter()
+                .find(|e| matches!(e.action, node_sim::Action::DeletionRequested { .. }))
+                .expect("delete request")
+                .at
+                .boot_ns
+        })
+        .collect();
+    let spread = requested.iter().max().unwrap() - requested.iter().min().unwrap();
+    assert!(spread < 50_000_000, "deletes {} ms apart", ms(spread));
+    let shims: std::collections::BTreeSet<String> = pods
+        .iter()
+        .map(|pod| {
+            p.rec
+                .of_type("signal_generate")
+                .find(|r| r["target"]["k8s"]["pod"] == *pod && r["signal"] == 15)
+                .map(|r| r["sender_parent_pid"].to_string())
+                .expect("a SIGTERM per pod")
+        })
+        .collect();
+    assert_eq!(shims.len(), 3, "one shim per pod");
+    let (cart, search, thumb) = (pods[0], pods[1], pods[2]);
+    let cart_app = p.kernel_signal(cart, "cart", 15);
+    assert!(
+        cart_app.abs_diff(p.kernel_signal(cart, "istio-proxy", 15)) < SLACK_NS,
+        "legacy pod: parallel"
+    );
+    assert_near(
+        p.kernel_signal(search, "search", 15),
+        cart_app,
+        SLACK_NS,
+        "pods stop together",
+    );
+    assert_before(
+        boot(p.kernel_exit(search, "search", 0)),
+        p.kernel_signal(search, "istio-proxy", 15),
+        "native pod: ordered",
+    );
+    let thumb_term = p.kernel_signal(thumb, "thumbnailer", 15);
+    assert!(
+        thumb_term >= p.t0(thumb) + 4 * p.second_ns(),
+        "the sleep preStop delays the SIGTERM by 4 s"
+    );
+}
+
+#[test]
+fn kubelet_1_28_stops_native_sidecars_in_parallel() {
+    let p = play("kubelet-1.28-parallel-sidecars");
+    let pod = "reviews-v2-8b7c6d5e4f-r5s6t";
+    let app_term = p.kernel_signal(pod, "reviews", 15);
+    let proxy_term = p.kernel_signal(pod, "istio-proxy", 15);
+    assert!(
+        app_term.abs_diff(proxy_term) < SLACK_NS,
+        "1.28: sidecar SIGTERM with the app"
+    );
+    let app_exit = boot(p.kernel_exit(pod, "reviews", 0));
+    assert_before(
+        proxy_term,
+        app_exit,
+        "the sidecar is stopped before the app finished",
+    );
+    let proxy_exit = boot(p.kernel_exit(pod, "istio-proxy", 0));
+    assert!(
+        p.rec
+            .refused(pod, "reviews")
+            .iter()
+            .any(|r| boot(r) > proxy_exit),
+        "the app's last calls are refused"
+    );
+}
+
+/// The scenario played as `version` (its findings for 1.31 are under
+/// `expect.otherKubelets`).
+fn never_started_sidecar(version: &str) -> (Played, u64, u64) {
+    let scenario = common::load("kubelet-1.29-never-started-sidecar");
+    let options = node_sim::RunOptions {
+        kubelet: Some(node_sim::KubeletVersion::parse(version).expect("version")),
+        ..node_sim::RunOptions::default()
+    };
+    let p = common::play_with(scenario, options);
+    let pod = "ledger-3e4f5a6b7c-u7v8w";
+    assert!(p.pids(pod, "envoy").is_empty(), "envoy never started");
+    let t0 = p.t0(pod);
+    assert_near(
+        p.kernel_signal(pod, "db-migrate", 15),
+        t0,
+        SLACK_NS,
+        "the running init container at t0",
+    );
+    let shipper = p.kernel_signal(pod, "fluent-bit", 15);
+    (p, t0, shipper)
+}
+
+#[test]
+fn kubelet_1_29_bug_never_started_sidecar_holds_back_the_running_one() {
+    let (p, t0, shipper) = never_started_sidecar("1.29");
+    assert_near(
+        shipper,
+        t0 + 20 * p.second_ns(),
+        SLACK_NS,
+        "1.29: fluent-bit's SIGTERM only when the grace ran out",
+    );
+}
+
+#[test]
+fn kubelet_1_31_fix_stops_the_running_sidecar_at_once() {
+    let (_p, t0, shipper) = never_started_sidecar("1.31");
+    assert_near(shipper, t0, SLACK_NS, "1.31: fluent-bit's SIGTERM at t0");
+}
