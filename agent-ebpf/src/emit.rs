@@ -3,7 +3,7 @@
 use agent_common::{EventHeader, KIND_SLOTS, TaskId};
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
         generated::{bpf_get_current_cgroup_id, bpf_get_smp_processor_id, bpf_ktime_get_boot_ns},
     },
     macros::map,
@@ -33,15 +33,20 @@ pub fn reserve<T: 'static>(kind: u32) -> Option<RingBufEntry<T>> {
     entry
 }
 
-/// Submits a reserved record, waking the reader only when enough data is
-/// waiting (see `KernelOffsets::wakeup_threshold_bytes`).
+/// Submits a reserved record. The reader is woken only when this record
+/// makes the unread data cross `KernelOffsets::wakeup_threshold_bytes`;
+/// below it the reader polls on a timer. A wake-up per record would cost an
+/// inter-processor interrupt per event.
 #[inline(always)]
 pub fn submit<T: 'static>(entry: RingBufEntry<T>) {
     const BPF_RB_AVAIL_DATA: u64 = 0;
     const BPF_RB_NO_WAKEUP: u64 = 1;
     const BPF_RB_FORCE_WAKEUP: u64 = 2;
     let threshold = crate::kmem::off!(wakeup_threshold_bytes) as u64;
-    let flags = if EVENTS.query(BPF_RB_AVAIL_DATA) >= threshold {
+    // Unread bytes, including this reserved record (and its 8-byte header).
+    let unread = EVENTS.query(BPF_RB_AVAIL_DATA);
+    let before = unread.saturating_sub(size_of::<T>() as u64 + 8);
+    let flags = if unread >= threshold && before < threshold {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -49,32 +54,55 @@ pub fn submit<T: 'static>(entry: RingBufEntry<T>) {
     entry.submit(flags);
 }
 
-/// Identity of the current task: pid, tgid, process start time, cgroup, comm.
+/// Identity of the current task (`task`, from `kmem::current_task()`):
+/// pid, tgid, process start time, cgroup, comm; and its `real_parent` when
+/// `with_parent`. `slot` is the program's event kind (its scratch).
 #[inline(always)]
-pub fn current_task_id() -> TaskId {
+pub fn current_task_ids(slot: u32, task: *const u8, with_parent: bool) -> (TaskId, *const u8) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    TaskId {
-        pid: pid_tgid as u32,
-        tgid: (pid_tgid >> 32) as u32,
-        start_boottime_ns: kmem::leader_start(kmem::current_task()),
+    let pid = pid_tgid as u32;
+    let tgid = (pid_tgid >> 32) as u32;
+    // start_boottime, comm (a probe read costs half of bpf_get_current_comm,
+    // which copies with strscpy_pad; the bytes are the same) and the parent
+    // pointer: one probe read where they are close enough.
+    let which = kmem::TaskRead::Current {
+        is_leader: pid == tgid,
+    };
+    let fields = kmem::task_fields(slot, task, which, with_parent);
+    let id = TaskId {
+        pid,
+        tgid,
+        start_boottime_ns: fields.start_boottime_ns,
         // SAFETY: helper without preconditions.
         cgroup_id: unsafe { bpf_get_current_cgroup_id() },
-        comm: bpf_get_current_comm().unwrap_or([0; 16]),
-    }
+        comm: fields.comm,
+    };
+    (id, fields.real_parent)
 }
 
-/// Header for an event whose actor is the current task.
 #[inline(always)]
-pub fn current_header(kind: u32) -> EventHeader {
-    EventHeader {
-        kind,
-        // SAFETY: helpers without preconditions.
-        cpu: unsafe { bpf_get_smp_processor_id() },
-        boot_ns: unsafe { bpf_ktime_get_boot_ns() },
-        task: current_task_id(),
-        uid: bpf_get_current_uid_gid() as u32,
-        _pad: 0,
-    }
+pub fn current_task_id(slot: u32, task: *const u8) -> TaskId {
+    current_task_ids(slot, task, false).0
+}
+
+/// Header for an event whose actor is the current task (`task`, from
+/// `kmem::current_task()`), and the task's `real_parent` when `with_parent`.
+#[inline(always)]
+pub fn current_header_and_parent(
+    kind: u32,
+    task: *const u8,
+    with_parent: bool,
+) -> (EventHeader, *const u8) {
+    let (id, parent) = current_task_ids(kind, task, with_parent);
+    (
+        header_for(kind, id, bpf_get_current_uid_gid() as u32),
+        parent,
+    )
+}
+
+#[inline(always)]
+pub fn current_header(kind: u32, task: *const u8) -> EventHeader {
+    current_header_and_parent(kind, task, false).0
 }
 
 /// Header for an event whose actor is `task` (socket owners).

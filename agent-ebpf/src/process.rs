@@ -1,16 +1,17 @@
 //! Process lifecycle: fork (new processes only), exec, exit with exit code.
 
 use agent_common::{
-    EventKind, FILENAME_LEN, ProcessExecEvent, ProcessExitEvent, ProcessForkEvent, config::ABSENT,
+    EventKind, FILENAME_LEN, ProcessExecEvent, ProcessExitEvent, ProcessForkEvent, config::tp,
 };
 use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
 };
 
 use crate::{
     emit,
-    kmem::{self, TracepointBase, off},
+    kmem::{self, off},
 };
 
 #[tracepoint(category = "sched", name = "sched_process_exec")]
@@ -26,15 +27,15 @@ fn try_process_exec(ctx: &TracePointContext) -> Result<(), ()> {
     let kind = EventKind::ProcessExec as u32;
     let mut entry = emit::reserve::<ProcessExecEvent>(kind).ok_or(())?;
     let event = entry.as_mut_ptr();
-    let parent = kmem::read_ptr(kmem::current_task(), off!(task_real_parent));
+    let (header, parent) = emit::current_header_and_parent(kind, kmem::current_task(), true);
     // SAFETY: `event` points at a reserved, exclusively owned record; every
     // field is written before submit.
     unsafe {
-        (*event).header = emit::current_header(kind);
+        (*event).header = header;
         (*event).parent_tgid = kmem::read::<u32>(parent, off!(task_tgid)).unwrap_or(0);
         let filename = &mut (*event).filename;
         filename[0] = 0;
-        let len = kmem::read_data_loc_str(ctx.as_ptr_u8(), off!(tp_exec_filename), filename);
+        let len = kmem::read_data_loc_str::<{ tp::EXEC_FILENAME }>(ctx, filename);
         (*event).filename_len = if len as usize >= FILENAME_LEN - 1 {
             FILENAME_LEN as u32
         } else {
@@ -57,14 +58,14 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<(), ()> {
         return Ok(());
     }
     let child_task = ctx.arg::<u64>(1) as *const u8;
-    let (child, _) = kmem::task_id(child_task);
+    let kind = EventKind::ProcessFork as u32;
+    let child = kmem::task_id(kind, child_task, 0);
     if child.pid != child.tgid {
         return Ok(()); // a new thread, not a new process
     }
-    let kind = EventKind::ProcessFork as u32;
     let mut entry = emit::reserve::<ProcessForkEvent>(kind).ok_or(())?;
     entry.write(ProcessForkEvent {
-        header: emit::current_header(kind),
+        header: emit::current_header(kind, kmem::current_task()),
         child,
     });
     emit::submit(entry);
@@ -78,21 +79,21 @@ pub fn on_process_exit(ctx: TracePointContext) -> u32 {
 }
 
 fn try_process_exit(ctx: &TracePointContext) -> Result<(), ()> {
-    let group_dead_at = off!(tp_exit_group_dead);
-    let header = emit::current_header(EventKind::ProcessExit as u32);
-    let last_thread = if group_dead_at == ABSENT {
-        header.task.pid == header.task.tgid
+    let last_thread = if off!(exit_has_group_dead) != 0 {
+        kmem::tp_load::<u8, { tp::EXIT_GROUP_DEAD }>(ctx) != 0
     } else {
-        kmem::read::<u8>(ctx.as_ptr_u8(), group_dead_at).unwrap_or(0) != 0
+        let pid_tgid = bpf_get_current_pid_tgid();
+        pid_tgid as u32 == (pid_tgid >> 32) as u32
     };
     if !last_thread || !kmem::current_watched() {
         return Ok(());
     }
-    let exit_code = kmem::read::<u32>(kmem::current_task(), off!(task_exit_code)).unwrap_or(0);
-    let mut entry = emit::reserve::<ProcessExitEvent>(header.kind).ok_or(())?;
+    let kind = EventKind::ProcessExit as u32;
+    let mut entry = emit::reserve::<ProcessExitEvent>(kind).ok_or(())?;
+    let task = kmem::current_task();
     entry.write(ProcessExitEvent {
-        header,
-        exit_code,
+        header: emit::current_header(kind, task),
+        exit_code: kmem::read::<u32>(task, off!(task_exit_code)).unwrap_or(0),
         _pad: 0,
     });
     emit::submit(entry);

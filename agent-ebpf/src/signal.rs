@@ -1,6 +1,6 @@
 //! Signals: who sent which signal to whom, and how the receiver handled it.
 
-use agent_common::{EventKind, SignalDeliverEvent, SignalGenerateEvent};
+use agent_common::{EventKind, SignalDeliverEvent, SignalGenerateEvent, config::tp};
 use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
@@ -9,7 +9,7 @@ use aya_log_ebpf::warn;
 
 use crate::{
     emit,
-    kmem::{self, TracepointBase, off},
+    kmem::{self, off},
 };
 
 /// `SEND_SIG_NOINFO` / `SEND_SIG_PRIV`: special siginfo pointer values.
@@ -17,9 +17,6 @@ const SEND_SIG_NOINFO: u64 = 0;
 const SEND_SIG_PRIV: u64 = 1;
 const SI_USER: i32 = 0;
 const SI_KERNEL: i32 = 0x80;
-/// `kernel_siginfo`: si_signo @0, si_errno @4, si_code @8 (uapi layout).
-const SIGINFO_ERRNO: u32 = 4;
-const SIGINFO_CODE: u32 = 8;
 
 /// Raw tracepoint so that the target `task_struct` is available: the target
 /// is attributed to its own cgroup in the kernel, not only the sender.
@@ -32,31 +29,52 @@ pub fn on_signal_generate(ctx: RawTracePointContext) -> i32 {
 }
 
 fn try_signal_generate(ctx: &RawTracePointContext) -> Result<(), ()> {
+    let current = kmem::current_task();
     let target_task = ctx.arg::<u64>(2) as *const u8;
-    let (target, target_cgrp) = kmem::task_id(target_task);
-    if target.tgid == 0 {
-        warn!(ctx, "signal_generate: unreadable target task");
+    // A signal to oneself (raise, kill(getpid()), a fault): the target is
+    // the current task, whose identity the header already carries.
+    let to_self = target_task == current;
+    // The sender's filter is a helper call; the target's cgroup (two reads,
+    // then its ancestors) is read only when the sender is not watched.
+    let mut target_cgroup_id = 0;
+    if !kmem::current_watched() {
+        if to_self {
+            return Ok(());
+        }
+        let Some(id) = kmem::watched_cgroup_id(
+            EventKind::SignalGenerate as u32,
+            kmem::task_cgroup(target_task),
+        ) else {
+            return Ok(());
+        };
+        target_cgroup_id = id;
     }
-    if !kmem::current_watched() && !kmem::cgroup_watched(target_cgrp) {
-        return Ok(());
-    }
+    let kind = EventKind::SignalGenerate as u32;
+    let mut entry = emit::reserve::<SignalGenerateEvent>(kind).ok_or(())?;
+    let (header, parent) = emit::current_header_and_parent(kind, current, true);
+    let target = if to_self {
+        header.task
+    } else {
+        let target = kmem::task_id(kind, target_task, target_cgroup_id);
+        if target.tgid == 0 {
+            warn!(ctx, "signal_generate: unreadable target task");
+        }
+        target
+    };
     let info = ctx.arg::<u64>(1);
     let (code, errno) = match info {
         SEND_SIG_NOINFO => (SI_USER, 0),
         SEND_SIG_PRIV => (SI_KERNEL, 0),
+        // `kernel_siginfo` starts with si_signo, si_errno, si_code (uapi
+        // layout): one read for both.
         ptr => {
-            let p = ptr as *const u8;
-            (
-                kmem::read::<i32>(p, SIGINFO_CODE).unwrap_or(0),
-                kmem::read::<i32>(p, SIGINFO_ERRNO).unwrap_or(0),
-            )
+            let [_signo, errno, code] =
+                kmem::read::<[i32; 3]>(ptr as *const u8, 0).unwrap_or([0; 3]);
+            (code, errno)
         }
     };
-    let parent = kmem::read_ptr(kmem::current_task(), off!(task_real_parent));
-    let kind = EventKind::SignalGenerate as u32;
-    let mut entry = emit::reserve::<SignalGenerateEvent>(kind).ok_or(())?;
     entry.write(SignalGenerateEvent {
-        header: emit::current_header(kind),
+        header,
         target,
         sender_parent_tgid: kmem::read::<u32>(parent, off!(task_tgid)).unwrap_or(0),
         sig: ctx.arg::<u64>(0) as i32,
@@ -70,7 +88,8 @@ fn try_signal_generate(ctx: &RawTracePointContext) -> Result<(), ()> {
     Ok(())
 }
 
-/// Classic tracepoint; runs in the receiver's context.
+/// Classic tracepoint; runs in the receiver's context. Its fields are loaded
+/// straight from the record (layout checked by userspace).
 #[tracepoint(category = "signal", name = "signal_deliver")]
 pub fn on_signal_deliver(ctx: TracePointContext) -> u32 {
     let _ = try_signal_deliver(&ctx);
@@ -81,17 +100,16 @@ fn try_signal_deliver(ctx: &TracePointContext) -> Result<(), ()> {
     if !kmem::current_watched() {
         return Ok(());
     }
-    let base = ctx.as_ptr_u8();
     let kind = EventKind::SignalDeliver as u32;
     let mut entry = emit::reserve::<SignalDeliverEvent>(kind).ok_or(())?;
     entry.write(SignalDeliverEvent {
-        header: emit::current_header(kind),
-        sig: kmem::read::<i32>(base, off!(tp_deliver_sig)).unwrap_or(0),
-        code: kmem::read::<i32>(base, off!(tp_deliver_code)).unwrap_or(0),
-        errno: kmem::read::<i32>(base, off!(tp_deliver_errno)).unwrap_or(0),
+        header: emit::current_header(kind, kmem::current_task()),
+        sig: kmem::tp_load::<i32, { tp::DELIVER_SIG }>(ctx),
+        code: kmem::tp_load::<i32, { tp::DELIVER_CODE }>(ctx),
+        errno: kmem::tp_load::<i32, { tp::DELIVER_ERRNO }>(ctx),
         _pad: 0,
-        sa_handler: kmem::read::<u64>(base, off!(tp_deliver_sa_handler)).unwrap_or(0),
-        sa_flags: kmem::read::<u64>(base, off!(tp_deliver_sa_flags)).unwrap_or(0),
+        sa_handler: kmem::tp_load::<u64, { tp::DELIVER_SA_HANDLER }>(ctx),
+        sa_flags: kmem::tp_load::<u64, { tp::DELIVER_SA_FLAGS }>(ctx),
     });
     emit::submit(entry);
     Ok(())

@@ -8,7 +8,7 @@
 //! the socket's cgroup and local port). The socket's own cgroup
 //! (`sk->sk_cgrp_data`) attributes it to a container in any context.
 
-use agent_common::{EventKind, SocketEvent, SocketOp, TaskId};
+use agent_common::{EventKind, SocketEvent, SocketOp, TaskId, config::tp};
 use aya_ebpf::{
     macros::{map, tracepoint},
     maps::LruHashMap,
@@ -17,7 +17,7 @@ use aya_ebpf::{
 
 use crate::{
     emit,
-    kmem::{self, TracepointBase, off},
+    kmem::{self, off},
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -28,9 +28,19 @@ const TCP_SYN_RECV: u32 = 3;
 const TCP_CLOSE: u32 = 7;
 const TCP_LISTEN: u32 = 10;
 
-/// Owner of a socket, by socket address.
+/// What is remembered of a socket that passed the filter, by socket
+/// address: its owner, and its cgroup id (`sk_cgrp_data` is set when the
+/// socket is created and never changes), so that its later transitions need
+/// neither the cgroup reads nor the filter.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SockEntry {
+    owner: TaskId,
+    sock_cgroup_id: u64,
+}
+
 #[map]
-static SOCK_OWNERS: LruHashMap<u64, TaskId> = LruHashMap::with_max_entries(65536, 0);
+static SOCK_OWNERS: LruHashMap<u64, SockEntry> = LruHashMap::with_max_entries(65536, 0);
 
 /// Owner of a listener, by (socket cgroup id, local port).
 #[repr(C)]
@@ -42,6 +52,22 @@ struct ListenerKey {
 
 #[map]
 static LISTENERS: LruHashMap<ListenerKey, TaskId> = LruHashMap::with_max_entries(16384, 0);
+
+#[inline(always)]
+fn listener_key(cgroup_id: u64, port: u16) -> ListenerKey {
+    ListenerKey {
+        cgroup_id,
+        port: port as u64,
+    }
+}
+
+/// The socket's cgroup id (`sk->sk_cgrp_data`'s cgroup), or `Err` when the
+/// socket is filtered out.
+#[inline(always)]
+fn sock_cgroup_id_if_watched(sk: *const u8) -> Result<u64, ()> {
+    let cgrp = kmem::read_ptr(sk, off!(sock_cgroup_ptr));
+    kmem::watched_cgroup_id(EventKind::Socket as u32, cgrp).ok_or(())
+}
 
 #[tracepoint(category = "sock", name = "inet_sock_set_state")]
 pub fn on_inet_sock_set_state(ctx: TracePointContext) -> u32 {
@@ -64,65 +90,78 @@ fn classify(old: u32, new: u32) -> Option<SocketOp> {
 }
 
 fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
-    let record = ctx.as_ptr_u8();
-    let protocol = kmem::read::<u16>(record, off!(tp_sock_protocol)).ok_or(())?;
-    if protocol != IPPROTO_TCP {
+    if kmem::tp_load::<u16, { tp::SOCK_PROTOCOL }>(ctx) != IPPROTO_TCP {
         return Ok(());
     }
-    let old = kmem::read::<i32>(record, off!(tp_sock_oldstate)).ok_or(())? as u32;
-    let new = kmem::read::<i32>(record, off!(tp_sock_newstate)).ok_or(())? as u32;
+    let old = kmem::tp_load::<i32, { tp::SOCK_OLDSTATE }>(ctx) as u32;
+    let new = kmem::tp_load::<i32, { tp::SOCK_NEWSTATE }>(ctx) as u32;
     let Some(op) = classify(old, new) else {
         return Ok(());
     };
-    let skaddr = kmem::read::<u64>(record, off!(tp_sock_skaddr)).ok_or(())?;
+    let skaddr = kmem::tp_load::<u64, { tp::SOCK_SKADDR }>(ctx);
     let sk = skaddr as *const u8;
-    let sock_cgrp = kmem::read_ptr(sk, off!(sock_cgroup_ptr));
-    if !kmem::cgroup_watched(sock_cgrp) {
-        return Ok(());
-    }
-    let sock_cgroup_id = kmem::cgroup_id(sock_cgrp);
-    let sport = kmem::read::<u16>(record, off!(tp_sock_sport)).unwrap_or(0);
-    let listener = ListenerKey {
-        cgroup_id: sock_cgroup_id,
-        port: sport as u64,
-    };
+    let sport = kmem::tp_load::<u16, { tp::SOCK_SPORT }>(ctx);
 
-    let owner: Option<TaskId> = match op {
+    let (owner, sock_cgroup_id) = match op {
         SocketOp::ListenStart | SocketOp::ConnectStart => {
-            let me = emit::current_task_id();
-            let _ = SOCK_OWNERS.insert(skaddr, me, 0);
+            let sock_cgroup_id = sock_cgroup_id_if_watched(sk)?;
+            let me = emit::current_task_id(EventKind::Socket as u32, kmem::current_task());
+            let entry = SockEntry {
+                owner: me,
+                sock_cgroup_id,
+            };
+            let _ = SOCK_OWNERS.insert(skaddr, entry, 0);
             if op == SocketOp::ListenStart {
-                let _ = LISTENERS.insert(listener, me, 0);
+                let _ = LISTENERS.insert(listener_key(sock_cgroup_id, sport), me, 0);
             }
-            Some(me)
+            (Some(me), sock_cgroup_id)
         }
         SocketOp::Accept => {
+            let sock_cgroup_id = sock_cgroup_id_if_watched(sk)?;
             // SAFETY: the value is copied out before any map update.
-            let found = unsafe { LISTENERS.get(listener) }.copied();
+            let found = unsafe { LISTENERS.get(listener_key(sock_cgroup_id, sport)) }.copied();
             if let Some(owner) = found {
-                let _ = SOCK_OWNERS.insert(skaddr, owner, 0);
+                let entry = SockEntry {
+                    owner,
+                    sock_cgroup_id,
+                };
+                let _ = SOCK_OWNERS.insert(skaddr, entry, 0);
             }
-            found
+            (found, sock_cgroup_id)
         }
         _ => {
+            // A socket remembered at listen, connect or accept passed the
+            // filter then; its cgroup cannot have changed since.
             // SAFETY: the value is copied out before any map update.
             let found = unsafe { SOCK_OWNERS.get(skaddr) }.copied();
-            if matches!(
+            let (owner, sock_cgroup_id) = match found {
+                Some(entry) => (Some(entry.owner), entry.sock_cgroup_id),
+                None => (None, sock_cgroup_id_if_watched(sk)?),
+            };
+            let last = matches!(
                 op,
                 SocketOp::ConnectFailed | SocketOp::Close | SocketOp::ListenStop
-            ) {
+            );
+            if last && found.is_some() {
                 let _ = SOCK_OWNERS.remove(skaddr);
             }
             if op == SocketOp::ListenStop {
-                let _ = LISTENERS.remove(listener);
+                let _ = LISTENERS.remove(listener_key(sock_cgroup_id, sport));
             }
-            found
+            (owner, sock_cgroup_id)
         }
     };
 
     let kind = EventKind::Socket as u32;
-    let uid = kmem::read::<u32>(sk, off!(sock_uid)).unwrap_or(u32::MAX);
-    let family = kmem::read::<u16>(record, off!(tp_sock_family)).unwrap_or(0);
+    // sk_uid and sk_err with one read where they are close.
+    let (uid, sk_err) = match kmem::SpanCopy::of(kind, sk, off!(sock_span)) {
+        Some(copy) => (copy.u32_at(off!(sock_uid)), copy.u32_at(off!(sock_err))),
+        None => (
+            kmem::read::<u32>(sk, off!(sock_uid)).unwrap_or(u32::MAX),
+            kmem::read::<u32>(sk, off!(sock_err)).unwrap_or(0),
+        ),
+    };
+    let family = kmem::tp_load::<u16, { tp::SOCK_FAMILY }>(ctx);
     let mut entry = emit::reserve::<SocketEvent>(kind).ok_or(())?;
     let event = entry.as_mut_ptr();
     // SAFETY: `event` is a reserved record we own; all fields are written.
@@ -140,12 +179,12 @@ fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
         (*event).op = op as u32;
         (*event).oldstate = old;
         (*event).newstate = new;
-        (*event).sk_err = kmem::read::<i32>(sk, off!(sock_err)).unwrap_or(0) as u32;
+        (*event).sk_err = sk_err;
         (*event).family = family;
         (*event).sport = sport;
-        (*event).dport = kmem::read::<u16>(record, off!(tp_sock_dport)).unwrap_or(0);
+        (*event).dport = kmem::tp_load::<u16, { tp::SOCK_DPORT }>(ctx);
         (*event).owner_known = owner.is_some() as u16;
-        let (saddr, daddr) = addresses(record, family);
+        let (saddr, daddr) = addresses(ctx, family);
         (*event).saddr = saddr;
         (*event).daddr = daddr;
     }
@@ -155,18 +194,16 @@ fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
 
 /// Source and destination address as 16 bytes (IPv4 in the first four).
 #[inline(always)]
-fn addresses(record: *const u8, family: u16) -> ([u8; 16], [u8; 16]) {
+fn addresses(ctx: &TracePointContext, family: u16) -> ([u8; 16], [u8; 16]) {
     if family != AF_INET {
         return (
-            kmem::read::<[u8; 16]>(record, off!(tp_sock_saddr_v6)).unwrap_or([0; 16]),
-            kmem::read::<[u8; 16]>(record, off!(tp_sock_daddr_v6)).unwrap_or([0; 16]),
+            kmem::tp_load_16::<{ tp::SOCK_SADDR_V6 }, { tp::SOCK_SADDR_V6 + 8 }>(ctx),
+            kmem::tp_load_16::<{ tp::SOCK_DADDR_V6 }, { tp::SOCK_DADDR_V6 + 8 }>(ctx),
         );
     }
     let mut saddr = [0u8; 16];
     let mut daddr = [0u8; 16];
-    saddr[..4]
-        .copy_from_slice(&kmem::read::<[u8; 4]>(record, off!(tp_sock_saddr)).unwrap_or([0; 4]));
-    daddr[..4]
-        .copy_from_slice(&kmem::read::<[u8; 4]>(record, off!(tp_sock_daddr)).unwrap_or([0; 4]));
+    saddr[..4].copy_from_slice(&kmem::tp_load::<u32, { tp::SOCK_SADDR }>(ctx).to_ne_bytes());
+    daddr[..4].copy_from_slice(&kmem::tp_load::<u32, { tp::SOCK_DADDR }>(ctx).to_ne_bytes());
     (saddr, daddr)
 }

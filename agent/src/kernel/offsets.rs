@@ -1,11 +1,17 @@
-//! Fills [`KernelOffsets`] from BTF and tracefs.
+//! Fills [`KernelOffsets`] from BTF and checks the tracepoint layouts.
 //!
-//! Every offset the eBPF programs use is looked up here at startup. Besides
-//! the offset itself, the member's or field's size and kind are checked
-//! against what the eBPF side reads, so a kernel that changed a layout fails
-//! loudly here instead of producing garbage events later.
+//! Every kernel struct offset the eBPF programs use is looked up here at
+//! startup; besides the offset, the member's size and kind are checked
+//! against what the eBPF side reads. Classic tracepoint fields are read at
+//! compile-time offsets (`agent_common::config::tp`, direct context loads),
+//! so here every field of [`TRACEPOINT_FIELDS`] is checked against the
+//! kernel's tracefs `format` files. Either way a kernel that changed a layout
+//! fails loudly here instead of producing garbage events later.
 
 use agent_common::KernelOffsets;
+use agent_common::config::{
+    SPAN_MAX_BYTES, Span, TRACEPOINT_FIELDS, TracepointField, TracepointFieldKind,
+};
 use tracing::{info, warn};
 
 use super::btf::{Btf, BtfError, TypeShape};
@@ -25,21 +31,15 @@ pub enum OffsetsError {
         expected: String,
         found: String,
     },
-    #[error("tracepoint field {event}.{field} should be {expected}, but tracefs says {found}")]
-    UnexpectedFieldLayout {
+    #[error(
+        "tracepoint field {event}.{field}: the probes load it as {expected}, but this kernel's \
+         tracefs format has {found}; this tracepoint layout is not supported"
+    )]
+    TracepointLayoutUnsupported {
         event: String,
         field: String,
         expected: String,
         found: String,
-    },
-    #[error(
-        "cgroup:cgroup_rmdir field `{field}` is at {rmdir:?} but cgroup_mkdir has it at {mkdir}; \
-         the two events no longer share a layout"
-    )]
-    RmdirLayoutDiffers {
-        field: String,
-        mkdir: u32,
-        rmdir: Option<u32>,
     },
     #[error("BTF lookup failed: {0}")]
     Btf(#[from] BtfError),
@@ -76,11 +76,7 @@ enum Want {
     Ptr,
     Bytes(u32),
     AtLeast(u32),
-    /// A `__data_loc` string field (tracepoints only).
-    DataLoc,
 }
-
-const PTR_BYTES: u32 = std::mem::size_of::<usize>() as u32;
 
 impl Want {
     fn describe(self) -> String {
@@ -88,7 +84,6 @@ impl Want {
             Want::Ptr => "a pointer".into(),
             Want::Bytes(n) => format!("{n} bytes"),
             Want::AtLeast(n) => format!("at least {n} bytes"),
-            Want::DataLoc => "a __data_loc field".into(),
         }
     }
 
@@ -137,36 +132,41 @@ fn optional_member(
     Ok(Some(m.byte_offset()))
 }
 
-/// Offset of a tracepoint field of the expected size/kind; `None` if absent.
-fn optional_field(
-    format: &TracepointFormat,
-    name: &str,
-    want: Want,
-) -> Result<Option<u32>, OffsetsError> {
-    let Some(f) = format.field(name) else {
-        return Ok(None);
-    };
-    let ok = match want {
-        Want::DataLoc => f.is_data_loc,
-        Want::Ptr => !f.is_data_loc && f.size == PTR_BYTES,
-        other => !f.is_data_loc && other.size_ok(Some(f.size)),
-    };
-    if !ok {
-        return Err(OffsetsError::UnexpectedFieldLayout {
+/// Checks one field the programs load at a fixed place: `Ok(false)` when an
+/// optional field is absent.
+fn check_field(format: &TracepointFormat, want: &TracepointField) -> Result<bool, OffsetsError> {
+    let Some(f) = format.field(want.field) else {
+        if want.optional {
+            return Ok(false);
+        }
+        return Err(OffsetsError::MissingField {
             event: format.event.clone(),
-            field: name.to_owned(),
-            expected: want.describe(),
-            found: format!("`{}` of {} bytes", f.decl, f.size),
+            field: want.field.to_owned(),
+        });
+    };
+    let data_loc = want.kind == TracepointFieldKind::DataLoc;
+    let describe = |offset: u32, size: u32, data_loc: bool| {
+        let kind = if data_loc {
+            "a __data_loc field"
+        } else {
+            "a plain field"
+        };
+        format!("{kind} at offset {offset}, {size} bytes")
+    };
+    if f.offset as usize != want.offset || f.size as usize != want.size || f.is_data_loc != data_loc
+    {
+        return Err(OffsetsError::TracepointLayoutUnsupported {
+            event: format.event.clone(),
+            field: want.field.to_owned(),
+            expected: describe(want.offset as u32, want.size as u32, data_loc),
+            found: format!(
+                "`{}`: {}",
+                f.decl,
+                describe(f.offset, f.size, f.is_data_loc)
+            ),
         });
     }
-    Ok(Some(f.offset))
-}
-
-fn field(format: &TracepointFormat, name: &str, want: Want) -> Result<u32, OffsetsError> {
-    optional_field(format, name, want)?.ok_or_else(|| OffsetsError::MissingField {
-        event: format.event.clone(),
-        field: name.to_owned(),
-    })
+    Ok(true)
 }
 
 /// Resolves every offset in [`KernelOffsets`]. `cgroup2_hierarchy_id` and
@@ -203,8 +203,36 @@ fn resolve_structs(
     o.kernfs_node_id = member(btf, "kernfs_node", "id", Want::Bytes(8))?;
     resolve_ancestors(btf, o, report)?;
 
+    o.task_ids_span = span(
+        "task_struct start_boottime..comm",
+        &[(o.task_start_boottime, 8), (o.task_comm, 16)],
+        report,
+    );
+    o.task_span = span(
+        "task_struct pid..comm",
+        &[
+            (o.task_pid, 4),
+            (o.task_tgid, 4),
+            (o.task_real_parent, 8),
+            (o.task_group_leader, 8),
+            (o.task_start_boottime, 8),
+            (o.task_comm, 16),
+        ],
+        report,
+    );
+    o.cgroup_span = span(
+        "cgroup level..kn",
+        &[(o.cgroup_level, 4), (o.cgroup_kn, 8)],
+        report,
+    );
+
     o.sock_err = member(btf, "sock", "sk_err", Want::Bytes(4))?;
     o.sock_uid = member(btf, "sock", "sk_uid", Want::Bytes(4))?;
+    o.sock_span = span(
+        "sock sk_err..sk_uid",
+        &[(o.sock_err, 4), (o.sock_uid, 4)],
+        report,
+    );
     match optional_member(btf, "sock", "sk_cgrp_data.cgroup", Want::Ptr)? {
         Some(off) => o.sock_cgroup_ptr = off,
         None => report.absent(
@@ -215,6 +243,37 @@ fn resolve_structs(
         ),
     }
     Ok(())
+}
+
+/// The stretch of a struct holding `members` (offset, bytes read), copied by
+/// the programs with one probe read; [`Span::NONE`] (members read one by
+/// one) when it is longer than [`SPAN_MAX_BYTES`] or a member is not
+/// naturally aligned (the programs load members from the copy as aligned
+/// 4- or 8-byte words).
+fn span(what: &str, members: &[(u32, u32)], report: &mut OffsetReport) -> Span {
+    let start = members.iter().map(|&(offset, _)| offset).min().unwrap_or(0) & !7;
+    let end = members
+        .iter()
+        .map(|&(offset, size)| offset.saturating_add(size))
+        .max()
+        .unwrap_or(0);
+    let len = end.saturating_sub(start);
+    let aligned = members
+        .iter()
+        .all(|&(offset, size)| offset % size.min(8) == 0);
+    if members.is_empty() || len > SPAN_MAX_BYTES || !aligned {
+        report.note(format!(
+            "{what}: {len} bytes{}, more than one read can take ({SPAN_MAX_BYTES} bytes, \
+             aligned members): read member by member",
+            if aligned {
+                ""
+            } else {
+                " with unaligned members"
+            }
+        ));
+        return Span::NONE;
+    }
+    Span { start, len }
 }
 
 /// `cgroup.ancestors` (array of `struct cgroup *`, 5.18+) or the older
@@ -256,74 +315,48 @@ fn resolve_ancestors(
     Ok(())
 }
 
+/// Checks every tracepoint field the programs load against tracefs.
 fn resolve_tracepoints(
     tracefs: &Tracefs,
     o: &mut KernelOffsets,
     report: &mut OffsetReport,
 ) -> Result<(), OffsetsError> {
-    const ULONG: Want = Want::Bytes(std::mem::size_of::<libc::c_ulong>() as u32);
-    let deliver = tracefs.field_offsets("signal", "signal_deliver")?;
-    o.tp_deliver_sig = field(&deliver, "sig", Want::Bytes(4))?;
-    o.tp_deliver_errno = field(&deliver, "errno", Want::Bytes(4))?;
-    o.tp_deliver_code = field(&deliver, "code", Want::Bytes(4))?;
-    o.tp_deliver_sa_handler = field(&deliver, "sa_handler", ULONG)?;
-    o.tp_deliver_sa_flags = field(&deliver, "sa_flags", ULONG)?;
-
-    let exec = tracefs.field_offsets("sched", "sched_process_exec")?;
-    o.tp_exec_filename = field(&exec, "filename", Want::DataLoc)?;
-    let exit = tracefs.field_offsets("sched", "sched_process_exit")?;
-    match optional_field(&exit, "group_dead", Want::Bytes(1))? {
-        Some(off) => o.tp_exit_group_dead = off,
-        None => report.absent(
-            "tp_exit_group_dead",
-            "sched:sched_process_exit has no group_dead field on this kernel: exit events \
-             cannot tell a whole-process exit from a thread exit"
-                .into(),
-        ),
-    }
-
-    let mkdir = tracefs.field_offsets("cgroup", "cgroup_mkdir")?;
-    o.tp_cgroup_root = field(&mkdir, "root", Want::Bytes(4))?;
-    o.tp_cgroup_id = field(&mkdir, "id", Want::Bytes(8))?;
-    o.tp_cgroup_level = field(&mkdir, "level", Want::Bytes(4))?;
-    o.tp_cgroup_path = field(&mkdir, "path", Want::DataLoc)?;
-    let rmdir = tracefs.field_offsets("cgroup", "cgroup_rmdir")?;
-    let shared = [
-        ("root", o.tp_cgroup_root),
-        ("id", o.tp_cgroup_id),
-        ("level", o.tp_cgroup_level),
-        ("path", o.tp_cgroup_path),
-    ];
-    for (name, mkdir_off) in shared {
-        let rmdir_off = rmdir.offset(name);
-        if rmdir_off != Some(mkdir_off) {
-            return Err(OffsetsError::RmdirLayoutDiffers {
-                field: name.into(),
-                mkdir: mkdir_off,
-                rmdir: rmdir_off,
-            });
+    let mut formats: Vec<TracepointFormat> = Vec::new();
+    for want in TRACEPOINT_FIELDS {
+        let event = format!("{}:{}", want.category, want.event);
+        let format = match formats.iter().position(|f| f.event == event) {
+            Some(i) => &formats[i],
+            None => {
+                formats.push(tracefs.field_offsets(want.category, want.event)?);
+                formats.last().expect("just pushed")
+            }
+        };
+        let present = check_field(format, want)?;
+        let group_dead = (want.event, want.field) == ("sched_process_exit", "group_dead");
+        if group_dead {
+            o.exit_has_group_dead = present as u32;
+        }
+        if !present {
+            let why = if group_dead {
+                "sched:sched_process_exit has no group_dead field on this kernel: exit events \
+                 cannot tell a whole-process exit from a thread exit"
+                    .to_owned()
+            } else {
+                format!(
+                    "tracepoint {event} has no field {} on this kernel",
+                    want.field
+                )
+            };
+            report.absent(
+                if group_dead {
+                    "exit_has_group_dead"
+                } else {
+                    want.field
+                },
+                why,
+            );
         }
     }
-
-    let attach = tracefs.field_offsets("cgroup", "cgroup_attach_task")?;
-    o.tp_attach_root = field(&attach, "dst_root", Want::Bytes(4))?;
-    o.tp_attach_id = field(&attach, "dst_id", Want::Bytes(8))?;
-    o.tp_attach_level = field(&attach, "dst_level", Want::Bytes(4))?;
-    o.tp_attach_pid = field(&attach, "pid", Want::Bytes(4))?;
-    o.tp_attach_path = field(&attach, "dst_path", Want::DataLoc)?;
-
-    let sock = tracefs.field_offsets("sock", "inet_sock_set_state")?;
-    o.tp_sock_skaddr = field(&sock, "skaddr", Want::Ptr)?;
-    o.tp_sock_oldstate = field(&sock, "oldstate", Want::Bytes(4))?;
-    o.tp_sock_newstate = field(&sock, "newstate", Want::Bytes(4))?;
-    o.tp_sock_sport = field(&sock, "sport", Want::Bytes(2))?;
-    o.tp_sock_dport = field(&sock, "dport", Want::Bytes(2))?;
-    o.tp_sock_family = field(&sock, "family", Want::Bytes(2))?;
-    o.tp_sock_protocol = field(&sock, "protocol", Want::Bytes(2))?;
-    o.tp_sock_saddr = field(&sock, "saddr", Want::Bytes(4))?;
-    o.tp_sock_daddr = field(&sock, "daddr", Want::Bytes(4))?;
-    o.tp_sock_saddr_v6 = field(&sock, "saddr_v6", Want::Bytes(16))?;
-    o.tp_sock_daddr_v6 = field(&sock, "daddr_v6", Want::Bytes(16))?;
     Ok(())
 }
 

@@ -46,30 +46,6 @@ fn edited_tracefs(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
 #[test]
 fn real_kernel_offsets_match_known_values() {
     let (o, report) = resolve_offsets(btf(), &real_tracefs()).unwrap();
-    assert_eq!(
-        [
-            o.tp_deliver_sig,
-            o.tp_deliver_errno,
-            o.tp_deliver_code,
-            o.tp_deliver_sa_handler,
-            o.tp_deliver_sa_flags
-        ],
-        [8, 12, 16, 24, 32]
-    );
-    let sock = [
-        o.tp_sock_skaddr,
-        o.tp_sock_oldstate,
-        o.tp_sock_newstate,
-        o.tp_sock_sport,
-        o.tp_sock_dport,
-        o.tp_sock_family,
-        o.tp_sock_protocol,
-        o.tp_sock_saddr,
-        o.tp_sock_daddr,
-        o.tp_sock_saddr_v6,
-        o.tp_sock_daddr_v6,
-    ];
-    assert_eq!(sock, [8, 16, 20, 24, 26, 28, 30, 32, 36, 40, 56]);
     assert_eq!(o.task_tgid, o.task_pid + 4);
     assert_eq!(
         o.cgroup_ancestors_are_ids, 0,
@@ -89,7 +65,7 @@ fn real_kernel_offsets_match_known_values() {
             .unwrap()
             .unwrap();
     assert_eq!(o.sock_cgroup_ptr, via_parts);
-    assert_ne!(o.tp_exit_group_dead, ABSENT, "this kernel has group_dead");
+    assert_eq!(o.exit_has_group_dead, 1, "this kernel has group_dead");
     assert!(report.absent.is_empty(), "{report:?}");
     assert!(
         report.notes.iter().any(|n| n.contains("cgroup.ancestors")),
@@ -101,62 +77,97 @@ fn real_kernel_offsets_match_known_values() {
     assert!(!all.contains(&ABSENT.to_string()), "{all}");
 }
 
-/// The kernel's BTF describes each tracepoint class's record as a struct
-/// `trace_event_raw_<class>`; tracefs offsets must agree with it.
+/// The compile-time tracepoint offsets the probes load at are exactly this
+/// machine's tracefs layout, field by field.
 #[test]
-fn tracefs_offsets_agree_with_btf_tracepoint_structs() {
-    let (o, _) = resolve_offsets(btf(), &real_tracefs()).unwrap();
+fn tracepoint_constants_match_this_kernel() {
+    let tracefs = real_tracefs();
+    for want in TRACEPOINT_FIELDS {
+        let format = tracefs.field_offsets(want.category, want.event).unwrap();
+        let f = format
+            .field(want.field)
+            .unwrap_or_else(|| panic!("{}.{} missing", format.event, want.field));
+        assert_eq!(
+            (f.offset as usize, f.size as usize, f.is_data_loc),
+            (
+                want.offset,
+                want.size,
+                want.kind == TracepointFieldKind::DataLoc
+            ),
+            "{}.{}",
+            format.event,
+            want.field
+        );
+        assert!(check_field(&format, want).unwrap());
+    }
+    // Every event the loader attaches a classic tracepoint program to is covered.
+    for (category, event) in EVENTS {
+        assert!(
+            TRACEPOINT_FIELDS
+                .iter()
+                .any(|f| (f.category, f.event) == (category, event)),
+            "{category}:{event}"
+        );
+    }
+}
+
+/// The kernel's BTF describes each tracepoint class's record as a struct
+/// `trace_event_raw_<class>`; the constants must agree with it too.
+#[test]
+fn tracepoint_constants_agree_with_btf_tracepoint_structs() {
+    use agent_common::config::tp;
     let checks = [
+        (
+            "trace_event_raw_signal_deliver",
+            "sa_flags",
+            tp::DELIVER_SA_FLAGS,
+        ),
         (
             "trace_event_raw_sched_process_exec",
             "__data_loc_filename",
-            o.tp_exec_filename,
+            tp::EXEC_FILENAME,
         ),
         (
             "trace_event_raw_sched_process_exit",
             "group_dead",
-            o.tp_exit_group_dead,
+            tp::EXIT_GROUP_DEAD,
         ),
-        ("trace_event_raw_cgroup", "root", o.tp_cgroup_root),
-        ("trace_event_raw_cgroup", "id", o.tp_cgroup_id),
-        ("trace_event_raw_cgroup", "level", o.tp_cgroup_level),
-        (
-            "trace_event_raw_cgroup",
-            "__data_loc_path",
-            o.tp_cgroup_path,
-        ),
+        ("trace_event_raw_cgroup", "root", tp::CGROUP_ROOT),
+        ("trace_event_raw_cgroup", "id", tp::CGROUP_ID),
+        ("trace_event_raw_cgroup", "level", tp::CGROUP_LEVEL),
+        ("trace_event_raw_cgroup", "__data_loc_path", tp::CGROUP_PATH),
         (
             "trace_event_raw_cgroup_migrate",
             "dst_root",
-            o.tp_attach_root,
+            tp::ATTACH_ROOT,
         ),
-        ("trace_event_raw_cgroup_migrate", "dst_id", o.tp_attach_id),
+        ("trace_event_raw_cgroup_migrate", "dst_id", tp::ATTACH_ID),
         (
             "trace_event_raw_cgroup_migrate",
             "dst_level",
-            o.tp_attach_level,
+            tp::ATTACH_LEVEL,
         ),
-        ("trace_event_raw_cgroup_migrate", "pid", o.tp_attach_pid),
+        ("trace_event_raw_cgroup_migrate", "pid", tp::ATTACH_PID),
         (
             "trace_event_raw_cgroup_migrate",
             "__data_loc_dst_path",
-            o.tp_attach_path,
+            tp::ATTACH_PATH,
         ),
         (
             "trace_event_raw_inet_sock_set_state",
             "protocol",
-            o.tp_sock_protocol,
+            tp::SOCK_PROTOCOL,
         ),
         (
             "trace_event_raw_inet_sock_set_state",
             "daddr_v6",
-            o.tp_sock_daddr_v6,
+            tp::SOCK_DADDR_V6,
         ),
     ];
-    for (strukt, member, resolved) in checks {
+    for (strukt, member, constant) in checks {
         assert_eq!(
             btf().member_offset(strukt, member).unwrap(),
-            Some(resolved),
+            Some(constant as u32),
             "{strukt}.{member}"
         );
     }
@@ -174,8 +185,8 @@ fn missing_group_dead_is_absent_not_an_error() {
             .join("\n")
     });
     let (o, report) = resolve_offsets(btf(), &Tracefs::at(dir.path())).unwrap();
-    assert_eq!(o.tp_exit_group_dead, ABSENT);
-    assert_eq!(report.absent, ["tp_exit_group_dead"]);
+    assert_eq!(o.exit_has_group_dead, 0);
+    assert_eq!(report.absent, ["exit_has_group_dead"]);
     assert!(
         report.notes.iter().any(|n| n.contains("group_dead")),
         "{report:?}"
@@ -193,7 +204,67 @@ fn rmdir_with_a_different_layout_is_rejected() {
     });
     let err = resolve_offsets(btf(), &Tracefs::at(dir.path())).unwrap_err();
     assert!(
-        matches!(err, OffsetsError::RmdirLayoutDiffers { ref field, mkdir: 24, rmdir: Some(28) } if field == "path"),
+        matches!(err, OffsetsError::TracepointLayoutUnsupported { ref event, ref field, ref expected, ref found }
+            if event == "cgroup:cgroup_rmdir" && field == "path"
+                && expected.contains("offset 24") && found.contains("offset 28")),
+        "{err}"
+    );
+}
+
+/// A field that moved is refused: the probes load it at a fixed offset.
+#[test]
+fn moved_field_is_rejected_with_both_layouts() {
+    let dir = edited_tracefs(|event, text| {
+        if event == "inet_sock_set_state" {
+            text.replace("newstate;\toffset:20;", "newstate;\toffset:24;")
+        } else {
+            text
+        }
+    });
+    let err = resolve_offsets(btf(), &Tracefs::at(dir.path())).unwrap_err();
+    assert!(
+        matches!(err, OffsetsError::TracepointLayoutUnsupported { ref event, ref field, .. }
+            if event == "sock:inet_sock_set_state" && field == "newstate"),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("offset 20, 4 bytes") && message.contains("offset 24, 4 bytes"),
+        "{message}"
+    );
+}
+
+/// `group_dead` is optional, but where it exists it must be where the
+/// probe loads it.
+#[test]
+fn moved_optional_field_is_rejected() {
+    let dir = edited_tracefs(|event, text| {
+        if event == "sched_process_exit" {
+            text.replace("group_dead;\toffset:32;", "group_dead;\toffset:33;")
+        } else {
+            text
+        }
+    });
+    let err = resolve_offsets(btf(), &Tracefs::at(dir.path())).unwrap_err();
+    assert!(
+        matches!(err, OffsetsError::TracepointLayoutUnsupported { ref field, .. } if field == "group_dead"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plain_field_turned_data_loc_is_rejected() {
+    let dir = edited_tracefs(|event, text| {
+        if event == "cgroup_attach_task" {
+            text.replace("field:int pid;", "field:__data_loc char[] pid;")
+        } else {
+            text
+        }
+    });
+    let err = resolve_offsets(btf(), &Tracefs::at(dir.path())).unwrap_err();
+    assert!(
+        matches!(err, OffsetsError::TracepointLayoutUnsupported { ref field, ref found, .. }
+            if field == "pid" && found.contains("__data_loc")),
         "{err}"
     );
 }
@@ -226,7 +297,7 @@ fn wrongly_sized_field_is_rejected() {
     });
     let err = resolve_offsets(btf(), &Tracefs::at(dir.path())).unwrap_err();
     assert!(
-        matches!(err, OffsetsError::UnexpectedFieldLayout { ref field, .. } if field == "id"),
+        matches!(err, OffsetsError::TracepointLayoutUnsupported { ref field, .. } if field == "id"),
         "{err}"
     );
 }
