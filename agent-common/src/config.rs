@@ -1,9 +1,10 @@
 //! Load-time configuration passed from userspace into the eBPF programs.
 //!
 //! Rust eBPF has no CO-RE relocations, so kernel struct member offsets are
-//! resolved in userspace from `/sys/kernel/btf/vmlinux`, and classic tracepoint
-//! field offsets from tracefs `format` files, then written into the
-//! [`KernelOffsets`] global before the programs load.
+//! resolved in userspace from `/sys/kernel/btf/vmlinux` and written into the
+//! [`KernelOffsets`] global before the programs load. Classic tracepoint
+//! fields are read at compile-time offsets ([`tp`]) that userspace checks
+//! against the tracefs `format` files ([`TRACEPOINT_FIELDS`]).
 
 /// Marker for "this member or field does not exist on this kernel".
 pub const ABSENT: u32 = u32::MAX;

@@ -54,11 +54,24 @@ pub fn submit<T: 'static>(entry: RingBufEntry<T>) {
     entry.submit(flags);
 }
 
-/// Identity of the current task (`task`, from `kmem::current_task()`):
-/// pid, tgid, process start time, cgroup, comm; and its `real_parent` when
-/// `with_parent`. `slot` is the program's event kind (its scratch).
+/// The current task's cgroup v2 id.
 #[inline(always)]
-pub fn current_task_ids(slot: u32, task: *const u8, with_parent: bool) -> (TaskId, *const u8) {
+pub fn current_cgroup_id() -> u64 {
+    // SAFETY: helper without preconditions.
+    unsafe { bpf_get_current_cgroup_id() }
+}
+
+/// Identity of the current task (`task`, from `kmem::current_task()`), in
+/// cgroup `cgroup_id`: pid, tgid, process start time, comm; and its
+/// `real_parent` when `with_parent`. `slot` is the program's event kind (its
+/// scratch).
+#[inline(always)]
+pub fn current_task_id_in(
+    slot: u32,
+    task: *const u8,
+    cgroup_id: u64,
+    with_parent: bool,
+) -> (TaskId, *const u8) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let pid = pid_tgid as u32;
     let tgid = (pid_tgid >> 32) as u32;
@@ -73,16 +86,10 @@ pub fn current_task_ids(slot: u32, task: *const u8, with_parent: bool) -> (TaskI
         pid,
         tgid,
         start_boottime_ns: fields.start_boottime_ns,
-        // SAFETY: helper without preconditions.
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        cgroup_id,
         comm: fields.comm,
     };
     (id, fields.real_parent)
-}
-
-#[inline(always)]
-pub fn current_task_id(slot: u32, task: *const u8) -> TaskId {
-    current_task_ids(slot, task, false).0
 }
 
 /// Header for an event whose actor is the current task (`task`, from
@@ -93,7 +100,7 @@ pub fn current_header_and_parent(
     task: *const u8,
     with_parent: bool,
 ) -> (EventHeader, *const u8) {
-    let (id, parent) = current_task_ids(kind, task, with_parent);
+    let (id, parent) = current_task_id_in(kind, task, current_cgroup_id(), with_parent);
     (
         header_for(kind, id, bpf_get_current_uid_gid() as u32),
         parent,

@@ -1,7 +1,8 @@
 //! Process lifecycle: fork (new processes only), exec, exit with exit code.
 
 use agent_common::{
-    EventKind, FILENAME_LEN, ProcessExecEvent, ProcessExitEvent, ProcessForkEvent, config::tp,
+    EventKind, FILENAME_LEN, ProcessExecEvent, ProcessExitEvent, ProcessForkEvent, TaskId,
+    config::tp,
 };
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
@@ -59,14 +60,21 @@ fn try_process_fork(ctx: &RawTracePointContext) -> Result<(), ()> {
     }
     let child_task = ctx.arg::<u64>(1) as *const u8;
     let kind = EventKind::ProcessFork as u32;
-    let child = kmem::task_id(kind, child_task, 0);
-    if child.pid != child.tgid {
+    let child = kmem::task_fields(kind, child_task, kmem::TaskRead::Any, false);
+    let (pid, tgid) = child.pid_tgid;
+    if pid != tgid {
         return Ok(()); // a new thread, not a new process
     }
     let mut entry = emit::reserve::<ProcessForkEvent>(kind).ok_or(())?;
     entry.write(ProcessForkEvent {
         header: emit::current_header(kind, kmem::current_task()),
-        child,
+        child: TaskId {
+            pid,
+            tgid,
+            start_boottime_ns: child.start_boottime_ns,
+            cgroup_id: kmem::cgroup_id(kmem::task_cgroup(child_task)),
+            comm: child.comm,
+        },
     });
     emit::submit(entry);
     Ok(())

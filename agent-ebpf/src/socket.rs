@@ -104,8 +104,23 @@ fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
 
     let (owner, sock_cgroup_id) = match op {
         SocketOp::ListenStart | SocketOp::ConnectStart => {
-            let sock_cgroup_id = sock_cgroup_id_if_watched(sk)?;
-            let me = emit::current_task_id(EventKind::Socket as u32, kmem::current_task());
+            // These run in the owner's syscall, usually in the cgroup the
+            // socket was created in: then the current task's filter (one
+            // helper call) stands for the socket's (its cgroup's ancestors).
+            let cgrp = kmem::read_ptr(sk, off!(sock_cgroup_ptr));
+            let sock_cgroup_id = kmem::cgroup_id(cgrp);
+            let current_cgroup_id = emit::current_cgroup_id();
+            let watched = if sock_cgroup_id == current_cgroup_id && sock_cgroup_id != 0 {
+                kmem::current_watched()
+            } else {
+                kmem::watched_cgroup_id(EventKind::Socket as u32, cgrp).is_some()
+            };
+            if !watched {
+                return Ok(());
+            }
+            let kind = EventKind::Socket as u32;
+            let task = kmem::current_task();
+            let (me, _) = emit::current_task_id_in(kind, task, current_cgroup_id, false);
             let entry = SockEntry {
                 owner: me,
                 sock_cgroup_id,
@@ -117,9 +132,17 @@ fn try_sock_set_state(ctx: &TracePointContext) -> Result<(), ()> {
             (Some(me), sock_cgroup_id)
         }
         SocketOp::Accept => {
-            let sock_cgroup_id = sock_cgroup_id_if_watched(sk)?;
+            // An accepted socket has its listener's cgroup (sk_clone_lock),
+            // and a remembered listener passed the filter with it: only an
+            // unknown listener needs the filter.
+            let cgrp = kmem::read_ptr(sk, off!(sock_cgroup_ptr));
+            let sock_cgroup_id = kmem::cgroup_id(cgrp);
             // SAFETY: the value is copied out before any map update.
             let found = unsafe { LISTENERS.get(listener_key(sock_cgroup_id, sport)) }.copied();
+            if found.is_none() && kmem::watched_cgroup_id(EventKind::Socket as u32, cgrp).is_none()
+            {
+                return Ok(());
+            }
             if let Some(owner) = found {
                 let entry = SockEntry {
                     owner,

@@ -117,6 +117,11 @@ impl LoadError {
             Self::BadRingBufferSize(_) => "bad_ring_buffer_size",
             Self::TracefsUnavailable(_) => "tracefs_unavailable",
             Self::BtfUnavailable(_) => "btf_unavailable",
+            // The probes load tracepoint fields at compile-time offsets:
+            // another layout needs a rebuilt agent, not a fixed node.
+            Self::OffsetsUnresolved(offsets::OffsetsError::TracepointLayoutUnsupported {
+                ..
+            }) => "tracepoint_layout_unsupported",
             Self::OffsetsUnresolved(_) => "offsets_unresolved",
             Self::LoadFailed(_) => "load_failed",
             Self::ProgramMissing(_) => "program_missing",
@@ -277,5 +282,28 @@ fn raise_memlock_limit() {
     // SAFETY: plain syscall with a valid pointer.
     if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
         debug!("could not raise RLIMIT_MEMLOCK (fine on kernels >= 5.11)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tracepoint_layout_errors_have_their_own_label() {
+        let layout =
+            LoadError::OffsetsUnresolved(offsets::OffsetsError::TracepointLayoutUnsupported {
+                event: "sock:inet_sock_set_state".into(),
+                field: "newstate".into(),
+                expected: "a plain field at offset 20, 4 bytes".into(),
+                found: "`int newstate`: a plain field at offset 24, 4 bytes".into(),
+            });
+        assert_eq!(layout.label(), "tracepoint_layout_unsupported");
+        assert!(layout.to_string().contains("newstate"), "{layout}");
+        let missing = LoadError::OffsetsUnresolved(offsets::OffsetsError::MissingField {
+            event: "signal:signal_deliver".into(),
+            field: "code".into(),
+        });
+        assert_eq!(missing.label(), "offsets_unresolved");
     }
 }

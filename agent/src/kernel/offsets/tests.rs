@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use agent_common::config::ABSENT;
+use agent_common::config::{ABSENT, SPAN_MAX_BYTES, Span};
 
 use super::*;
 use crate::kernel::btf::VMLINUX_BTF;
@@ -337,4 +337,91 @@ fn member_checks_report_missing_and_mistyped_members() {
         member(btf(), "no_such_struct", "x", Want::Ptr),
         Err(OffsetsError::Btf(BtfError::StructNotFound(_)))
     ));
+}
+
+/// Every span holds its members, starts 8-aligned and fits the scratch; on
+/// this kernel none is missing.
+#[test]
+fn spans_hold_their_members_on_this_kernel() {
+    let (o, _) = resolve_offsets(btf(), &real_tracefs()).unwrap();
+    let spans = [
+        (
+            "task_ids_span",
+            o.task_ids_span,
+            vec![(o.task_start_boottime, 8), (o.task_comm, 16)],
+        ),
+        (
+            "task_span",
+            o.task_span,
+            vec![
+                (o.task_pid, 4),
+                (o.task_tgid, 4),
+                (o.task_real_parent, 8),
+                (o.task_group_leader, 8),
+                (o.task_start_boottime, 8),
+                (o.task_comm, 16),
+            ],
+        ),
+        (
+            "cgroup_span",
+            o.cgroup_span,
+            vec![(o.cgroup_level, 4), (o.cgroup_kn, 8)],
+        ),
+        (
+            "sock_span",
+            o.sock_span,
+            vec![(o.sock_err, 4), (o.sock_uid, 4)],
+        ),
+    ];
+    for (name, span, members) in spans {
+        assert_ne!(span, Span::NONE, "{name}");
+        assert_eq!(span.start % 8, 0, "{name}");
+        assert!(span.len <= SPAN_MAX_BYTES, "{name}: {span:?}");
+        for (offset, size) in members {
+            assert!(
+                offset >= span.start && offset + size <= span.start + span.len,
+                "{name}: member at {offset} ({size} bytes) outside {span:?}"
+            );
+            assert_eq!((offset - span.start) % size.min(8), 0, "{name}: {offset}");
+        }
+    }
+}
+
+#[test]
+fn span_is_aligned_down_and_refused_when_too_long_or_unaligned() {
+    let mut report = OffsetReport::default();
+    assert_eq!(
+        span("t", &[(1560, 8), (1752, 16)], &mut report),
+        Span {
+            start: 1560,
+            len: 208
+        }
+    );
+    assert_eq!(
+        span("t", &[(1268, 4), (1280, 8)], &mut report),
+        Span {
+            start: 1264,
+            len: 24
+        }
+    );
+    assert!(report.notes.is_empty(), "{report:?}");
+    assert_eq!(
+        span("t", &[(0, 8), (SPAN_MAX_BYTES - 8, 8)], &mut report),
+        Span {
+            start: 0,
+            len: SPAN_MAX_BYTES
+        }
+    );
+    assert_eq!(
+        span("too long", &[(0, 8), (SPAN_MAX_BYTES, 8)], &mut report),
+        Span::NONE
+    );
+    assert_eq!(
+        span("unaligned", &[(0, 8), (12, 8)], &mut report),
+        Span::NONE
+    );
+    assert_eq!(report.notes.len(), 2, "{report:?}");
+    assert!(report.notes[0].starts_with("too long"), "{report:?}");
+    assert!(report.notes[1].contains("unaligned"), "{report:?}");
+    assert!(report.absent.is_empty());
 }
