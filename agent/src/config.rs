@@ -14,6 +14,15 @@ use crate::{
     report::Format,
 };
 
+/// Port of `/healthz`, `/readyz` and `/metrics` (`run --health-addr`).
+pub const DEFAULT_HEALTH_PORT: u16 = 9464;
+/// Default listen address of `run`: localhost only. A DaemonSet whose
+/// kubelet probes and Prometheus reach the pod IP sets `0.0.0.0:9464`.
+pub const DEFAULT_HEALTH_ADDR: &str = "127.0.0.1:9464";
+pub const HEALTHZ_PATH: &str = "/healthz";
+pub const READYZ_PATH: &str = "/readyz";
+pub const METRICS_PATH: &str = "/metrics";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "lifecycle-agent",
@@ -41,6 +50,15 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare the audits of two recordings per workload (before/after).
     Compare(CompareArgs),
+    /// Audit a recording and send its traces and metrics over OTLP
+    /// (forensics); prints what was exported and dropped.
+    Export(Box<ExportCommandArgs>),
+    /// Check whether this node can run the agent (kernel, BTF, tracefs,
+    /// cgroups, capabilities, BPF); exit code 1 when a check fails.
+    Doctor(DoctorArgs),
+    /// The node daemon: probes, pod watch, live audits, OTLP export,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    Run(Box<RunArgs>),
 }
 
 /// Settings shared by the audit commands.
@@ -100,6 +118,30 @@ pub struct CompareArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub audit: AuditArgs,
+}
+
+/// `export`: a recording's audits as OTLP traces and metrics.
+#[derive(Debug, Args)]
+pub struct ExportCommandArgs {
+    /// The recording (NDJSON from `record`).
+    pub recording: PathBuf,
+    /// The node the recording was made on (`k8s.node.name` of the
+    /// exported resource).
+    #[arg(long, env = "LIFECYCLE_AGENT_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Longest the final flush of spans and metrics may take.
+    #[arg(long, env = "LIFECYCLE_AGENT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the metrics as Prometheus text.
+    #[arg(long)]
+    pub print_metrics: bool,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+    #[command(flatten)]
+    pub export: crate::export::ExportArgs,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +250,128 @@ impl RecordArgs {
             },
             probe_stats: self.probe_stats,
             kubernetes: self.kube.options(),
+        }
+    }
+}
+
+/// `run`: the node daemon. Every flag can also come from the environment
+/// (`LIFECYCLE_AGENT_<FLAG>`) or from the `--config` file (`flag: value`
+/// lines, flag names without dashes' prefix); a flag beats the
+/// environment, which beats the file.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A file of `flag-name: value` lines (YAML-like, `#` comments).
+    #[arg(long, env = "LIFECYCLE_AGENT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, env = "LIFECYCLE_AGENT_HEALTH_ADDR", default_value = DEFAULT_HEALTH_ADDR)]
+    pub health_addr: std::net::SocketAddr,
+    /// Host `/proc` (in a pod, a read-only mount of the host's), read to
+    /// recover running containers after a restart.
+    #[arg(long, env = "LIFECYCLE_AGENT_PROC_ROOT", default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// Directory of the recording journal (rotated NDJSON); off if unset.
+    #[arg(long, env = "LIFECYCLE_AGENT_JOURNAL_DIR")]
+    pub journal_dir: Option<PathBuf>,
+    /// Size at which a journal file is rotated.
+    #[arg(long, env = "LIFECYCLE_AGENT_JOURNAL_MAX_FILE_BYTES", default_value_t = 64 << 20)]
+    pub journal_max_file_bytes: u64,
+    /// Rotated journal files kept besides the current one.
+    #[arg(long, env = "LIFECYCLE_AGENT_JOURNAL_MAX_FILES", default_value_t = 4)]
+    pub journal_max_files: usize,
+    /// Interval of the pipeline statistics (self-telemetry, journal).
+    #[arg(long, env = "LIFECYCLE_AGENT_STATS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub stats_interval: Duration,
+    /// Longest the stop on SIGTERM takes to flush the exporter.
+    #[arg(long, env = "LIFECYCLE_AGENT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// How long a removed cgroup stays attributable.
+    #[arg(long, env = "LIFECYCLE_AGENT_REMOVED_CGROUP_TTL", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub removed_cgroup_ttl: Duration,
+    /// Records an audit keeps per pod; past it the older socket records
+    /// are dropped first (counted).
+    #[arg(long, env = "LIFECYCLE_AGENT_MAX_RECORDS_PER_POD", default_value_t = 20_000)]
+    pub max_records_per_pod: usize,
+    #[command(flatten)]
+    pub probes: ProbeArgs,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    #[command(flatten)]
+    pub audit: AuditArgs,
+    #[command(flatten)]
+    pub export: crate::export::ExportArgs,
+}
+
+impl RunArgs {
+    pub fn options(&self) -> crate::run::RunOptions {
+        let probes = self.probes.options();
+        crate::run::RunOptions {
+            preflight: crate::preflight::PreflightOptions::for_run(&probes, &self.proc_root),
+            probes,
+            cache: CacheConfig {
+                removed_ttl: self.removed_cgroup_ttl,
+                ..CacheConfig::default()
+            },
+            kubernetes: self.kube.options(),
+            audit: AuditConfig {
+                max_records_per_pod: self.max_records_per_pod,
+                ..self.audit.config()
+            },
+            export: self.export.clone(),
+            health_addr: self.health_addr,
+            journal: self
+                .journal_dir
+                .as_ref()
+                .map(|dir| crate::run::journal::JournalOptions {
+                    dir: dir.clone(),
+                    max_file_bytes: self.journal_max_file_bytes,
+                    max_files: self.journal_max_files,
+                }),
+            proc_root: self.proc_root.clone(),
+            stats_interval: self.stats_interval,
+            shutdown_timeout: self.shutdown_timeout,
+        }
+    }
+}
+
+/// Output of `doctor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DoctorFormat {
+    Text,
+    Json,
+}
+
+/// `doctor`: the preflight checks of `run`, printed.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// `text` or `json`.
+    #[arg(
+        long,
+        value_enum,
+        env = "LIFECYCLE_AGENT_DOCTOR_FORMAT",
+        default_value = "text"
+    )]
+    pub format: DoctorFormat,
+    /// The kernel's BTF.
+    #[arg(long, env = "LIFECYCLE_AGENT_BTF_PATH", default_value = crate::kernel::btf::VMLINUX_BTF)]
+    pub btf_path: PathBuf,
+    /// A tracefs mount point; default: where the agent looks
+    /// (/sys/kernel/tracing, /sys/kernel/debug/tracing, mountinfo).
+    #[arg(long, env = "LIFECYCLE_AGENT_TRACEFS_PATH")]
+    pub tracefs_path: Option<PathBuf>,
+    /// The host's `/proc` (`/host/proc` in the DaemonSet), as `run --proc-root`.
+    #[arg(long, env = "LIFECYCLE_AGENT_PROC_ROOT", default_value = "/proc")]
+    pub proc_root: PathBuf,
+    #[command(flatten)]
+    pub probes: ProbeArgs,
+}
+
+impl DoctorArgs {
+    pub fn options(&self) -> crate::preflight::PreflightOptions {
+        crate::preflight::PreflightOptions {
+            btf_path: self.btf_path.clone(),
+            tracefs_path: self.tracefs_path.clone(),
+            ..crate::preflight::PreflightOptions::for_run(&self.probes.options(), &self.proc_root)
         }
     }
 }

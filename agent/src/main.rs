@@ -3,7 +3,7 @@ use std::{fs::File, io::BufWriter, io::Write};
 use anyhow::Context;
 use clap::Parser;
 use lifecycle_agent::{
-    config::{Cli, Command, CompareArgs, ReportArgs},
+    config::{Cli, Command, CompareArgs, DoctorArgs, DoctorFormat, ExportCommandArgs, ReportArgs},
     record, report,
 };
 use tokio::{
@@ -14,7 +14,8 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let args = lifecycle_agent::config_file::with_config_file(std::env::args_os().collect())?;
+    let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_new(&cli.log).context("invalid --log filter")?)
         .with_writer(std::io::stderr)
@@ -33,8 +34,25 @@ async fn main() -> anyhow::Result<()> {
             let summary = record::record(&options, out.as_mut(), stop).await?;
             eprintln!("{}", summary.describe());
         }
+        Command::Run(args) => {
+            let options = args.options();
+            let stop = stop_on_signals()?;
+            match lifecycle_agent::run::run(options, stop).await {
+                Ok(summary) => eprintln!("{}", summary.describe()),
+                Err(error) => {
+                    tracing::error!(label = error.label(), "{error}");
+                    return Err(error.into());
+                }
+            }
+        }
         Command::Report(args) => run_report(&args)?,
         Command::Compare(args) => run_compare(&args)?,
+        Command::Export(args) => run_export(&args).await?,
+        Command::Doctor(args) => {
+            if !run_doctor(&args)? {
+                std::process::exit(1);
+            }
+        }
     }
     Ok(())
 }
@@ -51,6 +69,47 @@ fn write_output(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()
                 .context("cannot write to stdout")
         }
     }
+}
+
+/// Prints the preflight report; false when a check failed.
+fn run_doctor(args: &DoctorArgs) -> anyhow::Result<bool> {
+    let report = lifecycle_agent::preflight::run_checks(&args.options());
+    let text = match args.format {
+        DoctorFormat::Text => report.render_text(),
+        DoctorFormat::Json => report.render_json(),
+    };
+    write_output(None, &text)?;
+    Ok(!report.failed())
+}
+
+async fn run_export(args: &ExportCommandArgs) -> anyhow::Result<()> {
+    let config = args.export.config()?;
+    if !config.otlp_enabled() {
+        tracing::warn!("no OTLP endpoint configured (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT): nothing is sent");
+    }
+    let resource = lifecycle_agent::export::ResourceInfo {
+        node_name: args.node_name.clone(),
+    };
+    let done = lifecycle_agent::export::recording::export_recording(
+        &args.recording,
+        &args.audit.config(),
+        &config,
+        &resource,
+        args.shutdown_timeout,
+    )
+    .await?;
+    let mut text = if args.json {
+        serde_json::to_string_pretty(&done)? + "\n"
+    } else {
+        format!(
+            "{}: {} pod(s), {} trace(s)\n{}\n",
+            done.recording, done.pods, done.traces, done.export
+        )
+    };
+    if args.print_metrics {
+        text.push_str(&done.prometheus_text);
+    }
+    write_output(None, &text)
 }
 
 fn run_report(args: &ReportArgs) -> anyhow::Result<()> {

@@ -62,6 +62,11 @@ impl<W: HierarchyWalker> Pipeline<W> {
         pipeline
     }
 
+    /// Wall-clock now, by the conversion the records use.
+    pub fn now_unix_ns(&self) -> i64 {
+        self.clock.now_unix_ns() as i64
+    }
+
     pub fn cache(&self) -> &CgroupCache<W> {
         &self.builder.attribute.0
     }

@@ -1,7 +1,8 @@
-//! Project tasks: `cargo xtask demo | setup | build-ebpf | test | bench`.
+//! Project tasks: `cargo xtask demo | setup | build-ebpf | test | bench | image`.
 
 mod bench;
 mod demo;
+mod image;
 mod recorder;
 mod setup;
 
@@ -33,6 +34,8 @@ enum Task {
     },
     /// Setup, then print benchmark figures (run as root).
     Bench(bench::BenchArgs),
+    /// Build the container image (static binary, FROM scratch) with buildah (run as root).
+    Image(image::ImageArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +53,10 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => {
             setup::ensure_toolchain()?;
             bench::bench(&args)
+        }
+        Task::Image(args) => {
+            setup::ensure_toolchain()?;
+            image::image(&args)
         }
     }
 }

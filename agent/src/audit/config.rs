@@ -122,6 +122,10 @@ pub struct AuditConfig {
     pub emit_startup: bool,
     /// Records kept per pod at most; later ones are counted, not kept.
     pub max_records_per_pod: usize,
+    /// When a pod's records reach the cap, drop its older half of socket
+    /// records instead of every later record (live use: a long-running,
+    /// busy pod must still have room for its termination).
+    pub compact_sockets: bool,
     /// How far a kubelet action may trail the instant it was due and
     /// still count as on time (its timers work in whole seconds).
     pub kubelet_slack_ns: i64,
@@ -136,6 +140,7 @@ impl Default for AuditConfig {
             settle_ns: 5 * NS_PER_S,
             emit_startup: false,
             max_records_per_pod: 200_000,
+            compact_sockets: false,
             kubelet_slack_ns: NS_PER_S,
             prestop_start_slack_ns: NS_PER_S,
         }

@@ -34,6 +34,9 @@ struct PodState {
     ready_ns: Option<i64>,
     live: HashSet<(u32, u64)>,
     startup_emitted: bool,
+    /// Processes found running at agent start, by pid: their coarse start,
+    /// its resolution, and the index of their record.
+    recovered: HashMap<u32, (u64, u64, usize)>,
 }
 
 impl PodState {
@@ -63,6 +66,65 @@ impl PodState {
         }
     }
 
+    /// Keeps a record. A process recovered from `/proc` has a coarse start
+    /// time; the first probe record of the same pid whose exact start falls
+    /// in its range gives it the exact one, so both name one process.
+    fn keep(&mut self, record: Record) {
+        if let Event::ProcessExec(e) = &record.event
+            && let Some(r) = &e.recovered
+        {
+            let p = &e.process;
+            self.recovered.insert(
+                p.pid,
+                (p.start_ns, r.start_resolution_ns, self.records.len()),
+            );
+        } else if !self.recovered.is_empty() {
+            for p in processes_of(&record) {
+                let Some(&(coarse, resolution, index)) = self.recovered.get(&p.pid) else {
+                    continue;
+                };
+                if p.start_ns >= coarse && p.start_ns < coarse.saturating_add(resolution.max(1)) {
+                    self.recovered.remove(&p.pid);
+                    if let Some(Event::ProcessExec(e)) =
+                        self.records.get_mut(index).map(|r| &mut r.event)
+                    {
+                        e.process.start_ns = p.start_ns;
+                    }
+                    if self.live.remove(&(p.pid, coarse)) {
+                        self.live.insert((p.pid, p.start_ns));
+                    }
+                }
+            }
+        }
+        self.records.push(record);
+    }
+
+    /// Drops the older half of the socket records (counted as dropped).
+    fn compact_sockets(&mut self) {
+        let sockets = self
+            .records
+            .iter()
+            .filter(|r| matches!(r.event, Event::Socket(_)))
+            .count();
+        let mut to_drop = sockets.div_ceil(2);
+        let before = self.records.len();
+        self.records.retain(|r| {
+            let drop = to_drop > 0 && matches!(r.event, Event::Socket(_));
+            to_drop -= usize::from(drop);
+            !drop
+        });
+        self.dropped += (before - self.records.len()) as u64;
+        // Indices moved: find the recovered records again.
+        for (index, record) in self.records.iter().enumerate() {
+            if let Event::ProcessExec(e) = &record.event
+                && e.recovered.is_some()
+                && let Some(entry) = self.recovered.get_mut(&e.process.pid)
+            {
+                entry.2 = index;
+            }
+        }
+    }
+
     fn terminated_by(&self, settle_ns: i64) -> Option<i64> {
         let deleted = self.deleted_ns.map(|d| d + settle_ns);
         let finished = self
@@ -73,6 +135,19 @@ impl PodState {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+}
+
+/// The processes a record names (pid and start).
+fn processes_of(record: &Record) -> Vec<&crate::event::Process> {
+    match &record.event {
+        Event::SignalGenerate(e) => vec![&e.sender, &e.target],
+        Event::SignalDeliver(e) => vec![&e.process],
+        Event::ProcessExec(e) => vec![&e.process],
+        Event::ProcessFork(e) => vec![&e.parent, &e.child],
+        Event::ProcessExit(e) => vec![&e.process],
+        Event::Socket(e) => e.owner.iter().collect(),
+        Event::Cgroup(_) | Event::Pod(_) | Event::Stats(_) => Vec::new(),
     }
 }
 
@@ -139,13 +214,28 @@ impl AuditEngine {
             }
             let state = self.pods.entry(uid.to_owned()).or_default();
             state.note(&record);
+            if state.records.len() >= cap && self.config.compact_sockets {
+                state.compact_sockets();
+            }
             if state.records.len() < cap {
-                state.records.push(record.clone());
+                state.keep(record.clone());
             } else {
                 state.dropped += 1;
             }
         }
         out
+    }
+
+    /// Moves stream time to `now_ns` without a record (a live daemon calls
+    /// it on a timer, so a quiet node still completes its audits); returns
+    /// the audits completed by then.
+    pub fn advance_to(&mut self, now_ns: i64) -> Vec<PodAudit> {
+        if now_ns <= self.now_ns {
+            return Vec::new();
+        }
+        self.now_ns = now_ns;
+        self.next_check_ns = now_ns.saturating_add(CHECK_EVERY_NS);
+        self.collect_ready()
     }
 
     /// Records of pods whose audit was already produced (not used).

@@ -47,6 +47,10 @@ pub struct RunSpan {
     /// `None`: still running at the end.
     pub end: Option<At>,
     pub exit_code: Option<i32>,
+    /// The runtime's container id of this run (`None` when only the cgroup
+    /// id is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
 }
 
 /// A runtime exec into the container (hook or probe).
@@ -106,6 +110,10 @@ pub struct PodAudit {
     /// Records not kept because of the per-pod cap.
     pub dropped_records: u64,
     pub completed_by: Completion,
+    /// The agent started while the pod was running (processes recovered
+    /// from `/proc`): what happened before it started is missing.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 impl PodAudit {
@@ -206,6 +214,7 @@ fn lanes(tl: &PodTimeline, termination: Option<&TerminationAudit>) -> Vec<Lane> 
                         start: i.exec,
                         end: i.exit.map(|x| x.at),
                         exit_code: i.exit.map(|x| x.code),
+                        container_id: (!i.key.starts_with("cgroup:")).then(|| i.key.clone()),
                     })
                     .collect(),
                 hooks: c
@@ -343,6 +352,9 @@ pub fn analyze(
         records: records.len(),
         dropped_records,
         completed_by,
+        partial: records.iter().any(|r| {
+            matches!(&r.event, crate::event::Event::ProcessExec(e) if e.recovered.is_some())
+        }),
         pod: tl.pod,
     }
 }

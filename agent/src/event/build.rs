@@ -89,6 +89,7 @@ impl<A: Attribute> EventBuilder<A> {
                     parent_pid: e.parent_tgid,
                     filename: c_str(&e.filename),
                     filename_truncated: truncated,
+                    recovered: None,
                 })
             }
             KernelRecord::ProcessFork(e) => Event::ProcessFork(ProcessFork {

@@ -118,6 +118,21 @@ pub struct ProcessExec {
     pub parent_pid: u32,
     pub filename: String,
     pub filename_truncated: bool,
+    /// Set when this is not an exec the probes saw but a process found
+    /// running in `/proc` when the agent started (see `run`'s recovery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Recovered>,
+}
+
+/// How a process found at start-up was read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recovered {
+    /// Where it was read from (`proc`).
+    pub source: String,
+    /// `process.start_ns` is this coarse (`/proc/<pid>/stat` counts clock
+    /// ticks): the probes' exact start lies in `[start_ns, start_ns +
+    /// start_resolution_ns)`. The audit matches the two by that rule.
+    pub start_resolution_ns: u64,
 }
 
 /// A new process (threads are not reported).

@@ -182,6 +182,24 @@ pub fn resolve_offsets(
     Ok((o, report))
 }
 
+/// The BTF half of [`resolve_offsets`]: every kernel struct member the
+/// programs read, without touching tracefs (for preflight checks).
+pub fn resolve_struct_offsets(btf: &Btf) -> Result<(KernelOffsets, OffsetReport), OffsetsError> {
+    let mut o = KernelOffsets::unset();
+    let mut report = OffsetReport::default();
+    resolve_structs(btf, &mut o, &mut report)?;
+    Ok((o, report))
+}
+
+/// The tracefs half of [`resolve_offsets`]: checks every field of
+/// [`TRACEPOINT_FIELDS`] against this kernel's `format` files.
+pub fn check_tracepoint_layouts(tracefs: &Tracefs) -> Result<OffsetReport, OffsetsError> {
+    let mut o = KernelOffsets::unset();
+    let mut report = OffsetReport::default();
+    resolve_tracepoints(tracefs, &mut o, &mut report)?;
+    Ok(report)
+}
+
 fn resolve_structs(
     btf: &Btf,
     o: &mut KernelOffsets,

@@ -61,6 +61,8 @@ pub struct StoreCounters {
     pub deleted_expired: AtomicU64,
     /// Deleted pods dropped because too many were kept.
     pub deleted_evicted_over_capacity: AtomicU64,
+    /// Lists completed (the first one makes the store synced).
+    pub lists_completed: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -81,6 +83,8 @@ pub struct StoreStats {
     pub deleted_expired: u64,
     /// See [`StoreCounters::deleted_evicted_over_capacity`].
     pub deleted_evicted_over_capacity: u64,
+    /// See [`StoreCounters::lists_completed`].
+    pub lists_completed: u64,
     /// Live pods now.
     pub live_pods: usize,
     /// Deleted pods kept now.
@@ -291,6 +295,12 @@ impl PodStore {
             .collect()
     }
 
+    /// Whether a full list of the node's pods has completed: until then
+    /// the store does not know every pod.
+    pub fn synced(&self) -> bool {
+        self.counters.lists_completed.load(Ordering::Relaxed) > 0
+    }
+
     /// Counters and sizes now.
     pub fn stats(&self) -> StoreStats {
         let (live_pods, deleted_pods) = {
@@ -310,6 +320,7 @@ impl PodStore {
             deleted_by_relist: load(&c.deleted_by_relist),
             deleted_expired: load(&c.deleted_expired),
             deleted_evicted_over_capacity: load(&c.deleted_evicted_over_capacity),
+            lists_completed: load(&c.lists_completed),
             live_pods,
             deleted_pods,
         }

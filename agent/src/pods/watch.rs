@@ -152,6 +152,10 @@ fn handle(
         }
         Event::InitDone => {
             let seen = relist.take().unwrap_or_default();
+            store
+                .counters()
+                .lists_completed
+                .fetch_add(1, Ordering::Relaxed);
             tracing::debug!(listed = seen.len(), "pod list complete");
             store.finish_relist(&seen, observed_ns, Instant::now())
         }

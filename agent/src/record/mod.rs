@@ -2,7 +2,7 @@
 //! with, when a pod watch is configured, the pod events of this node and
 //! the Kubernetes names of every container in the same stream.
 
-mod pods;
+pub(crate) mod pods;
 mod sink;
 
 pub use pods::KubeOptions;

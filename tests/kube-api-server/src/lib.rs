@@ -28,6 +28,7 @@
 pub mod clock;
 mod driver;
 mod kubeconfig;
+pub use kubeconfig::render as render_kubeconfig;
 mod list;
 mod objects;
 mod pod_status;
@@ -40,7 +41,7 @@ mod watch;
 
 pub use driver::DriverError;
 pub use pod_status::StatusEditor;
-pub use server::{DropMode, RequestRecord, ServerOptions, TestApiServer};
+pub use server::{DropMode, RequestRecord, ServerOptions, StoppedApiServer, TestApiServer};
 
 /// Builds a runtime container id as the kubelet reports it:
 /// `containerd://` followed by 64 hex digits derived from `seed`.

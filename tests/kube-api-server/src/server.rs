@@ -127,6 +127,24 @@ pub struct TestApiServer {
     accept_task: tokio::task::JoinHandle<()>,
 }
 
+/// A server taken down by [`TestApiServer::shut_down`]: its objects and
+/// resource versions survive (as in etcd) for [`Self::start_again`].
+pub struct StoppedApiServer {
+    shared: Arc<Shared>,
+}
+
+impl StoppedApiServer {
+    /// Listens again on the same address with the same objects.
+    pub async fn start_again(self) -> std::io::Result<TestApiServer> {
+        let listener = TcpListener::bind(self.shared.addr).await?;
+        let accept_task = tokio::spawn(accept_loop(listener, self.shared.clone()));
+        Ok(TestApiServer {
+            shared: self.shared,
+            accept_task,
+        })
+    }
+}
+
 impl TestApiServer {
     /// Starts a server with default options on an ephemeral port.
     pub async fn start() -> std::io::Result<Self> {
@@ -160,6 +178,15 @@ impl TestApiServer {
             shared,
             accept_task,
         })
+    }
+
+    /// Stops like a crashed API server: the listener closes, every
+    /// connection and watch is reset. The objects are kept.
+    pub fn shut_down(self) -> StoppedApiServer {
+        StoppedApiServer {
+            shared: self.shared.clone(),
+        }
+        // `self` drops here: the accept task (and its connections) abort.
     }
 
     /// The socket address the server listens on.

@@ -292,6 +292,7 @@ impl Script {
                 parent_pid,
                 filename: filename.into(),
                 filename_truncated: false,
+                recovered: None,
             }),
             true,
         );
@@ -346,6 +347,7 @@ impl Script {
                 parent_pid: parent.pid,
                 filename: filename.into(),
                 filename_truncated: false,
+                recovered: None,
             }),
             true,
         );

@@ -3,6 +3,7 @@
 mod bypass;
 mod engine;
 mod kill;
+mod recovery;
 mod startup;
 mod termination;
 mod timeline;

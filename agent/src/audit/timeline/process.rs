@@ -120,7 +120,11 @@ impl ProcessTable {
             match &record.event {
                 Event::ProcessExec(e) => {
                     if let Some(info) = table.see(&e.process, at, locator) {
-                        if info.exec.is_none() {
+                        if e.recovered.is_some() {
+                            // Found running at agent start: its exec was
+                            // not seen, only its parent is known.
+                            info.exec_parent.get_or_insert(e.parent_pid);
+                        } else if info.exec.is_none() {
                             info.exec = Some(at);
                             info.exec_parent = Some(e.parent_pid);
                         }

@@ -1,0 +1,136 @@
+//! OTLP exporters (opentelemetry-otlp) for one endpoint: gRPC through
+//! tonic, or HTTP/protobuf through hyper; TLS with rustls (ring) and the
+//! system's root certificates for `https://` endpoints. Their own retries
+//! are off: the delivery tasks retry, so every attempt is counted.
+
+use std::{collections::HashMap, time::Duration};
+
+use opentelemetry_otlp::{
+    MetricExporter, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig,
+    WithTonicConfig,
+    tonic_types::{metadata::MetadataMap, transport::ClientTlsConfig},
+};
+use opentelemetry_sdk::{Resource, metrics::Temporality};
+
+use super::{
+    ExportError,
+    config::{Endpoint, ExportConfig, Protocol},
+};
+
+fn metadata(headers: &[(String, String)]) -> Result<MetadataMap, ExportError> {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        let name = http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .map_err(|_| ExportError::HeaderInvalid(k.clone()))?;
+        let value =
+            http::HeaderValue::from_str(v).map_err(|_| ExportError::HeaderInvalid(k.clone()))?;
+        map.append(name, value);
+    }
+    Ok(MetadataMap::from_headers(map))
+}
+
+fn header_map(headers: &[(String, String)]) -> HashMap<String, String> {
+    headers.iter().cloned().collect()
+}
+
+fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
+fn http_client(
+    url: &str,
+    timeout: Duration,
+) -> Result<std::sync::Arc<dyn opentelemetry_http::HttpClient>, ExportError> {
+    use opentelemetry_http::hyper::HyperClient;
+    if is_https(url) {
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| ExportError::TlsUnavailable(e.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(std::sync::Arc::new(HyperClient::new(connector, timeout, None)))
+    } else {
+        Ok(std::sync::Arc::new(HyperClient::with_default_connector(
+            timeout, None,
+        )))
+    }
+}
+
+fn build_failed(signal: &'static str, e: impl std::fmt::Display) -> ExportError {
+    ExportError::ExporterBuildFailed {
+        signal,
+        reason: e.to_string(),
+    }
+}
+
+/// The span exporter for `endpoint`, carrying `resource`.
+pub fn span_exporter(
+    endpoint: &Endpoint,
+    config: &ExportConfig,
+    resource: &Resource,
+) -> Result<SpanExporter, ExportError> {
+    use opentelemetry_sdk::trace::SpanExporter as _;
+    let mut exporter = match endpoint.protocol {
+        Protocol::Grpc => {
+            let mut b = SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.url.clone())
+                .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                .with_timeout(config.timeout)
+                .with_retry_policy(RetryPolicy::disabled())
+                .with_metadata(metadata(&config.headers)?);
+            if is_https(&endpoint.url) {
+                b = b.with_tls_config(ClientTlsConfig::new().with_native_roots());
+            }
+            b.build()
+        }
+        Protocol::HttpProtobuf => SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint.url.clone())
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(config.timeout)
+            .with_retry_policy(RetryPolicy::disabled())
+            .with_headers(header_map(&config.headers))
+            .with_shared_http_client(http_client(&endpoint.url, config.timeout)?)
+            .build(),
+    }
+    .map_err(|e| build_failed("traces", e))?;
+    exporter.set_resource(resource);
+    Ok(exporter)
+}
+
+/// The metric exporter for `endpoint` (cumulative temporality; the
+/// resource comes with the collected metrics).
+pub fn metric_exporter(
+    endpoint: &Endpoint,
+    config: &ExportConfig,
+) -> Result<MetricExporter, ExportError> {
+    match endpoint.protocol {
+        Protocol::Grpc => {
+            let mut b = MetricExporter::builder()
+                .with_tonic()
+                .with_temporality(Temporality::Cumulative)
+                .with_endpoint(endpoint.url.clone())
+                .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+                .with_timeout(config.timeout)
+                .with_retry_policy(RetryPolicy::disabled())
+                .with_metadata(metadata(&config.headers)?);
+            if is_https(&endpoint.url) {
+                b = b.with_tls_config(ClientTlsConfig::new().with_native_roots());
+            }
+            b.build()
+        }
+        Protocol::HttpProtobuf => MetricExporter::builder()
+            .with_http()
+            .with_temporality(Temporality::Cumulative)
+            .with_endpoint(endpoint.url.clone())
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+            .with_timeout(config.timeout)
+            .with_retry_policy(RetryPolicy::disabled())
+            .with_headers(header_map(&config.headers))
+            .with_shared_http_client(http_client(&endpoint.url, config.timeout)?)
+            .build(),
+    }
+    .map_err(|e| build_failed("metrics", e))
+}

@@ -1,0 +1,407 @@
+//! The agent's metrics: one OpenTelemetry SDK meter whose instruments are
+//! read on demand (a manual reader), both for OTLP export and for the
+//! Prometheus text. Both paths read the same aggregation, so names, units
+//! and values agree by construction.
+//!
+//! * [`Telemetry::record_audit`]: histograms and counters from one audit
+//!   ([`audit`]);
+//! * [`Telemetry::observe_stats`]: self-telemetry from the agent's
+//!   periodic `Stats` record, cumulative values turned into counter
+//!   increments ([`stats`]);
+//! * the exporter's own counters (exported, failed, retried, dropped).
+//!
+//! Labels are bounded: namespace and owner workload, never pod names
+//! unless `--metrics-pod-labels`; the SDK caps every instrument at 2000
+//! label sets (further ones go to one `otel.metric.overflow` series).
+
+pub mod audit;
+pub mod defs;
+pub mod stats;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex, RwLock, Weak},
+    time::Duration,
+};
+
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _},
+};
+use opentelemetry_sdk::{
+    Resource,
+    error::OTelSdkResult,
+    metrics::{
+        InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
+        data::ResourceMetrics, reader::MetricReader,
+    },
+};
+
+use self::defs::MetricDef;
+use super::{
+    ExportError, ResourceInfo,
+    config::{ExportArgs, ExportConfig, MetricOptions},
+    keys,
+    seen::SeenSet,
+};
+
+/// Which OTLP signal an export counter is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Traces => "traces",
+            Self::Metrics => "metrics",
+        }
+    }
+}
+
+/// Why exported items were given up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The queue was full; the oldest traces made room.
+    QueueFull,
+    /// Every retry failed.
+    RetriesExhausted,
+    /// Still queued or in flight when the shutdown deadline passed.
+    Shutdown,
+}
+
+impl DropReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::RetriesExhausted => "retries_exhausted",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A reader handle the meter provider owns while [`Telemetry`] keeps
+/// another to collect.
+#[derive(Clone, Debug)]
+struct SharedReader(Arc<ManualReader>);
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline);
+    }
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+pub(crate) struct Instruments {
+    pub sigterm_to_exit: Histogram<f64>,
+    pub grace_used: Histogram<f64>,
+    pub sigkills: Counter<u64>,
+    pub startup_gap: Histogram<f64>,
+    pub bypass_window: Histogram<f64>,
+    pub bypass_connections: Counter<u64>,
+    pub findings: Counter<u64>,
+    pub audits: Counter<u64>,
+    pub kernel_drops: Counter<u64>,
+    pub events: Counter<u64>,
+    pub decode_errors: Counter<u64>,
+    pub unattributed: Counter<u64>,
+    pub unknown_layouts: Counter<u64>,
+    pub join_records: Counter<u64>,
+    pub watch_restarts: Counter<u64>,
+    pub watch_relists: Counter<u64>,
+    pub malformed_objects: Counter<u64>,
+    pub objects_applied: Counter<u64>,
+    pub pods: Gauge<u64>,
+    pub exported: Counter<u64>,
+    pub export_failed: Counter<u64>,
+    pub export_retries: Counter<u64>,
+    pub export_dropped: Counter<u64>,
+    pub export_queue: Gauge<u64>,
+    pub ready: Gauge<u64>,
+}
+
+fn counter(meter: &Meter, d: &MetricDef) -> Counter<u64> {
+    meter
+        .u64_counter(d.name)
+        .with_unit(d.unit)
+        .with_description(d.help)
+        .build()
+}
+
+fn histogram(meter: &Meter, d: &MetricDef) -> Histogram<f64> {
+    meter
+        .f64_histogram(d.name)
+        .with_unit(d.unit)
+        .with_description(d.help)
+        .with_boundaries(d.buckets.to_vec())
+        .build()
+}
+
+fn gauge(meter: &Meter, d: &MetricDef) -> Gauge<u64> {
+    meter
+        .u64_gauge(d.name)
+        .with_unit(d.unit)
+        .with_description(d.help)
+        .build()
+}
+
+impl Instruments {
+    fn new(meter: &Meter) -> Self {
+        use defs::*;
+        Self {
+            sigterm_to_exit: histogram(meter, &SIGTERM_TO_EXIT),
+            grace_used: histogram(meter, &GRACE_USED),
+            sigkills: counter(meter, &SIGKILLS),
+            startup_gap: histogram(meter, &STARTUP_GAP),
+            bypass_window: histogram(meter, &BYPASS_WINDOW),
+            bypass_connections: counter(meter, &BYPASS_CONNECTIONS),
+            findings: counter(meter, &FINDINGS),
+            audits: counter(meter, &AUDITS),
+            kernel_drops: counter(meter, &KERNEL_DROPS),
+            events: counter(meter, &EVENTS),
+            decode_errors: counter(meter, &DECODE_ERRORS),
+            unattributed: counter(meter, &UNATTRIBUTED),
+            unknown_layouts: counter(meter, &UNKNOWN_LAYOUTS),
+            join_records: counter(meter, &JOIN_RECORDS),
+            watch_restarts: counter(meter, &WATCH_RESTARTS),
+            watch_relists: counter(meter, &WATCH_RELISTS),
+            malformed_objects: counter(meter, &MALFORMED_OBJECTS),
+            objects_applied: counter(meter, &OBJECTS_APPLIED),
+            pods: gauge(meter, &PODS),
+            exported: counter(meter, &EXPORTED),
+            export_failed: counter(meter, &EXPORT_FAILED),
+            export_retries: counter(meter, &EXPORT_RETRIES),
+            export_dropped: counter(meter, &EXPORT_DROPPED),
+            export_queue: gauge(meter, &EXPORT_QUEUE),
+            ready: gauge(meter, &READY),
+        }
+    }
+}
+
+/// The SDK side: provider, reader and instruments for one resource.
+struct SdkPipeline {
+    provider: SdkMeterProvider,
+    reader: Arc<ManualReader>,
+    instruments: Instruments,
+    resource: Resource,
+}
+
+impl SdkPipeline {
+    fn new(resource: Resource) -> Self {
+        let reader = Arc::new(
+            ManualReader::builder()
+                .with_temporality(Temporality::Cumulative)
+                .build(),
+        );
+        let provider = SdkMeterProvider::builder()
+            .with_resource(resource.clone())
+            .with_reader(SharedReader(reader.clone()))
+            .build();
+        let meter = provider.meter_with_scope(super::spans::scope());
+        let instruments = Instruments::new(&meter);
+        // Export counters exist from the start (at 0), so a dashboard sees
+        // them before the first failure.
+        for signal in [Signal::Traces, Signal::Metrics] {
+            let s = KeyValue::new(keys::EXPORT_SIGNAL, signal.label());
+            instruments.exported.add(0, std::slice::from_ref(&s));
+            instruments.export_failed.add(0, std::slice::from_ref(&s));
+            instruments.export_retries.add(0, std::slice::from_ref(&s));
+            for reason in [
+                DropReason::QueueFull,
+                DropReason::RetriesExhausted,
+                DropReason::Shutdown,
+            ] {
+                instruments.export_dropped.add(
+                    0,
+                    &[s.clone(), KeyValue::new(keys::EXPORT_REASON, reason.label())],
+                );
+            }
+        }
+        instruments.export_queue.record(0, &[]);
+        instruments.ready.record(0, &[]);
+        Self {
+            provider,
+            reader,
+            instruments,
+            resource,
+        }
+    }
+}
+
+impl Drop for SdkPipeline {
+    fn drop(&mut self) {
+        let _ = self.provider.shutdown();
+    }
+}
+
+struct Inner {
+    pipeline: RwLock<Arc<SdkPipeline>>,
+    options: MetricOptions,
+    /// Last cumulative value seen per `Stats` series.
+    stats_seen: Mutex<HashMap<String, u64>>,
+    /// Pods whose startup was already recorded.
+    startups: Mutex<SeenSet>,
+}
+
+/// The metric registry (cheap to clone; clones share it).
+#[derive(Clone)]
+pub struct Telemetry {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// The registry for the export flags (pod labels, service name,
+    /// resource attributes). The node is added to the resource by
+    /// [`Exporter::start`](super::Exporter::start) (which resets the
+    /// registry if its resource changes: start the exporter before
+    /// recording). Settings that do not resolve are left at their
+    /// defaults here; `Exporter::start` reports them.
+    pub fn new(args: &ExportArgs) -> Self {
+        Self::for_node(args, &ResourceInfo::default())
+    }
+
+    /// [`Telemetry::new`] with the resource known from the start.
+    pub fn for_node(args: &ExportArgs, resource: &ResourceInfo) -> Self {
+        let config = args.config().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "export settings invalid; metrics use the defaults");
+            ExportConfig::offline(args)
+        });
+        Self::from_config(&config, resource)
+    }
+
+    /// The registry for resolved settings.
+    pub fn from_config(config: &ExportConfig, resource: &ResourceInfo) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                pipeline: RwLock::new(Arc::new(SdkPipeline::new(resource.resource(config)))),
+                options: config.metric_options,
+                stats_seen: Mutex::new(HashMap::new()),
+                startups: Mutex::new(SeenSet::new(super::seen::DEFAULT_PODS_REMEMBERED)),
+            }),
+        }
+    }
+
+    fn pipeline(&self) -> Arc<SdkPipeline> {
+        self.inner
+            .pipeline
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Uses `resource` from now on. When it differs from the current one
+    /// the registry starts over (values so far are discarded: the OTLP
+    /// resource of cumulative series cannot change under them).
+    pub fn adopt_resource(&self, resource: Resource) {
+        let mut current = self.inner.pipeline.write().unwrap_or_else(|e| e.into_inner());
+        if current.resource == resource {
+            return;
+        }
+        *current = Arc::new(SdkPipeline::new(resource));
+        drop(current);
+        if let Ok(mut seen) = self.inner.stats_seen.lock() {
+            seen.clear();
+        }
+        if let Ok(mut s) = self.inner.startups.lock() {
+            *s = SeenSet::new(super::seen::DEFAULT_PODS_REMEMBERED);
+        }
+    }
+
+    /// The instruments (of the current pipeline).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&Instruments) -> R) -> R {
+        f(&self.pipeline().instruments)
+    }
+
+    pub fn options(&self) -> MetricOptions {
+        self.inner.options
+    }
+
+    /// `lifecycle.agent.ready` = 1 or 0.
+    pub fn set_ready(&self, ready: bool) {
+        self.with(|i| i.ready.record(u64::from(ready), &[]));
+    }
+
+    pub(crate) fn exported(&self, signal: Signal, items: u64) {
+        self.with(|i| {
+            i.exported
+                .add(items, &[KeyValue::new(keys::EXPORT_SIGNAL, signal.label())])
+        });
+    }
+
+    pub(crate) fn export_failed(&self, signal: Signal) {
+        self.with(|i| {
+            i.export_failed
+                .add(1, &[KeyValue::new(keys::EXPORT_SIGNAL, signal.label())])
+        });
+    }
+
+    pub(crate) fn export_retried(&self, signal: Signal) {
+        self.with(|i| {
+            i.export_retries
+                .add(1, &[KeyValue::new(keys::EXPORT_SIGNAL, signal.label())])
+        });
+    }
+
+    pub(crate) fn dropped(&self, signal: Signal, reason: DropReason, items: u64) {
+        if items == 0 {
+            return;
+        }
+        self.with(|i| {
+            i.export_dropped.add(
+                items,
+                &[
+                    KeyValue::new(keys::EXPORT_SIGNAL, signal.label()),
+                    KeyValue::new(keys::EXPORT_REASON, reason.label()),
+                ],
+            )
+        });
+    }
+
+    pub(crate) fn queue_size(&self, spans: usize) {
+        self.with(|i| i.export_queue.record(spans as u64, &[]));
+    }
+
+    /// Every metric's current (cumulative) value.
+    pub fn collect(&self) -> Result<ResourceMetrics, ExportError> {
+        let mut rm = ResourceMetrics::default();
+        self.pipeline()
+            .reader
+            .collect(&mut rm)
+            .map_err(|e| ExportError::CollectFailed(e.to_string()))?;
+        Ok(rm)
+    }
+
+    /// The metrics in the Prometheus text exposition format 0.0.4 (serve
+    /// with [`super::prometheus::CONTENT_TYPE`]).
+    pub fn prometheus_text(&self) -> String {
+        match self.collect() {
+            Ok(rm) => super::prometheus::render(&rm),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot collect metrics for /metrics");
+                String::new()
+            }
+        }
+    }
+}

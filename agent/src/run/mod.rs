@@ -1,0 +1,181 @@
+//! `lifecycle-agent run`: the node daemon.
+//!
+//! Start-up, in order: the HTTP endpoints (so a stuck start is visible),
+//! the node checks ([`crate::preflight`]), the exporter, the cgroup walk
+//! and the recovery of running containers from `/proc` ([`recover`]), the
+//! pod watch, the probes. Then one loop: kernel batches and pod events
+//! through attribution and the join into the journal ([`journal`]) and the
+//! live audit ([`live`]), whose audits go to the metrics and the exporter.
+//! `/readyz` turns ready once the probes are attached and the pod list is
+//! synced ([`health`]).
+//!
+//! On SIGTERM: not ready, the probes' reader stops, what was read is
+//! processed, the audits of terminations in flight are completed (partial
+//! if unfinished), the exporter flushes within `shutdown_timeout`, exit 0.
+
+pub mod health;
+pub mod journal;
+mod live;
+mod options;
+pub mod recover;
+mod step;
+
+pub use live::LiveCounters;
+pub use options::{RunError, RunOptions, RunSummary};
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
+
+use crate::{
+    attribution::{Cgroup2Walker, CgroupCache},
+    clock::BootClock,
+    export::{Exporter, ResourceInfo, Telemetry},
+    join::Joiner,
+    kernel::{
+        loader::Probes,
+        reader::{Batch, read_ring},
+    },
+    pipeline::Pipeline,
+    preflight,
+    record::pods::PodFeed,
+};
+
+use health::Health;
+use journal::Journal;
+use live::LiveAudit;
+use step::Daemon;
+
+/// Runs until `stop` turns true; returns what it did.
+pub async fn run(
+    options: RunOptions,
+    mut stop: watch::Receiver<bool>,
+) -> Result<RunSummary, RunError> {
+    let health = Health::new(options.kubernetes.is_some());
+    let telemetry = Telemetry::new(&options.export);
+    let daemon_metrics = Arc::new(step::DaemonMetrics::default());
+    let text = {
+        let telemetry = telemetry.clone();
+        let daemon_metrics = daemon_metrics.clone();
+        Arc::new(move || telemetry.prometheus_text() + &daemon_metrics.prometheus_text())
+    };
+    let (health_addr, health_task) = health::serve(options.health_addr, health.clone(), text).await?;
+
+    let report = preflight::run_checks(&options.preflight);
+    for check in &report.checks {
+        info!(check = %check.name, status = ?check.status, detail = %check.detail, "node check");
+    }
+    if report.failed() {
+        health_task.abort();
+        return Err(RunError::NodeUnsupported(report.render_text()));
+    }
+
+    let exporter = Exporter::start(
+        &options.export,
+        ResourceInfo {
+            node_name: options.kubernetes.as_ref().map(|k| k.node_name.clone()),
+        },
+        telemetry.clone(),
+    )
+    .map_err(|e| RunError::ExporterUnavailable(e.to_string()))?;
+
+    let walker = Cgroup2Walker::discover()?;
+    let cgroup_mount = walker.mount().to_path_buf();
+    let mut cache = CgroupCache::new(options.cache.clone(), walker);
+    let known = cache.populate()?;
+    let found = match recover::scan(&options.proc_root, &cgroup_mount, &mut cache) {
+        Ok(scan) => scan,
+        Err(error) => {
+            warn!(%error, "cannot recover running containers; audits of pods already running will lack their start");
+            recover::Scan::default()
+        }
+    };
+    info!(
+        cgroups = known,
+        container_processes = found.processes.len(),
+        unreadable = found.unreadable,
+        unresolved = found.unresolved,
+        "running containers recovered from cgroups and /proc"
+    );
+    daemon_metrics.set_recovered(found.processes.len() as u64);
+
+    let feed = match &options.kubernetes {
+        Some(kube) => Some(
+            PodFeed::start(kube)
+                .await
+                .map_err(|e| RunError::KubernetesUnavailable(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let joiner = match (&feed, &options.kubernetes) {
+        (Some(f), Some(kube)) => Some(Joiner::new(f.store.clone(), kube.pending)),
+        _ => None,
+    };
+
+    let mut probes = Probes::load(&options.probes)?;
+    for note in &probes.notes {
+        info!(note, "kernel offsets");
+    }
+    let clock = BootClock::new()?;
+    let now_ns = clock.now_unix_ns() as i64;
+    let mut pipeline = Pipeline::new(cache, clock);
+    probes.set_watch_roots(pipeline.watch_roots())?;
+    let _ = pipeline.take_changed_watch_roots();
+    let ring = probes.take_events()?;
+    let logger = probes.take_logger();
+    let (tx, rx) = mpsc::channel::<Batch>(64);
+    let (reader_stop_tx, reader_stop_rx) = watch::channel(false);
+    let reader = tokio::spawn(read_ring(ring, tx, reader_stop_rx, logger));
+    health.set_probes_attached(true);
+    info!(%health_addr, "probes attached");
+
+    let journal = match &options.journal {
+        Some(j) => Some(Journal::open(j.clone())?),
+        None => None,
+    };
+    let mut daemon = Daemon {
+        rx,
+        pipeline,
+        probes,
+        joiner,
+        feed,
+        journal,
+        live: LiveAudit::new(options.audit.clone()),
+        telemetry: telemetry.clone(),
+        exporter,
+        health: health.clone(),
+        metrics: daemon_metrics,
+        stats_interval: options.stats_interval,
+    };
+    daemon.ingest_all(recover::records(&found, now_ns));
+
+    tokio::select! {
+        result = daemon.run_loop() => result?,
+        _ = wait_stop(&mut stop) => {}
+    }
+    // Stop: not ready, no new kernel events, drain what was read.
+    health.set_stopping();
+    info!("stopping: draining events, finishing audits in flight");
+    let _ = reader_stop_tx.send(true);
+    match reader.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => error!(error = %e, "ring buffer reader failed"),
+        Err(e) => error!(error = %e, "ring buffer reader task failed"),
+    }
+    daemon.drain().await;
+    let summary = daemon.finish(options.shutdown_timeout).await;
+    health_task.abort();
+    Ok(summary)
+}
+
+async fn wait_stop(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// How often the audit clock moves on without records.
+pub(crate) const AUDIT_TICK: Duration = Duration::from_millis(500);

@@ -1,0 +1,110 @@
+//! What `run` is given, how it fails, and what it reports at exit.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use thiserror::Error;
+
+use super::{
+    health::HealthError,
+    journal::{JournalCounters, JournalError, JournalOptions},
+    live::LiveCounters,
+};
+use crate::{
+    attribution::{CacheConfig, CgroupError},
+    audit::AuditConfig,
+    export::{ExportArgs, ExportSummary},
+    kernel::loader::{LoadError, ProbeOptions},
+    preflight::PreflightOptions,
+    record::KubeOptions,
+};
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub probes: ProbeOptions,
+    pub cache: CacheConfig,
+    /// The pod watch; `None`: kernel events and audits without pod names.
+    pub kubernetes: Option<KubeOptions>,
+    pub audit: AuditConfig,
+    pub export: ExportArgs,
+    pub preflight: PreflightOptions,
+    /// Where `/healthz`, `/readyz` and `/metrics` listen.
+    pub health_addr: SocketAddr,
+    pub journal: Option<JournalOptions>,
+    /// Host `/proc` (in a pod: a read-only mount of the host's, e.g.
+    /// `/host/proc`), for the recovery of running containers.
+    pub proc_root: PathBuf,
+    /// Interval of the pipeline statistics (self-telemetry, journal).
+    pub stats_interval: Duration,
+    /// How long the stop may take to flush the exporter.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("this node cannot run the agent:\n{0}")]
+    NodeUnsupported(String),
+    #[error(transparent)]
+    HealthUnavailable(#[from] HealthError),
+    #[error(transparent)]
+    ProbesUnavailable(#[from] LoadError),
+    #[error("cgroup v2 hierarchy unavailable: {0}")]
+    CgroupsUnavailable(#[from] CgroupError),
+    #[error("Kubernetes API unavailable: {0}")]
+    KubernetesUnavailable(String),
+    #[error("exporter could not start: {0}")]
+    ExporterUnavailable(String),
+    #[error("clocks unreadable: {0}")]
+    ClockUnavailable(#[from] crate::clock::ClockError),
+    #[error(transparent)]
+    JournalUnavailable(#[from] JournalError),
+    #[error("the ring buffer reader stopped on its own")]
+    ReaderStopped,
+}
+
+impl RunError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NodeUnsupported(_) => "node_unsupported",
+            Self::HealthUnavailable(e) => e.label(),
+            Self::ProbesUnavailable(e) => e.label(),
+            Self::CgroupsUnavailable(_) => "cgroups_unavailable",
+            Self::KubernetesUnavailable(_) => "kubernetes_unavailable",
+            Self::ExporterUnavailable(_) => "exporter_unavailable",
+            Self::ClockUnavailable(_) => "clock_unavailable",
+            Self::JournalUnavailable(e) => e.label(),
+            Self::ReaderStopped => "reader_stopped",
+        }
+    }
+}
+
+/// What a run did, printed at exit.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub live: LiveCounters,
+    /// Audits of terminations in flight completed at the stop.
+    pub completed_at_stop: u64,
+    pub journal: Option<JournalCounters>,
+    pub export: ExportSummary,
+}
+
+impl RunSummary {
+    pub fn describe(&self) -> String {
+        let mut out = format!(
+            "audits: {} startup, {} termination ({} partial), {} findings; {} completed at stop, {} running pods left to the next agent",
+            self.live.startup_audits,
+            self.live.termination_audits,
+            self.live.partial_audits,
+            self.live.findings,
+            self.completed_at_stop,
+            self.live.unfinished_at_stop,
+        );
+        if let Some(j) = &self.journal {
+            out.push_str(&format!(
+                "\njournal: {} lines, {} rotations, {} write errors",
+                j.lines, j.rotations, j.write_errors
+            ));
+        }
+        out.push_str(&format!("\nexport: {:?}", self.export));
+        out
+    }
+}

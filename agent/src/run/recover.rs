@@ -1,0 +1,229 @@
+//! After a restart the probes have missed everything that happened while
+//! the agent was down. What is still there: the container cgroups (the
+//! cgroup cache walks them) and the processes in them, read here from
+//! `/proc`. Each becomes a `process_exec` record marked `recovered`, so a
+//! pod that is terminating while the agent comes back is still audited from
+//! what can be seen, and its audit says it is partial.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use thiserror::Error;
+
+use crate::{
+    attribution::{CgroupCache, CgroupClass, HierarchyWalker},
+    clock::format_rfc3339_nanos,
+    event::{Event, Process, ProcessExec, Record, Recovered},
+};
+
+#[derive(Debug, Error)]
+pub enum RecoverError {
+    #[error("cannot list processes in {path}: {source}")]
+    ProcUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl RecoverError {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::ProcUnreadable { .. } => "proc_unreadable",
+        }
+    }
+}
+
+/// A process found in a container cgroup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundProcess {
+    pub pid: u32,
+    pub parent_pid: u32,
+    /// Start since boot, rounded down to a clock tick.
+    pub start_ns: u64,
+    pub comm: String,
+    pub filename: String,
+    pub cgroup_id: u64,
+    pub class: CgroupClass,
+}
+
+/// What a scan found and what it could not read.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub processes: Vec<FoundProcess>,
+    /// Processes that vanished or could not be read while scanning.
+    pub unreadable: u64,
+    /// Processes whose cgroup path did not resolve to a cgroup id.
+    pub unresolved: u64,
+    /// Nanoseconds per clock tick of `/proc/<pid>/stat`.
+    pub resolution_ns: u64,
+}
+
+/// Nanoseconds per `/proc/<pid>/stat` clock tick (`USER_HZ`).
+pub fn tick_ns() -> u64 {
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        1_000_000_000 / hz as u64
+    } else {
+        10_000_000
+    }
+}
+
+/// Fields 4 (ppid) and 22 (starttime, in ticks) of `/proc/<pid>/stat`. The
+/// command name (field 2) may hold spaces and parentheses, so fields are
+/// counted from the last `)`.
+pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state).
+    let ppid = fields.get(1)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((ppid, start))
+}
+
+/// The cgroup v2 path of `/proc/<pid>/cgroup` (the `0::` line).
+pub fn parse_cgroup_v2(text: &str) -> Option<&str> {
+    text.lines().find_map(|l| l.strip_prefix("0::"))
+}
+
+/// Reads every process below `proc_root` whose cgroup is a container's.
+pub fn scan<W: HierarchyWalker>(
+    proc_root: &Path,
+    cgroup_mount: &Path,
+    cache: &mut CgroupCache<W>,
+) -> Result<Scan, RecoverError> {
+    let entries = std::fs::read_dir(proc_root).map_err(|source| RecoverError::ProcUnreadable {
+        path: proc_root.to_path_buf(),
+        source,
+    })?;
+    let tick = tick_ns();
+    let mut out = Scan {
+        resolution_ns: tick,
+        ..Scan::default()
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let dir = entry.path();
+        let Ok(cgroup_text) = std::fs::read_to_string(dir.join("cgroup")) else {
+            out.unreadable += 1;
+            continue;
+        };
+        let Some(path) = parse_cgroup_v2(&cgroup_text) else {
+            continue;
+        };
+        let Ok(meta) = std::fs::metadata(cgroup_mount.join(path.trim_start_matches('/'))) else {
+            out.unresolved += 1;
+            continue;
+        };
+        let cgroup_id = meta.ino();
+        let Some(class) = cache.lookup(cgroup_id).map(|e| e.class.clone()) else {
+            out.unresolved += 1;
+            continue;
+        };
+        if !matches!(class, CgroupClass::Container(_)) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s));
+        let Some((parent_pid, start_ticks)) = stat else {
+            out.unreadable += 1;
+            continue;
+        };
+        let comm = std::fs::read_to_string(dir.join("comm"))
+            .map(|c| c.trim_end().to_owned())
+            .unwrap_or_default();
+        let filename = std::fs::read_link(dir.join("exe"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| comm.clone());
+        out.processes.push(FoundProcess {
+            pid,
+            parent_pid,
+            start_ns: start_ticks.saturating_mul(tick),
+            comm,
+            filename,
+            cgroup_id,
+            class,
+        });
+    }
+    out.processes.sort_by_key(|p| (p.start_ns, p.pid));
+    Ok(out)
+}
+
+/// The recording lines of a scan, stamped with the time it was taken.
+pub fn records(scan: &Scan, now_ns: i64) -> Vec<Record> {
+    scan.processes
+        .iter()
+        .map(|p| Record {
+            seq: 0,
+            time: format_rfc3339_nanos(now_ns as i128),
+            time_ns: now_ns,
+            boot_ns: None,
+            cpu: None,
+            event: Event::ProcessExec(ProcessExec {
+                process: Process {
+                    pid: p.pid,
+                    tid: p.pid,
+                    start_ns: p.start_ns,
+                    comm: p.comm.clone(),
+                    cgroup_id: p.cgroup_id,
+                    cgroup: Some(p.class.clone()),
+                    k8s: None,
+                },
+                parent_pid: p.parent_pid,
+                filename: p.filename.clone(),
+                filename_truncated: false,
+                recovered: Some(Recovered {
+                    source: "proc".into(),
+                    start_resolution_ns: scan.resolution_ns,
+                }),
+            }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        let stat = "4242 (we ird) (name) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10 18446744073709551615";
+        assert_eq!(parse_stat(stat), Some((17, 98765)));
+        assert_eq!(parse_stat("12 (x) S 1"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn the_v2_line_is_picked_in_a_hybrid_layout() {
+        let text = "12:pids:/kubepods/pod1\n1:name=systemd:/x\n0::/kubepods.slice/a.scope\n";
+        assert_eq!(parse_cgroup_v2(text), Some("/kubepods.slice/a.scope"));
+        assert_eq!(parse_cgroup_v2("1:cpu:/x\n"), None);
+    }
+
+    #[test]
+    fn this_process_reads_back_with_its_parent_and_start() {
+        let me = std::process::id();
+        let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).expect("own stat");
+        let (ppid, start) = parse_stat(&stat).expect("parses");
+        assert_eq!(ppid, std::os::unix::process::parent_id());
+        assert!(start > 0);
+        // Our own start, in ns since boot, is before now.
+        let now = nix_like_boottime().expect("boottime");
+        assert!(start * tick_ns() <= now.as_nanos() as u64);
+    }
+
+    fn nix_like_boottime() -> Option<std::time::Duration> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        (rc == 0).then(|| std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+}
