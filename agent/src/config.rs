@@ -290,7 +290,11 @@ pub struct RunArgs {
     pub removed_cgroup_ttl: Duration,
     /// Records an audit keeps per pod; past it the older socket records
     /// are dropped first (counted).
-    #[arg(long, env = "LIFECYCLE_AGENT_MAX_RECORDS_PER_POD", default_value_t = 20_000)]
+    #[arg(
+        long,
+        env = "LIFECYCLE_AGENT_MAX_RECORDS_PER_POD",
+        default_value_t = 20_000
+    )]
     pub max_records_per_pod: usize,
     #[command(flatten)]
     pub probes: ProbeArgs,

@@ -173,11 +173,14 @@ mod tests {
     fn the_command_line_beats_the_file_and_typos_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("agent.yaml");
-        std::fs::write(&file, "journal-dir: /var/j\nshutdown-timeout: 3s\nall-cgroups: true\n")
-            .unwrap();
+        std::fs::write(
+            &file,
+            "journal-dir: /var/j\nshutdown-timeout: 3s\nall-cgroups: true\n",
+        )
+        .unwrap();
         let config = format!("--config={}", file.display());
-        let args = with_config_file(os(&["agent", "run", &config, "--shutdown-timeout", "9s"]))
-            .unwrap();
+        let args =
+            with_config_file(os(&["agent", "run", &config, "--shutdown-timeout", "9s"])).unwrap();
         let args: Vec<String> = args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())

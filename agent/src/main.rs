@@ -85,7 +85,9 @@ fn run_doctor(args: &DoctorArgs) -> anyhow::Result<bool> {
 async fn run_export(args: &ExportCommandArgs) -> anyhow::Result<()> {
     let config = args.export.config()?;
     if !config.otlp_enabled() {
-        tracing::warn!("no OTLP endpoint configured (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT): nothing is sent");
+        tracing::warn!(
+            "no OTLP endpoint configured (--otlp-endpoint or OTEL_EXPORTER_OTLP_ENDPOINT): nothing is sent"
+        );
     }
     let resource = lifecycle_agent::export::ResourceInfo {
         node_name: args.node_name.clone(),

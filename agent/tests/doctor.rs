@@ -88,12 +88,20 @@ fn doctor_passes_on_this_machine_with_every_check_named() {
 #[test]
 fn doctor_text_lists_every_check_and_a_summary() {
     let out = doctor(&[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let text = String::from_utf8(out.stdout).expect("utf-8");
-    assert!(text.starts_with("lifecycle-agent doctor: kernel "), "{text}");
+    assert!(
+        text.starts_with("lifecycle-agent doctor: kernel "),
+        "{text}"
+    );
     for name in CHECK_NAMES {
         assert!(
-            text.lines().any(|l| l.split_whitespace().nth(1) == Some(name)),
+            text.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(name)),
             "{name} missing:\n{text}"
         );
     }
@@ -109,7 +117,12 @@ fn doctor_fails_with_exit_code_1_when_btf_is_missing() {
     let btf = check(&report, "btf");
     assert_eq!(btf["status"], "fail");
     assert_eq!(btf["label"], "btf_unavailable");
-    assert!(btf["remedy"].as_str().unwrap().contains("CONFIG_DEBUG_INFO_BTF"));
+    assert!(
+        btf["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("CONFIG_DEBUG_INFO_BTF")
+    );
     // The offsets need BTF: reported as not checked, not as a crash.
     assert_eq!(check(&report, "kernel_offsets")["status"], "fail");
     // The rest is unaffected.

@@ -55,7 +55,8 @@ fn args(endpoint: &str, protocol: Protocol, queue: usize) -> ExportArgs {
 }
 
 fn metric_total(receiver: &Receiver, name: &str, filter: &[(&str, &str)]) -> f64 {
-    view::latest_metric(&receiver.metric_requests(), name).map_or(0.0, |m| view::number_total(&m, filter))
+    view::latest_metric(&receiver.metric_requests(), name)
+        .map_or(0.0, |m| view::number_total(&m, filter))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +65,9 @@ async fn a_collector_outage_is_survived_counted_and_recovered() {
     let endpoint = receiver.endpoint();
     receiver.stop().await; // the port is closed: connections are refused
     let args = args(&endpoint, Protocol::Grpc, 60);
-    let resource = ResourceInfo { node_name: Some(NODE.into()) };
+    let resource = ResourceInfo {
+        node_name: Some(NODE.into()),
+    };
     let telemetry = Telemetry::new(&args);
     let exporter = Exporter::start(&args, resource, telemetry.clone()).unwrap();
     let capacity = exporter.queue_capacity();
@@ -91,14 +94,24 @@ async fn a_collector_outage_is_survived_counted_and_recovered() {
     );
     assert!(exporter.queue_high_water() <= capacity);
     assert_eq!(during.spans_submitted, submitted as u64);
-    assert!(during.spans_dropped_queue_full > 0, "a small queue overflows");
-    assert!(during.span_export_failures > 0 && during.span_export_retries > 0, "{during:?}");
+    assert!(
+        during.spans_dropped_queue_full > 0,
+        "a small queue overflows"
+    );
+    assert!(
+        during.span_export_failures > 0 && during.span_export_retries > 0,
+        "{during:?}"
+    );
     assert_eq!(during.spans_exported, 0, "nothing can arrive");
     assert!(
-        during.spans_exported + during.spans_dropped + during.spans_pending == during.spans_submitted,
+        during.spans_exported + during.spans_dropped + during.spans_pending
+            == during.spans_submitted,
         "every span is exported, dropped or pending: {during:?}"
     );
-    assert!(rss_after.saturating_sub(rss_before) < 200 * 1024, "memory stays bounded");
+    assert!(
+        rss_after.saturating_sub(rss_before) < 200 * 1024,
+        "memory stays bounded"
+    );
 
     // The collector comes back on the same port.
     receiver.restart().await.unwrap();
@@ -109,16 +122,30 @@ async fn a_collector_outage_is_survived_counted_and_recovered() {
     let arrived = receiver
         .wait_until(Duration::from_secs(20), |r| {
             let spans = r.spans();
-            later.iter().all(|a| !spans_named(&spans, &a.pod.uid, "pod.termination").is_empty())
+            later
+                .iter()
+                .all(|a| !spans_named(&spans, &a.pod.uid, "pod.termination").is_empty())
         })
         .await;
     assert!(arrived, "spans submitted after the outage arrive");
     // The self-telemetry with the drops and retries arrives too.
     let counted = receiver
         .wait_until(Duration::from_secs(20), |r| {
-            metric_total(r, "lifecycle.agent.export.dropped", &[("lifecycle.export.signal", "traces")]) > 0.0
-                && metric_total(r, "lifecycle.agent.export.retries", &[("lifecycle.export.signal", "traces")]) > 0.0
-                && metric_total(r, "lifecycle.agent.export.failed", &[("lifecycle.export.signal", "traces")]) > 0.0
+            metric_total(
+                r,
+                "lifecycle.agent.export.dropped",
+                &[("lifecycle.export.signal", "traces")],
+            ) > 0.0
+                && metric_total(
+                    r,
+                    "lifecycle.agent.export.retries",
+                    &[("lifecycle.export.signal", "traces")],
+                ) > 0.0
+                && metric_total(
+                    r,
+                    "lifecycle.agent.export.failed",
+                    &[("lifecycle.export.signal", "traces")],
+                ) > 0.0
         })
         .await;
     assert!(counted, "dropped, failed and retried counts are exported");
@@ -126,10 +153,17 @@ async fn a_collector_outage_is_survived_counted_and_recovered() {
     let summary = exporter.shutdown(Duration::from_secs(5)).await;
     println!("final: {summary:?}");
     assert_eq!(summary.spans_pending, 0);
-    assert_eq!(summary.spans_exported + summary.spans_dropped, summary.spans_submitted);
+    assert_eq!(
+        summary.spans_exported + summary.spans_dropped,
+        summary.spans_submitted
+    );
     assert_eq!(receiver.spans().len() as u64, summary.spans_exported);
     assert_eq!(
-        metric_total(&receiver, "lifecycle.agent.export.dropped", &[("lifecycle.export.signal", "traces")]),
+        metric_total(
+            &receiver,
+            "lifecycle.agent.export.dropped",
+            &[("lifecycle.export.signal", "traces")]
+        ),
         summary.spans_dropped as f64,
         "the final metric export carries the final counts"
     );
@@ -148,18 +182,28 @@ async fn an_unavailable_collector_over_http_is_retried_until_it_answers() {
     for audit in &audits {
         submitted += exporter.submit(audit).spans;
     }
-    assert!(receiver.wait_until(Duration::from_secs(10), |r| r.refused() >= 3).await);
+    assert!(
+        receiver
+            .wait_until(Duration::from_secs(10), |r| r.refused() >= 3)
+            .await
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while exporter.summary().metric_export_failures == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(exporter.summary().metric_export_failures > 0, "metric exports fail while unavailable too");
+    assert!(
+        exporter.summary().metric_export_failures > 0,
+        "metric exports fail while unavailable too"
+    );
     assert!(receiver.spans().is_empty());
     receiver.set_unavailable(false);
     let all_in = receiver
         .wait_until(Duration::from_secs(20), |r| r.spans().len() >= submitted)
         .await;
-    assert!(all_in, "retried batches are delivered once the collector answers");
+    assert!(
+        all_in,
+        "retried batches are delivered once the collector answers"
+    );
     let summary = exporter.shutdown(Duration::from_secs(5)).await;
     assert_eq!(summary.spans_exported, submitted as u64);
     assert_eq!(summary.spans_dropped, 0);

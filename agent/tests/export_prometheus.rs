@@ -52,7 +52,9 @@ fn sample(line: &str) -> (String, Vec<(String, String)>, f64) {
     let (name, labels) = match head.split_once('{') {
         None => (head.to_owned(), Vec::new()),
         Some((name, rest)) => {
-            let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels: {line}"));
+            let body = rest
+                .strip_suffix('}')
+                .unwrap_or_else(|| panic!("unclosed labels: {line}"));
             let mut labels = Vec::new();
             let mut chars = body.chars().peekable();
             while chars.peek().is_some() {
@@ -105,7 +107,10 @@ fn check_strictly(text: &str) -> BTreeMap<String, String> {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').unwrap();
             assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
-            assert!(types.insert(name.to_owned(), kind.to_owned()).is_none(), "TYPE once for {name}");
+            assert!(
+                types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                "TYPE once for {name}"
+            );
             current = Some(name.to_owned());
             continue;
         }
@@ -115,12 +120,28 @@ fn check_strictly(text: &str) -> BTreeMap<String, String> {
         match types[&family].as_str() {
             "histogram" => {
                 let key = |ls: &[(String, String)]| {
-                    ls.iter().filter(|(k, _)| k != "le").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+                    ls.iter()
+                        .filter(|(k, _)| k != "le")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
                 };
                 if name == format!("{family}_bucket") {
-                    let le = labels.iter().find(|(k, _)| k == "le").expect("le").1.clone();
-                    let le = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() };
-                    buckets.entry(format!("{family}|{}", key(&labels))).or_default().push((le, value));
+                    let le = labels
+                        .iter()
+                        .find(|(k, _)| k == "le")
+                        .expect("le")
+                        .1
+                        .clone();
+                    let le = if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().unwrap()
+                    };
+                    buckets
+                        .entry(format!("{family}|{}", key(&labels)))
+                        .or_default()
+                        .push((le, value));
                 } else if name == format!("{family}_count") {
                     counts.insert(format!("{family}|{}", key(&labels)), value);
                 } else {
@@ -135,7 +156,10 @@ fn check_strictly(text: &str) -> BTreeMap<String, String> {
         }
     }
     for (series, b) in &buckets {
-        assert!(b.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{series}: {b:?}");
+        assert!(
+            b.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{series}: {b:?}"
+        );
         assert_eq!(b.last().unwrap().0, f64::INFINITY);
         assert_eq!(Some(&b.last().unwrap().1), counts.get(series), "{series}");
     }
@@ -146,9 +170,13 @@ fn check_strictly(text: &str) -> BTreeMap<String, String> {
 fn prometheus_text_is_valid_and_holds_the_audit_values() {
     let text = telemetry(false).prometheus_text();
     let types = check_strictly(&text);
-    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("parses");
     assert!(!scrape.samples.is_empty());
-    assert_eq!(types["lifecycle_termination_sigterm_to_exit_seconds"], "histogram");
+    assert_eq!(
+        types["lifecycle_termination_sigterm_to_exit_seconds"],
+        "histogram"
+    );
     assert_eq!(types["lifecycle_findings_total"], "counter");
     assert_eq!(types["lifecycle_agent_ready"], "gauge");
 
@@ -166,13 +194,30 @@ fn prometheus_text_is_valid_and_holds_the_audit_values() {
             })
             .sum()
     };
-    let rules = count_by(all.iter().flat_map(|a| &a.findings).map(|f| f.rule.to_string()));
+    let rules = count_by(
+        all.iter()
+            .flat_map(|a| &a.findings)
+            .map(|f| f.rule.to_string()),
+    );
     for (rule, n) in &rules {
-        assert_eq!(value_of("lifecycle_findings_total", Some(("lifecycle_finding_rule", rule))), *n as f64);
+        assert_eq!(
+            value_of(
+                "lifecycle_findings_total",
+                Some(("lifecycle_finding_rule", rule))
+            ),
+            *n as f64
+        );
     }
-    let refused: u32 = all.iter().filter_map(|a| a.bypass.as_ref()).map(|b| b.in_windows.refused_by_capture).sum();
+    let refused: u32 = all
+        .iter()
+        .filter_map(|a| a.bypass.as_ref())
+        .map(|b| b.in_windows.refused_by_capture)
+        .sum();
     assert_eq!(
-        value_of("lifecycle_bypass_connections_total", Some(("lifecycle_flow_class", "refused_by_capture"))),
+        value_of(
+            "lifecycle_bypass_connections_total",
+            Some(("lifecycle_flow_class", "refused_by_capture"))
+        ),
         f64::from(refused)
     );
     assert_eq!(value_of("lifecycle_audits_total", None), all.len() as f64);
@@ -200,8 +245,11 @@ fn prometheus_text_is_valid_and_holds_the_audit_values() {
     for family in types.keys() {
         assert!(
             defs::ALL.iter().any(|d| {
-                lifecycle_agent::export::prometheus::family_name(d.name, d.unit, d.instrument == defs::Instrument::Counter)
-                    == *family
+                lifecycle_agent::export::prometheus::family_name(
+                    d.name,
+                    d.unit,
+                    d.instrument == defs::Instrument::Counter,
+                ) == *family
             }),
             "{family} is not in defs::ALL"
         );
@@ -219,10 +267,14 @@ fn pod_labels_are_opt_in() {
 
 #[test]
 fn readme_documents_every_metric() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     for d in defs::ALL {
-        let family =
-            lifecycle_agent::export::prometheus::family_name(d.name, d.unit, d.instrument == defs::Instrument::Counter);
+        let family = lifecycle_agent::export::prometheus::family_name(
+            d.name,
+            d.unit,
+            d.instrument == defs::Instrument::Counter,
+        );
         assert!(readme.contains(d.name), "README lacks {}", d.name);
         assert!(readme.contains(&family), "README lacks {family}");
     }

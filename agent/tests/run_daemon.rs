@@ -130,7 +130,11 @@ async fn ready_after_sync_and_alive_through_api_and_receiver_outages() {
     let dir = tempfile::tempdir().unwrap();
     let (api_addr, otlp_addr) = (free_addr(), free_addr());
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, render_kubeconfig(&format!("http://{api_addr}"))).unwrap();
+    std::fs::write(
+        &kubeconfig,
+        render_kubeconfig(&format!("http://{api_addr}")),
+    )
+    .unwrap();
     let journal_dir = dir.path().join("journal");
     let node = "node-outage";
     let daemon = Daemon::start(
@@ -162,15 +166,16 @@ async fn ready_after_sync_and_alive_through_api_and_receiver_outages() {
     );
 
     // Nothing answers at the API address yet: alive, probes attached, not ready.
-    let body = daemon
-        .wait_readyz(503, Duration::from_secs(60))
-        .filter(|b| b.contains("pod list not synced"))
-        .or_else(|| {
-            daemon
-                .wait_readyz(503, Duration::from_secs(60))
-                .filter(|b| b.contains("pod list not synced"))
-        });
-    assert!(body.is_some(), "not ready for lack of a pod list\n{}", daemon.stderr());
+    let body = wait_for(Duration::from_secs(60), || {
+        daemon
+            .get("/readyz")
+            .filter(|(status, body)| *status == 503 && body.contains("pod list not synced"))
+    });
+    assert!(
+        body.is_some(),
+        "not ready for lack of a pod list\n{}",
+        daemon.stderr()
+    );
     assert_eq!(daemon.get("/healthz").map(|(s, _)| s), Some(200));
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
@@ -233,9 +238,9 @@ async fn ready_after_sync_and_alive_through_api_and_receiver_outages() {
     );
     let retries_exported = receiver
         .wait_until(Duration::from_secs(30), |r| {
-            r.metric_requests().iter().any(|m| {
-                format!("{:?}", m.request).contains("lifecycle.export.retries")
-            })
+            r.metric_requests()
+                .iter()
+                .any(|m| format!("{:?}", m.request).contains("lifecycle.agent.export.retries"))
         })
         .await;
     assert!(retries_exported, "the retry counter reaches the receiver");
@@ -322,9 +327,12 @@ async fn a_restart_in_the_middle_of_a_termination_yields_a_partial_audit() {
     );
     let proxy_pid = pod.proxy.1.id();
     let recovered = journal(&second_journal).into_iter().find(|r| {
-        r["type"] == "process_exec" && r["process"]["pid"] == proxy_pid && r["recovered"].is_object()
+        r["type"] == "process_exec"
+            && r["process"]["pid"] == proxy_pid
+            && r["recovered"].is_object()
     });
-    let recovered = recovered.unwrap_or_else(|| panic!("the proxy is recovered from /proc\n{}", second.stderr()));
+    let recovered = recovered
+        .unwrap_or_else(|| panic!("the proxy is recovered from /proc\n{}", second.stderr()));
     assert_eq!(recovered["recovered"]["source"], "proc");
     assert_eq!(
         recovered["process"]["cgroup"]["container_id"],
@@ -343,38 +351,48 @@ async fn a_restart_in_the_middle_of_a_termination_yields_a_partial_audit() {
         .expect("proxy terminated");
     server.delete_pod("shop", &pod.name).expect("delete");
 
-    let partial_exported = receiver
-        .wait_until(Duration::from_secs(60), |r| {
-            spans_of_pod(r, &pod.uid).iter().any(|s| {
-                matches!(
-                    attr(&s.span.attributes, "lifecycle.audit.partial"),
-                    Some(AnyValue::BoolValue(true))
-                ) && s.span.name.contains("termination")
-            })
+    // The second agent's audit: the proxy's span ends at the exit its
+    // probes saw, and the trace says it is partial.
+    let exit = wait_for(Duration::from_secs(30), || {
+        journal(&second_journal)
+            .into_iter()
+            .find(|r| r["type"] == "process_exit" && r["process"]["pid"] == proxy_pid)
+    })
+    .expect("proxy exit in the second journal");
+    let exit_ns = exit["time_ns"].as_i64().unwrap() as u64;
+    let proxy_span = |r: &Receiver| {
+        spans_of_pod(r, &pod.uid).into_iter().find(|s| {
+            attr_str(&s.span.attributes, "k8s.container.name").as_deref() == Some("istio-proxy")
+                && s.span.end_time_unix_nano == exit_ns
         })
+    };
+    let arrived = receiver
+        .wait_until(Duration::from_secs(60), |r| proxy_span(r).is_some())
         .await;
     assert!(
-        partial_exported,
-        "a partial termination trace of the pod reaches the receiver: {:#?}\n{}",
+        arrived,
+        "istio-proxy span ending at the kernel's exit time {exit_ns}: {:#?}\n{}",
         spans_of_pod(&receiver, &pod.uid)
             .iter()
-            .map(|s| (&s.span.name, &s.span.attributes))
+            .map(|s| (&s.span.name, s.span.end_time_unix_nano, &s.span.attributes))
             .collect::<Vec<_>>(),
         second.stderr()
     );
-    // The proxy's span ends at the exit the second agent's probes saw.
-    let exit = journal(&second_journal)
+    let trace_id = proxy_span(&receiver).unwrap().span.trace_id;
+    let root = receiver
+        .spans()
         .into_iter()
-        .find(|r| r["type"] == "process_exit" && r["process"]["pid"] == proxy_pid)
-        .expect("proxy exit in the second journal");
-    let exit_ns = exit["time_ns"].as_i64().unwrap() as u64;
-    let proxy_span = spans_of_pod(&receiver, &pod.uid)
-        .into_iter()
-        .filter(|s| attr_str(&s.span.attributes, "k8s.container.name").as_deref() == Some("istio-proxy"))
-        .find(|s| s.span.end_time_unix_nano == exit_ns);
+        .filter(|s| s.span.trace_id == trace_id && s.span.parent_span_id.is_empty())
+        .last()
+        .expect("root span of the termination trace");
+    assert_eq!(root.span.name, "pod.termination");
     assert!(
-        proxy_span.is_some(),
-        "istio-proxy span ends at the kernel's exit time {exit_ns}"
+        matches!(
+            attr(&root.span.attributes, "lifecycle.audit.partial"),
+            Some(AnyValue::BoolValue(true))
+        ),
+        "the audit is partial: {:?}",
+        root.span.attributes
     );
     let metrics = second.metrics();
     assert!(

@@ -59,7 +59,10 @@ pub fn image(args: &ImageArgs) -> anyhow::Result<()> {
     let build_time = started.elapsed();
     let binary = target_dir.join(TARGET).join("release/lifecycle-agent");
     if has_interpreter(&binary)? {
-        bail!("{} is dynamically linked; the scratch image needs a static binary", binary.display());
+        bail!(
+            "{} is dynamically linked; the scratch image needs a static binary",
+            binary.display()
+        );
     }
 
     let context = target_dir.join("context");
@@ -69,13 +72,23 @@ pub fn image(args: &ImageArgs) -> anyhow::Result<()> {
     if Path::new(CA_BUNDLE).exists() {
         std::fs::copy(CA_BUNDLE, context.join("ca-certificates.crt"))?;
     } else {
-        eprintln!("xtask image: no {CA_BUNDLE}; the image gets no CA certificates (TLS to OTLP fails)");
+        eprintln!(
+            "xtask image: no {CA_BUNDLE}; the image gets no CA certificates (TLS to OTLP fails)"
+        );
         std::fs::write(context.join("ca-certificates.crt"), b"")?;
     }
 
     let started = Instant::now();
     run(buildah()
-        .args(["bud", "--isolation", "chroot", "--layers=false", "-t", &tag, "-f"])
+        .args([
+            "bud",
+            "--isolation",
+            "chroot",
+            "--layers=false",
+            "-t",
+            &tag,
+            "-f",
+        ])
         .arg(root.join("deploy/image/Containerfile.local"))
         .arg(&context))?;
     let image_time = started.elapsed();
@@ -136,7 +149,9 @@ fn ensure_buildah() -> anyhow::Result<()> {
 }
 
 fn output(cmd: &mut Command) -> anyhow::Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed: {}\n{}",
@@ -150,7 +165,10 @@ fn output(cmd: &mut Command) -> anyhow::Result<String> {
 /// Whether a 64-bit little-endian ELF file names a dynamic loader.
 fn has_interpreter(path: &Path) -> anyhow::Result<bool> {
     let elf = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-    let u16_at = |at: usize| elf.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u16_at = |at: usize| {
+        elf.get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
     let u32_at = |at: usize| {
         elf.get(at..at + 4)
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))

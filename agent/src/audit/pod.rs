@@ -352,9 +352,9 @@ pub fn analyze(
         records: records.len(),
         dropped_records,
         completed_by,
-        partial: records.iter().any(|r| {
-            matches!(&r.event, crate::event::Event::ProcessExec(e) if e.recovered.is_some())
-        }),
+        partial: records.iter().any(
+            |r| matches!(&r.event, crate::event::Event::ProcessExec(e) if e.recovered.is_some()),
+        ),
         pod: tl.pod,
     }
 }

@@ -380,10 +380,12 @@ pub fn parse_pairs(text: &str, setting: &str) -> Result<Vec<(String, String)>, E
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .map(|pair| {
-            let (k, v) = pair.split_once('=').ok_or_else(|| ExportError::SettingInvalid {
-                setting: setting.to_owned(),
-                value: pair.to_owned(),
-            })?;
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| ExportError::SettingInvalid {
+                    setting: setting.to_owned(),
+                    value: pair.to_owned(),
+                })?;
             let k = k.trim();
             if k.is_empty() {
                 return Err(ExportError::SettingInvalid {
@@ -461,7 +463,10 @@ mod tests {
         )
         .unwrap();
         let t = c.traces.unwrap();
-        assert_eq!((t.url.as_str(), t.protocol), ("http://col:4317", Protocol::Grpc));
+        assert_eq!(
+            (t.url.as_str(), t.protocol),
+            ("http://col:4317", Protocol::Grpc)
+        );
     }
 
     #[test]
@@ -482,7 +487,10 @@ mod tests {
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://col:4318"),
                 ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
-                ("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=a,x-tenant=t%201"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "Authorization=a,x-tenant=t%201",
+                ),
                 ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
                 ("OTEL_SERVICE_NAME", "other"),
             ],
@@ -508,11 +516,17 @@ mod tests {
         let c = resolve(
             &[],
             &[
-                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/v1/metrics"),
+                (
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    "http://m:4318/v1/metrics",
+                ),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
                 ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
                 ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
-                ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,deployment.environment=prod"),
+                (
+                    "OTEL_RESOURCE_ATTRIBUTES",
+                    "service.name=from-attrs,deployment.environment=prod",
+                ),
             ],
         )
         .unwrap();
@@ -526,7 +540,13 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused_with_what_failed() {
-        let e = resolve(&[], &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c")]);
+        let e = resolve(
+            &[],
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+            ],
+        );
         assert!(matches!(e, Err(ExportError::ProtocolUnsupported(_))));
         let e = resolve(&["--otlp-endpoint", "col:4317"], &[]);
         assert!(matches!(e, Err(ExportError::EndpointInvalid(_))));

@@ -172,7 +172,12 @@ pub async fn trace_task<E: SpanExporter>(
                 } else {
                     DropReason::RetriesExhausted
                 };
-                tracing::warn!(spans = n, attempts = attempt + 1, reason = reason.label(), "spans dropped after failed exports");
+                tracing::warn!(
+                    spans = n,
+                    attempts = attempt + 1,
+                    reason = reason.label(),
+                    "spans dropped after failed exports"
+                );
                 shared.drop_spans(reason, n);
                 break;
             }
@@ -225,8 +230,11 @@ pub async fn export_metrics_once<E: PushMetricExporter>(
     let mut attempt = 0u32;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let outcome =
-            tokio::time::timeout(request_timeout.min(left.max(Duration::from_millis(50))), exporter.export(&rm)).await;
+        let outcome = tokio::time::timeout(
+            request_timeout.min(left.max(Duration::from_millis(50))),
+            exporter.export(&rm),
+        )
+        .await;
         match outcome {
             Ok(Ok(())) => {
                 add(&shared.counts.metric_exports, 1);
@@ -241,7 +249,11 @@ pub async fn export_metrics_once<E: PushMetricExporter>(
         shared.telemetry.export_failed(Signal::Metrics);
         let delay = retry.delay(attempt + 1);
         if attempt >= retry.attempts || Instant::now() + delay >= deadline {
-            tracing::warn!(points = n, attempts = attempt + 1, "metric collection dropped after failed exports");
+            tracing::warn!(
+                points = n,
+                attempts = attempt + 1,
+                "metric collection dropped after failed exports"
+            );
             add(&shared.counts.metric_points_dropped, n);
             shared
                 .telemetry

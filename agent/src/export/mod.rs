@@ -51,7 +51,10 @@ pub enum ExportError {
     #[error("cannot load root certificates for TLS: {0}")]
     TlsUnavailable(String),
     #[error("cannot build the OTLP {signal} exporter: {reason}")]
-    ExporterBuildFailed { signal: &'static str, reason: String },
+    ExporterBuildFailed {
+        signal: &'static str,
+        reason: String,
+    },
     #[error("OTLP export needs a tokio runtime")]
     RuntimeMissing,
     #[error("cannot collect metrics: {0}")]

@@ -6,8 +6,7 @@
 use std::{collections::HashMap, time::Duration};
 
 use opentelemetry_otlp::{
-    MetricExporter, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig,
-    WithTonicConfig,
+    MetricExporter, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
     tonic_types::{metadata::MetadataMap, transport::ClientTlsConfig},
 };
 use opentelemetry_sdk::{Resource, metrics::Temporality};
@@ -49,7 +48,9 @@ fn http_client(
             .https_or_http()
             .enable_http1()
             .build();
-        Ok(std::sync::Arc::new(HyperClient::new(connector, timeout, None)))
+        Ok(std::sync::Arc::new(HyperClient::new(
+            connector, timeout, None,
+        )))
     } else {
         Ok(std::sync::Arc::new(HyperClient::with_default_connector(
             timeout, None,

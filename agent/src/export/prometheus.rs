@@ -13,9 +13,7 @@
 use std::fmt::Write as _;
 
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::metrics::data::{
-    AggregatedMetrics, Metric, MetricData, ResourceMetrics,
-};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 
 /// `Content-Type` of the text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -23,7 +21,13 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 fn sanitize(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == ':' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
@@ -132,12 +136,20 @@ fn family<T: AsF64>(out: &mut String, m: &Metric, data: &MetricData<T>) {
     match data {
         MetricData::Sum(s) => {
             for p in s.data_points() {
-                lines.push(format!("{name}{} {}", labels(p.attributes(), None), number(p.value().as_f64())));
+                lines.push(format!(
+                    "{name}{} {}",
+                    labels(p.attributes(), None),
+                    number(p.value().as_f64())
+                ));
             }
         }
         MetricData::Gauge(g) => {
             for p in g.data_points() {
-                lines.push(format!("{name}{} {}", labels(p.attributes(), None), number(p.value().as_f64())));
+                lines.push(format!(
+                    "{name}{} {}",
+                    labels(p.attributes(), None),
+                    number(p.value().as_f64())
+                ));
             }
         }
         MetricData::Histogram(h) => {
@@ -147,7 +159,9 @@ fn family<T: AsF64>(out: &mut String, m: &Metric, data: &MetricData<T>) {
                 let bounds: Vec<f64> = p.bounds().collect();
                 for (i, count) in p.bucket_counts().enumerate() {
                     cumulative += count;
-                    let le = bounds.get(i).map_or_else(|| "+Inf".to_owned(), |b| number(*b));
+                    let le = bounds
+                        .get(i)
+                        .map_or_else(|| "+Inf".to_owned(), |b| number(*b));
                     let _ = writeln!(
                         block,
                         "{name}_bucket{} {cumulative}",
@@ -206,8 +220,14 @@ mod tests {
             family_name("lifecycle.termination.grace_used", "1", false),
             "lifecycle_termination_grace_used_ratio"
         );
-        assert_eq!(family_name("lifecycle.findings", "{finding}", true), "lifecycle_findings_total");
-        assert_eq!(family_name("lifecycle.agent.ready", "", false), "lifecycle_agent_ready");
+        assert_eq!(
+            family_name("lifecycle.findings", "{finding}", true),
+            "lifecycle_findings_total"
+        );
+        assert_eq!(
+            family_name("lifecycle.agent.ready", "", false),
+            "lifecycle_agent_ready"
+        );
         assert_eq!(label_name("k8s.namespace.name"), "k8s_namespace_name");
         assert_eq!(escape_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(number(0.005), "0.005");

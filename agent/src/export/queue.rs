@@ -106,7 +106,11 @@ mod tests {
         assert_eq!(q.push(vec![3, 4]), 0);
         assert_eq!(q.push(vec![5, 6, 7]), 2, "the first trace goes");
         assert_eq!(q.len(), 5);
-        assert_eq!(q.push(vec![0; 6]), 6, "larger than the queue: dropped itself");
+        assert_eq!(
+            q.push(vec![0; 6]),
+            6,
+            "larger than the queue: dropped itself"
+        );
         assert_eq!(q.len(), 5);
         assert!(q.high_water() <= q.capacity());
         assert_eq!(q.take(3), vec![3, 4], "whole traces up to the batch size");

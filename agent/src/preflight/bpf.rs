@@ -5,8 +5,8 @@
 use std::io;
 use std::path::Path;
 
-use super::kernel::{KernelVersion, MEMCG_ACCOUNTING};
 use super::caps::CAP_SYS_RESOURCE;
+use super::kernel::{KernelVersion, MEMCG_ACCOUNTING};
 use super::{CapSet, Check, PreflightError};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
@@ -138,16 +138,23 @@ pub(super) fn check_limits(kernel: Option<KernelVersion>, caps: Option<&CapSet>)
             "unprivileged_bpf_disabled",
             "/proc/sys/kernel/unprivileged_bpf_disabled",
         ),
-        ("perf_event_paranoid", "/proc/sys/kernel/perf_event_paranoid"),
+        (
+            "perf_event_paranoid",
+            "/proc/sys/kernel/perf_event_paranoid",
+        ),
     ] {
         let value = read_trimmed(path).unwrap_or_else(|| "unreadable".to_owned());
         facts.push(format!("{name} {value}"));
     }
     let lockdown = read_trimmed("/sys/kernel/security/lockdown");
-    let mode = lockdown.as_deref().and_then(parse_lockdown).map(str::to_owned);
+    let mode = lockdown
+        .as_deref()
+        .and_then(parse_lockdown)
+        .map(str::to_owned);
     facts.push(format!(
         "lockdown {}",
-        mode.as_deref().unwrap_or("unknown (securityfs not visible)")
+        mode.as_deref()
+            .unwrap_or("unknown (securityfs not visible)")
     ));
     let detail = facts.join("; ");
 

@@ -143,7 +143,10 @@ impl CapSet {
 
     /// Names of the set bits, lowest first.
     pub fn names(self) -> Vec<String> {
-        (0..64).filter(|&b| self.has(b)).map(capability_name).collect()
+        (0..64)
+            .filter(|&b| self.has(b))
+            .map(capability_name)
+            .collect()
     }
 }
 
@@ -153,10 +156,11 @@ pub fn own_capabilities() -> Result<CapSet, PreflightError> {
 }
 
 fn read_capabilities(path: &Path) -> Result<CapSet, PreflightError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PreflightError::StatusUnreadable {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| PreflightError::StatusUnreadable {
+            path: path.to_owned(),
+            source,
+        })?;
     CapSet::from_status(&text).ok_or_else(|| PreflightError::CapEffMissing(PathBuf::from(path)))
 }
 
@@ -210,7 +214,11 @@ pub(super) fn check(
             .filter(|(b, _)| !caps.has(*b as u32))
             .map(|(_, n)| *n)
             .collect();
-        format!("{} capabilities, all but [{}]", names.len(), absent.join(", "))
+        format!(
+            "{} capabilities, all but [{}]",
+            names.len(),
+            absent.join(", ")
+        )
     } else {
         format!("[{}]", names.join(", "))
     };

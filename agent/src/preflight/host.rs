@@ -4,8 +4,7 @@
 use std::path::Path;
 
 use crate::attribution::{
-    CgroupDriver, HierarchyWalker, find_cgroup2_mount_info, is_watch_root,
-    cgroup_fs::Cgroup2Walker,
+    CgroupDriver, HierarchyWalker, cgroup_fs::Cgroup2Walker, find_cgroup2_mount_info, is_watch_root,
 };
 
 use super::Check;
@@ -43,8 +42,12 @@ pub(super) fn check_cgroup() -> Check {
     let dirs = match walker.walk() {
         Ok(d) => d,
         Err(e) => {
-            return Check::fail(NAME, format!("{layout}; {e}"), "the hierarchy must be readable")
-                .with_label("cgroup_walk_failed");
+            return Check::fail(
+                NAME,
+                format!("{layout}; {e}"),
+                "the hierarchy must be readable",
+            )
+            .with_label("cgroup_walk_failed");
         }
     };
     let roots: Vec<String> = dirs

@@ -41,7 +41,11 @@ fn version_check_fails_old_and_passes_new_kernels() {
     assert!(old.remedy.is_some());
     let bullseye = check("5.10.0-28-amd64");
     assert_eq!(bullseye.status, Status::Ok);
-    assert!(bullseye.detail.contains("RLIMIT_MEMLOCK"), "{}", bullseye.detail);
+    assert!(
+        bullseye.detail.contains("RLIMIT_MEMLOCK"),
+        "{}",
+        bullseye.detail
+    );
     assert_eq!(check("6.18.44-fc-v669").status, Status::Ok);
     assert_eq!(check("weird").status, Status::Warn);
 }
@@ -82,7 +86,10 @@ fn missing_capabilities_follow_kernel_and_tracefs() {
     let new = Some(KernelVersion::new(6, 1, 0));
     let old = Some(KernelVersion::new(5, 10, 0));
     assert!(missing(bpf_perfmon, new, false, false).is_empty());
-    assert_eq!(missing(bpf_perfmon, old, false, false), ["cap_sys_resource"]);
+    assert_eq!(
+        missing(bpf_perfmon, old, false, false),
+        ["cap_sys_resource"]
+    );
     assert!(missing(bpf_perfmon, old, false, true).is_empty());
     assert_eq!(missing(bpf_perfmon, new, true, false), ["cap_sys_admin"]);
     assert_eq!(missing(CapSet(1 << 39), new, false, false), ["cap_perfmon"]);
@@ -108,7 +115,10 @@ fn lockdown_mode_is_the_bracketed_word() {
         parse_lockdown("none [integrity] confidentiality\n"),
         Some("integrity")
     );
-    assert_eq!(parse_lockdown("[none] integrity confidentiality"), Some("none"));
+    assert_eq!(
+        parse_lockdown("[none] integrity confidentiality"),
+        Some("none")
+    );
     assert_eq!(parse_lockdown("none integrity"), None);
 }
 
@@ -120,7 +130,10 @@ fn cgroup_layout_and_own_path() {
     );
     assert!(describe_layout(Path::new("/sys/fs/cgroup")).starts_with("pure"));
     let text = "12:pids:/user.slice\n0::/system.slice/containerd.service\n";
-    assert_eq!(own_cgroup_path(text), Some("/system.slice/containerd.service"));
+    assert_eq!(
+        own_cgroup_path(text),
+        Some("/system.slice/containerd.service")
+    );
     assert_eq!(own_cgroup_path("1:name=systemd:/\n"), None);
 }
 
@@ -165,10 +178,16 @@ fn report_renders_text_and_json() {
     assert!(report.failed());
     assert_eq!(report.count(Status::Warn), 1);
     let text = report.render_text();
-    assert!(text.starts_with("lifecycle-agent doctor: kernel 6.1.0-test\n"), "{text}");
+    assert!(
+        text.starts_with("lifecycle-agent doctor: kernel 6.1.0-test\n"),
+        "{text}"
+    );
     assert!(text.contains("  FAIL  btf"), "{text}");
     assert!(text.contains("-> run on a node"), "{text}");
-    assert!(text.contains("3 checks: 1 ok, 1 warning(s), 1 failed"), "{text}");
+    assert!(
+        text.contains("3 checks: 1 ok, 1 warning(s), 1 failed"),
+        "{text}"
+    );
     let json: serde_json::Value = serde_json::from_str(&report.render_json()).expect("json");
     assert_eq!(json["failed"], true);
     assert_eq!(json["warnings"], 1);

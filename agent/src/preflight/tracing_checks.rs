@@ -92,8 +92,12 @@ pub(super) fn check_tracepoints(tracefs: Option<&Tracefs>) -> Check {
                 Err(e) => {
                     let detail = e.to_string();
                     let label = LoadError::from(e).label();
-                    return Check::fail(NAME, detail, "check that tracefs is readable by the agent")
-                        .with_label(label);
+                    return Check::fail(
+                        NAME,
+                        detail,
+                        "check that tracefs is readable by the agent",
+                    )
+                    .with_label(label);
                 }
             },
             Hook::Raw(event) => raw_tracepoint_listed(tracefs, event),

@@ -60,7 +60,8 @@ pub async fn run(
         let daemon_metrics = daemon_metrics.clone();
         Arc::new(move || telemetry.prometheus_text() + &daemon_metrics.prometheus_text())
     };
-    let (health_addr, health_task) = health::serve(options.health_addr, health.clone(), text).await?;
+    let (health_addr, health_task) =
+        health::serve(options.health_addr, health.clone(), text).await?;
 
     let report = preflight::run_checks(&options.preflight);
     for check in &report.checks {
@@ -148,7 +149,9 @@ pub async fn run(
         metrics: daemon_metrics,
         stats_interval: options.stats_interval,
     };
-    daemon.ingest_all(recover::records(&found, now_ns));
+    for record in recover::records(&found, now_ns) {
+        daemon.join(record);
+    }
 
     tokio::select! {
         result = daemon.run_loop() => result?,

@@ -11,9 +11,7 @@ use std::{
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::{
-    AUDIT_TICK, RunError, RunSummary, health::Health, journal::Journal, live::LiveAudit,
-};
+use super::{AUDIT_TICK, RunError, RunSummary, health::Health, journal::Journal, live::LiveAudit};
 use crate::{
     attribution::Cgroup2Walker,
     audit::PodAudit,
@@ -79,13 +77,7 @@ impl Daemon {
         }
         for raw in &batch.records {
             let record = self.pipeline.handle(raw);
-            match self.joiner.as_mut() {
-                Some(joiner) => {
-                    let joined = joiner.join(record, Instant::now());
-                    self.ingest_all(joined);
-                }
-                None => self.ingest(record),
-            }
+            self.join(record);
         }
         if let Some(roots) = self.pipeline.take_changed_watch_roots() {
             self.probes.set_watch_roots(&roots)?;
@@ -120,6 +112,18 @@ impl Daemon {
         self.metrics.observe(&self.live, self.journal.as_ref());
         if let Some(j) = self.journal.as_mut() {
             j.flush();
+        }
+    }
+
+    /// An attributed record through the join (which may hold it until
+    /// the API reports its container) into the journal and the audit.
+    pub fn join(&mut self, record: Record) {
+        match self.joiner.as_mut() {
+            Some(joiner) => {
+                let joined = joiner.join(record, Instant::now());
+                self.ingest_all(joined);
+            }
+            None => self.ingest(record),
         }
     }
 

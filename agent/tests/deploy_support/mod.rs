@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::{
     apps::v1::{DaemonSet, Deployment},
-    core::v1::{ConfigMap, Namespace, Service, ServiceAccount},
+    core::v1::{ConfigMap, Container, EnvVar, Namespace, Service, ServiceAccount},
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
 use serde::{Deserialize, de::DeserializeOwned};
@@ -26,9 +26,7 @@ pub fn read(path: &Path) -> String {
 pub fn documents(path: &Path) -> Vec<Value> {
     let text = read(path);
     yaml_serde::Deserializer::from_str(&text)
-        .map(|doc| {
-            Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        })
+        .map(|doc| Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -126,12 +124,14 @@ pub struct CapabilityRow {
     pub sys_admin_overlay: bool,
 }
 
-const TABLE_MARKER: &str = "<!-- capabilities-table: read by agent/tests/deploy_manifests.rs -->";
+const TABLE_MARKER: &str = "<!-- capabilities-table: read by agent/tests/deploy_daemonset.rs -->";
 
 /// The table after the marker in docs/operations.md: `| `CAP_X` | yes | no | why |`.
 pub fn capability_table() -> Vec<CapabilityRow> {
     let text = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md"));
-    let start = text.find(TABLE_MARKER).expect("capability table marker in docs/operations.md");
+    let start = text
+        .find(TABLE_MARKER)
+        .expect("capability table marker in docs/operations.md");
     let yes = |cell: &str| match cell.trim() {
         "yes" => true,
         "no" => false,
@@ -157,12 +157,22 @@ pub fn capability_table() -> Vec<CapabilityRow> {
 
 /// The names of the rows where `pick` is true.
 pub fn granted(rows: &[CapabilityRow], pick: impl Fn(&CapabilityRow) -> bool) -> BTreeSet<String> {
-    rows.iter().filter(|r| pick(r)).map(|r| r.name.clone()).collect()
+    rows.iter()
+        .filter(|r| pick(r))
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 /// `securityContext.capabilities.add` of the DaemonSet's agent container.
 pub fn added_capabilities(ds: &DaemonSet) -> BTreeSet<String> {
-    let container = &ds.spec.as_ref().expect("spec").template.spec.as_ref().expect("pod spec")
+    let container = &ds
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .as_ref()
+        .expect("pod spec")
         .containers[0];
     container
         .security_context
@@ -172,4 +182,38 @@ pub fn added_capabilities(ds: &DaemonSet) -> BTreeSet<String> {
         .unwrap_or_default()
         .into_iter()
         .collect()
+}
+
+/// The base DaemonSet.
+pub fn daemonset() -> DaemonSet {
+    base_objects()
+        .into_iter()
+        .find_map(|(_, _, o)| match o {
+            Object::DaemonSet(ds) => Some(*ds),
+            _ => None,
+        })
+        .expect("the kustomization has a DaemonSet")
+}
+
+/// The DaemonSet's only container, `agent`.
+pub fn agent_container(ds: &DaemonSet) -> Container {
+    let pod = ds
+        .spec
+        .as_ref()
+        .expect("spec")
+        .template
+        .spec
+        .clone()
+        .expect("pod spec");
+    assert_eq!(pod.containers.len(), 1, "one container");
+    assert_eq!(pod.containers[0].name, "agent");
+    pod.containers[0].clone()
+}
+
+/// An environment variable of the container.
+pub fn env<'a>(c: &'a Container, name: &str) -> &'a EnvVar {
+    c.env
+        .as_ref()
+        .and_then(|e| e.iter().find(|v| v.name == name))
+        .unwrap_or_else(|| panic!("env {name} is set"))
 }

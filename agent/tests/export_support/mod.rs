@@ -95,15 +95,25 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Spans of `pod_uid` named `name`.
-pub fn spans_named<'a>(spans: &'a [ReceivedSpan], pod_uid: &str, name: &str) -> Vec<&'a ReceivedSpan> {
+pub fn spans_named<'a>(
+    spans: &'a [ReceivedSpan],
+    pod_uid: &str,
+    name: &str,
+) -> Vec<&'a ReceivedSpan> {
     spans
         .iter()
-        .filter(|s| s.span.name == name && view::attr_str(&s.span.attributes, "k8s.pod.uid") == Some(pod_uid))
+        .filter(|s| {
+            s.span.name == name
+                && view::attr_str(&s.span.attributes, "k8s.pod.uid") == Some(pod_uid)
+        })
         .collect()
 }
 
 /// The events named `name` of a span, as (time, attributes).
-pub fn events<'a>(span: &'a Span, name: &str) -> Vec<&'a opentelemetry_proto::tonic::trace::v1::span::Event> {
+pub fn events<'a>(
+    span: &'a Span,
+    name: &str,
+) -> Vec<&'a opentelemetry_proto::tonic::trace::v1::span::Event> {
     span.events.iter().filter(|e| e.name == name).collect()
 }
 

@@ -46,12 +46,10 @@ pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Opt
 
 /// The value of an unlabelled sample in Prometheus text.
 pub fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (metric, value) = l.rsplit_once(' ')?;
-            (metric == name).then(|| value.parse().ok())?
-        })
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        let (metric, value) = l.rsplit_once(' ')?;
+        (metric == name).then(|| value.parse().ok())?
+    })
 }
 
 /// Sum of every sample of a metric (any labels).

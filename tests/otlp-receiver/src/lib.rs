@@ -182,7 +182,11 @@ impl Receiver {
                     .map(|r| r.attributes.clone())
                     .unwrap_or_default();
                 for ss in &rs.scope_spans {
-                    let scope = ss.scope.as_ref().map(|s| s.name.clone()).unwrap_or_default();
+                    let scope = ss
+                        .scope
+                        .as_ref()
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default();
                     for span in &ss.spans {
                         out.push(ReceivedSpan {
                             transport: r.transport,

@@ -18,7 +18,10 @@ struct Args {
 async fn main() -> std::io::Result<()> {
     let args = Args::parse();
     let receiver = Receiver::start_on(args.listen).await?;
-    println!("listening on {} (gRPC and POST /v1/traces, /v1/metrics)", receiver.addr());
+    println!(
+        "listening on {} (gRPC and POST /v1/traces, /v1/metrics)",
+        receiver.addr()
+    );
     let (mut spans_seen, mut metric_requests_seen) = (0, 0);
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;

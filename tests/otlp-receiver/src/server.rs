@@ -103,7 +103,10 @@ async fn http_export(store: &Store, req: Request<Incoming>) -> Response<Body> {
                     transport: Transport::Http,
                     request,
                 });
-                reply(StatusCode::OK, ExportTraceServiceResponse::default().encode_to_vec())
+                reply(
+                    StatusCode::OK,
+                    ExportTraceServiceResponse::default().encode_to_vec(),
+                )
             }
             Err(_) => {
                 store.malformed.fetch_add(1, Ordering::SeqCst);
@@ -117,7 +120,10 @@ async fn http_export(store: &Store, req: Request<Incoming>) -> Response<Body> {
                     transport: Transport::Http,
                     request,
                 });
-                reply(StatusCode::OK, ExportMetricsServiceResponse::default().encode_to_vec())
+                reply(
+                    StatusCode::OK,
+                    ExportMetricsServiceResponse::default().encode_to_vec(),
+                )
             }
             Err(_) => {
                 store.malformed.fetch_add(1, Ordering::SeqCst);

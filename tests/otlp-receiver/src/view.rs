@@ -49,14 +49,15 @@ pub fn attr_bool(attrs: &[KeyValue], key: &str) -> Option<bool> {
 /// Whether every `(key, value)` of `filter` is a string attribute of
 /// `attrs`.
 pub fn matches(attrs: &[KeyValue], filter: &[(&str, &str)]) -> bool {
-    filter
-        .iter()
-        .all(|(k, v)| attr_str(attrs, k) == Some(*v))
+    filter.iter().all(|(k, v)| attr_str(attrs, k) == Some(*v))
 }
 
 /// The metric `name` as last received (cumulative values: the latest
 /// request holds the totals).
-pub fn latest_metric(requests: &[Received<ExportMetricsServiceRequest>], name: &str) -> Option<Metric> {
+pub fn latest_metric(
+    requests: &[Received<ExportMetricsServiceRequest>],
+    name: &str,
+) -> Option<Metric> {
     requests.iter().rev().find_map(|r| {
         r.request
             .resource_metrics
@@ -111,7 +112,9 @@ pub fn histogram_totals(metric: &Metric, filter: &[(&str, &str)]) -> (u64, f64) 
             .data_points
             .iter()
             .filter(|p| matches(&p.attributes, filter))
-            .fold((0, 0.0), |(c, s), p| (c + p.count, s + p.sum.unwrap_or(0.0))),
+            .fold((0, 0.0), |(c, s), p| {
+                (c + p.count, s + p.sum.unwrap_or(0.0))
+            }),
         _ => (0, 0.0),
     }
 }

@@ -134,7 +134,10 @@ impl<'a> PodContext<'a> {
         let pod = &self.audit.pod;
         let mut out = Vec::with_capacity(3);
         if !pod.namespace.is_empty() {
-            out.push(KeyValue::new(keys::K8S_NAMESPACE_NAME, pod.namespace.clone()));
+            out.push(KeyValue::new(
+                keys::K8S_NAMESPACE_NAME,
+                pod.namespace.clone(),
+            ));
         }
         out.push(KeyValue::new(keys::K8S_POD_NAME, pod.name.clone()));
         out.push(KeyValue::new(keys::K8S_POD_UID, pod.uid.clone()));
@@ -200,9 +203,7 @@ impl<'a> PodContext<'a> {
 /// The audit misses part of the story: the agent started during it,
 /// records were capped, or the input ended first.
 pub fn audit_partial(a: &PodAudit) -> bool {
-    a.partial
-        || a.dropped_records > 0
-        || a.completed_by == crate::audit::Completion::EndOfInput
+    a.partial || a.dropped_records > 0 || a.completed_by == crate::audit::Completion::EndOfInput
 }
 
 /// Startup rules (S1–S4) belong to the startup trace; every other finding
@@ -264,7 +265,8 @@ impl Draft {
             self.partial = true;
         }
         if self.partial {
-            self.attributes.push(KeyValue::new(keys::TIME_PARTIAL, true));
+            self.attributes
+                .push(KeyValue::new(keys::TIME_PARTIAL, true));
         }
         self.events.sort_by_key(|e| e.timestamp);
         let mut events = SpanEvents::default();

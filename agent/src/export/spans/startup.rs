@@ -30,7 +30,12 @@ fn min_gap(gaps: &[&StartupGap], pick: impl Fn(&StartupGap) -> Option<f64>) -> O
     gaps.iter().filter_map(|g| pick(g)).reduce(f64::min)
 }
 
-fn container_span(ctx: &PodContext<'_>, s: &StartupAudit, c: &ContainerStartup, start: i64) -> Draft {
+fn container_span(
+    ctx: &PodContext<'_>,
+    s: &StartupAudit,
+    c: &ContainerStartup,
+    start: i64,
+) -> Draft {
     let uid = &ctx.audit.pod.uid;
     let mut d = Draft::new(
         "container.startup",
@@ -39,10 +44,17 @@ fn container_span(ctx: &PodContext<'_>, s: &StartupAudit, c: &ContainerStartup, 
     );
     d.start_ns = start;
     let listening = (!c.listens.is_empty())
-        .then(|| c.listens.iter().map(|l| l.at.map(|a| a.ns)).collect::<Option<Vec<_>>>())
+        .then(|| {
+            c.listens
+                .iter()
+                .map(|l| l.at.map(|a| a.ns))
+                .collect::<Option<Vec<_>>>()
+        })
         .flatten()
         .and_then(|v| v.into_iter().max());
-    let (end, cause, source) = if c.kind == Some(ContainerKind::Init) && let Some(x) = c.first_exit {
+    let (end, cause, source) = if c.kind == Some(ContainerKind::Init)
+        && let Some(x) = c.first_exit
+    {
         (Some(x.at.ns), "exit", "kernel")
     } else if let Some(l) = listening {
         (Some(l), "listening", "kernel")
@@ -60,9 +72,12 @@ fn container_span(ctx: &PodContext<'_>, s: &StartupAudit, c: &ContainerStartup, 
     d.end_ns = end.unwrap_or(start);
     d.partial = end.is_none();
 
-    let run = run_of(ctx.audit, &c.container, |r| r.start.is_some_and(|a| Some(a) == c.first_exec));
+    let run = run_of(ctx.audit, &c.container, |r| {
+        r.start.is_some_and(|a| Some(a) == c.first_exec)
+    });
     d.attributes = ctx.pod_attributes();
-    d.attributes.push(KeyValue::new(keys::K8S_CONTAINER_NAME, c.container.clone()));
+    d.attributes
+        .push(KeyValue::new(keys::K8S_CONTAINER_NAME, c.container.clone()));
     d.attributes.extend(run_attributes(run));
     d.attributes.extend([
         KeyValue::new(keys::CONTAINER_KIND, labels::opt_name(c.kind.as_ref())),
@@ -71,13 +86,20 @@ fn container_span(ctx: &PodContext<'_>, s: &StartupAudit, c: &ContainerStartup, 
         KeyValue::new(keys::TIME_SOURCE, source),
     ]);
     if let Some(x) = c.first_exit {
-        d.attributes.push(KeyValue::new(keys::PROCESS_EXIT_CODE, i64::from(x.code)));
+        d.attributes
+            .push(KeyValue::new(keys::PROCESS_EXIT_CODE, i64::from(x.code)));
     }
     let gaps: Vec<&StartupGap> = s.gaps.iter().filter(|g| g.app == c.container).collect();
     let attr_gaps = [
         (keys::STARTUP_GAP_S, min_gap(&gaps, |g| g.exec_gap_s)),
-        (keys::STARTUP_CONNECT_GAP_S, min_gap(&gaps, |g| g.connect_gap_s)),
-        (keys::STARTUP_ACCEPT_GAP_S, min_gap(&gaps, |g| g.accept_gap_s)),
+        (
+            keys::STARTUP_CONNECT_GAP_S,
+            min_gap(&gaps, |g| g.connect_gap_s),
+        ),
+        (
+            keys::STARTUP_ACCEPT_GAP_S,
+            min_gap(&gaps, |g| g.accept_gap_s),
+        ),
     ];
     for (key, value) in attr_gaps {
         if let Some(v) = value {
@@ -100,7 +122,11 @@ fn container_span(ctx: &PodContext<'_>, s: &StartupAudit, c: &ContainerStartup, 
     }
     for l in &c.listens {
         if let Some(at) = l.at {
-            d.event("listen", at.ns, vec![KeyValue::new(keys::SERVER_PORT, i64::from(l.port))]);
+            d.event(
+                "listen",
+                at.ns,
+                vec![KeyValue::new(keys::SERVER_PORT, i64::from(l.port))],
+            );
         }
     }
     for (name, mark) in [("api.started", c.started), ("api.ready", c.ready)] {
@@ -131,7 +157,11 @@ pub(crate) fn build(ctx: &PodContext<'_>, all_findings: bool) -> Option<AuditTra
         .collect();
     let end = children.iter().map(|c| c.end_ns).fold(first, i64::max);
 
-    let mut root = Draft::new("pod.startup", ids::span_id(uid, KIND.label(), None), SpanId::INVALID);
+    let mut root = Draft::new(
+        "pod.startup",
+        ids::span_id(uid, KIND.label(), None),
+        SpanId::INVALID,
+    );
     root.start_ns = children.iter().map(|c| c.start_ns).fold(first, i64::min);
     root.end_ns = end;
     root.partial = partial || children.iter().any(|c| c.partial);
@@ -139,8 +169,14 @@ pub(crate) fn build(ctx: &PodContext<'_>, all_findings: bool) -> Option<AuditTra
     let gaps: Vec<&StartupGap> = s.gaps.iter().collect();
     for (key, value) in [
         (keys::STARTUP_GAP_S, min_gap(&gaps, |g| g.exec_gap_s)),
-        (keys::STARTUP_CONNECT_GAP_S, min_gap(&gaps, |g| g.connect_gap_s)),
-        (keys::STARTUP_ACCEPT_GAP_S, min_gap(&gaps, |g| g.accept_gap_s)),
+        (
+            keys::STARTUP_CONNECT_GAP_S,
+            min_gap(&gaps, |g| g.connect_gap_s),
+        ),
+        (
+            keys::STARTUP_ACCEPT_GAP_S,
+            min_gap(&gaps, |g| g.accept_gap_s),
+        ),
     ] {
         if let Some(v) = value {
             root.attributes.push(KeyValue::new(key, v));
@@ -170,7 +206,8 @@ pub(crate) fn build(ctx: &PodContext<'_>, all_findings: bool) -> Option<AuditTra
         .iter()
         .filter(|f| all_findings || is_startup_rule(f.rule))
         .collect();
-    root.attributes.push(KeyValue::new(keys::FINDING_COUNT, findings.len() as i64));
+    root.attributes
+        .push(KeyValue::new(keys::FINDING_COUNT, findings.len() as i64));
     for f in &findings {
         root.events.push(ctx.finding_event(f, root.start_ns));
     }
@@ -178,5 +215,9 @@ pub(crate) fn build(ctx: &PodContext<'_>, all_findings: bool) -> Option<AuditTra
 
     let mut spans = vec![root.finish(trace_id, &scope)];
     spans.extend(children.into_iter().map(|c| c.finish(trace_id, &scope)));
-    Some(AuditTrace { kind: KIND, trace_id, spans })
+    Some(AuditTrace {
+        kind: KIND,
+        trace_id,
+        spans,
+    })
 }

@@ -11,13 +11,15 @@
 use opentelemetry::KeyValue;
 
 use super::{
-    AuditTrace, Draft, PodContext, TraceKind, ids, is_startup_rule, run_attributes, run_of,
-    scope, secs,
+    AuditTrace, Draft, PodContext, TraceKind, ids, is_startup_rule, run_attributes, run_of, scope,
+    secs,
 };
 use crate::{
     audit::{
         bypass::WindowCause,
-        termination::{ContainerTermination, PreStop, SignalMark, StateAtStart, TerminationAudit, Trigger},
+        termination::{
+            ContainerTermination, PreStop, SignalMark, StateAtStart, TerminationAudit, Trigger,
+        },
     },
     export::{keys, labels},
 };
@@ -61,7 +63,13 @@ fn involved(c: &ContainerTermination) -> bool {
         || matches!(c.prestop, PreStop::Exec { .. })
 }
 
-fn container_span(ctx: &PodContext<'_>, t: &TerminationAudit, c: &ContainerTermination, root_start: i64, root_end: i64) -> Draft {
+fn container_span(
+    ctx: &PodContext<'_>,
+    t: &TerminationAudit,
+    c: &ContainerTermination,
+    root_start: i64,
+    root_end: i64,
+) -> Draft {
     let uid = &ctx.audit.pod.uid;
     let mut d = Draft::new(
         "container.termination",
@@ -83,25 +91,33 @@ fn container_span(ctx: &PodContext<'_>, t: &TerminationAudit, c: &ContainerTermi
     // one alive at t0.
     let reference = t.t0.map_or(root_start, |t0| t0.ns);
     let run = match c.exit {
-        Some(x) => run_of(ctx.audit, &c.container, |r| r.end.is_some_and(|e| e == x.at)),
+        Some(x) => run_of(ctx.audit, &c.container, |r| {
+            r.end.is_some_and(|e| e == x.at)
+        }),
         None => run_of(ctx.audit, &c.container, |r| {
             r.start.is_none_or(|s| s.ns <= reference) && r.end.is_none_or(|e| e.ns > reference)
         }),
     };
     d.attributes = ctx.pod_attributes();
-    d.attributes.push(KeyValue::new(keys::K8S_CONTAINER_NAME, c.container.clone()));
+    d.attributes
+        .push(KeyValue::new(keys::K8S_CONTAINER_NAME, c.container.clone()));
     d.attributes.extend(run_attributes(run));
     d.attributes.extend([
         KeyValue::new(keys::CONTAINER_KIND, labels::opt_name(c.kind.as_ref())),
         KeyValue::new(keys::SIDECAR_ROLE, labels::opt_name(c.role.as_ref())),
         KeyValue::new(keys::CONTAINER_MAIN, c.main),
-        KeyValue::new(keys::TERMINATION_STATE_AT_START, labels::name_of(&c.state_at_start)),
+        KeyValue::new(
+            keys::TERMINATION_STATE_AT_START,
+            labels::name_of(&c.state_at_start),
+        ),
         KeyValue::new(keys::PRESTOP_KIND, labels::prestop(&c.prestop)),
     ]);
     if let Some(x) = c.exit {
-        d.attributes.push(KeyValue::new(keys::PROCESS_EXIT_CODE, i64::from(x.code)));
+        d.attributes
+            .push(KeyValue::new(keys::PROCESS_EXIT_CODE, i64::from(x.code)));
         if let Some(sig) = x.killed_by {
-            d.attributes.push(KeyValue::new(keys::EXIT_SIGNAL, labels::signal(sig)));
+            d.attributes
+                .push(KeyValue::new(keys::EXIT_SIGNAL, labels::signal(sig)));
         }
         if let Some(s) = &c.stop_signal {
             d.attributes.push(KeyValue::new(
@@ -111,11 +127,22 @@ fn container_span(ctx: &PodContext<'_>, t: &TerminationAudit, c: &ContainerTermi
         }
     }
     if let Some(g) = c.grace_used {
-        d.attributes.push(KeyValue::new(keys::TERMINATION_GRACE_USED, g));
+        d.attributes
+            .push(KeyValue::new(keys::TERMINATION_GRACE_USED, g));
     }
 
-    if let PreStop::Exec { start, end, exit_code, filename } = &c.prestop {
-        d.event("prestop.start", start.ns, vec![KeyValue::new(keys::PRESTOP_PROGRAM, filename.clone())]);
+    if let PreStop::Exec {
+        start,
+        end,
+        exit_code,
+        filename,
+    } = &c.prestop
+    {
+        d.event(
+            "prestop.start",
+            start.ns,
+            vec![KeyValue::new(keys::PRESTOP_PROGRAM, filename.clone())],
+        );
         if let Some(end) = end {
             let mut attrs = Vec::new();
             if let Some(code) = exit_code {
@@ -133,7 +160,11 @@ fn container_span(ctx: &PodContext<'_>, t: &TerminationAudit, c: &ContainerTermi
     if let Some(lane) = ctx.audit.lanes.iter().find(|l| l.container == c.container) {
         for l in &lane.listens {
             if let Some(end) = l.end.filter(|e| e.ns >= reference) {
-                d.event("listener.close", end.ns, vec![KeyValue::new(keys::SERVER_PORT, i64::from(l.port))]);
+                d.event(
+                    "listener.close",
+                    end.ns,
+                    vec![KeyValue::new(keys::SERVER_PORT, i64::from(l.port))],
+                );
             }
         }
     }
@@ -152,7 +183,11 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
     let scope = scope();
 
     let (mut start, mut partial) = root_start(t, audit.first_ns);
-    let last_exit = t.containers.iter().filter_map(|c| c.exit.map(|x| x.at.ns)).max();
+    let last_exit = t
+        .containers
+        .iter()
+        .filter_map(|c| c.exit.map(|x| x.at.ns))
+        .max();
     let running_left = t
         .containers
         .iter()
@@ -177,7 +212,11 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
     start = children.iter().map(|c| c.start_ns).fold(start, i64::min);
     let end = children.iter().map(|c| c.end_ns).fold(end, i64::max);
 
-    let mut root = Draft::new("pod.termination", ids::span_id(uid, KIND.label(), None), opentelemetry::trace::SpanId::INVALID);
+    let mut root = Draft::new(
+        "pod.termination",
+        ids::span_id(uid, KIND.label(), None),
+        opentelemetry::trace::SpanId::INVALID,
+    );
     root.start_ns = start;
     root.end_ns = end;
     root.partial = partial;
@@ -199,22 +238,37 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
         ),
     ]);
     if let Trigger::Deletion { request_s, .. } = t.trigger {
-        root.attributes.push(KeyValue::new(keys::TERMINATION_REQUEST_S, request_s));
+        root.attributes
+            .push(KeyValue::new(keys::TERMINATION_REQUEST_S, request_s));
     }
     if let Some(cause) = &t.t0_cause {
-        root.attributes.push(KeyValue::new(keys::TERMINATION_T0_CAUSE, cause.clone()));
+        root.attributes
+            .push(KeyValue::new(keys::TERMINATION_T0_CAUSE, cause.clone()));
     }
     if let Some(deadline) = t.deadline {
-        root.attributes.push(KeyValue::new(keys::TERMINATION_DEADLINE_S, secs(start, deadline)));
+        root.attributes.push(KeyValue::new(
+            keys::TERMINATION_DEADLINE_S,
+            secs(start, deadline),
+        ));
     }
     if let Some(b) = &audit.bypass {
         root.attributes.extend([
             KeyValue::new(keys::BYPASS_WINDOW_S, b.window_total_s),
             KeyValue::new(keys::BYPASS_WINDOWS, b.windows.len() as i64),
-            KeyValue::new(keys::BYPASS_REFUSED, i64::from(b.in_windows.refused_by_capture)),
-            KeyValue::new(keys::BYPASS_PLAINTEXT, i64::from(b.in_windows.plaintext_bypass)),
+            KeyValue::new(
+                keys::BYPASS_REFUSED,
+                i64::from(b.in_windows.refused_by_capture),
+            ),
+            KeyValue::new(
+                keys::BYPASS_PLAINTEXT,
+                i64::from(b.in_windows.plaintext_bypass),
+            ),
         ]);
-        for w in b.windows.iter().filter(|w| w.cause != WindowCause::BeforeProxyStart) {
+        for w in b
+            .windows
+            .iter()
+            .filter(|w| w.cause != WindowCause::BeforeProxyStart)
+        {
             root.event(
                 "bypass.window",
                 w.start.ns,
@@ -228,8 +282,13 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
             );
         }
     }
-    let findings: Vec<_> = audit.findings.iter().filter(|f| !is_startup_rule(f.rule)).collect();
-    root.attributes.push(KeyValue::new(keys::FINDING_COUNT, findings.len() as i64));
+    let findings: Vec<_> = audit
+        .findings
+        .iter()
+        .filter(|f| !is_startup_rule(f.rule))
+        .collect();
+    root.attributes
+        .push(KeyValue::new(keys::FINDING_COUNT, findings.len() as i64));
     for f in &findings {
         root.events.push(ctx.finding_event(f, start));
     }
@@ -237,5 +296,9 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
 
     let mut spans = vec![root.finish(trace_id, &scope)];
     spans.extend(children.into_iter().map(|c| c.finish(trace_id, &scope)));
-    Some(AuditTrace { kind: KIND, trace_id, spans })
+    Some(AuditTrace {
+        kind: KIND,
+        trace_id,
+        spans,
+    })
 }

@@ -65,7 +65,8 @@ impl Telemetry {
         }
         if count_rest && let Some(t) = &audit.termination {
             for c in &t.containers {
-                let l = self.container_labels(&base, &c.container, c.kind.as_ref(), c.role.as_ref());
+                let l =
+                    self.container_labels(&base, &c.container, c.kind.as_ref(), c.role.as_ref());
                 if let (Some(s), Some(x)) = (&c.stop_signal, c.exit)
                     && x.at.ns >= s.at.ns
                 {
@@ -176,7 +177,10 @@ impl Telemetry {
         l.push(KeyValue::new(keys::CONTAINER_KIND, labels::opt_name(kind)));
         l.push(KeyValue::new(keys::SIDECAR_ROLE, labels::opt_name(role)));
         if self.options().pod_labels {
-            l.push(KeyValue::new(keys::K8S_CONTAINER_NAME, container.to_owned()));
+            l.push(KeyValue::new(
+                keys::K8S_CONTAINER_NAME,
+                container.to_owned(),
+            ));
         }
         l
     }

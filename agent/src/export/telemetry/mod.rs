@@ -227,7 +227,10 @@ impl SdkPipeline {
             ] {
                 instruments.export_dropped.add(
                     0,
-                    &[s.clone(), KeyValue::new(keys::EXPORT_REASON, reason.label())],
+                    &[
+                        s.clone(),
+                        KeyValue::new(keys::EXPORT_REASON, reason.label()),
+                    ],
                 );
             }
         }
@@ -315,7 +318,11 @@ impl Telemetry {
     /// the registry starts over (values so far are discarded: the OTLP
     /// resource of cumulative series cannot change under them).
     pub fn adopt_resource(&self, resource: Resource) {
-        let mut current = self.inner.pipeline.write().unwrap_or_else(|e| e.into_inner());
+        let mut current = self
+            .inner
+            .pipeline
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         if current.resource == resource {
             return;
         }

@@ -51,7 +51,12 @@ impl Telemetry {
                 &[KeyValue::new(keys::ERROR_REASON, reason.clone())],
             );
         }
-        bump("unattributed".into(), stats.unattributed, &i.unattributed, &[]);
+        bump(
+            "unattributed".into(),
+            stats.unattributed,
+            &i.unattributed,
+            &[],
+        );
         bump(
             "unknown_layouts".into(),
             stats.unknown_layouts,
@@ -75,7 +80,12 @@ impl Telemetry {
             }
         }
         if let Some(p) = &stats.pod_store {
-            bump("watch_errors".into(), p.watch_errors, &i.watch_restarts, &[]);
+            bump(
+                "watch_errors".into(),
+                p.watch_errors,
+                &i.watch_restarts,
+                &[],
+            );
             bump("relists".into(), p.relists, &i.watch_relists, &[]);
             bump(
                 "malformed".into(),
@@ -83,12 +93,7 @@ impl Telemetry {
                 &i.malformed_objects,
                 &[],
             );
-            bump(
-                "applied".into(),
-                p.objects_applied,
-                &i.objects_applied,
-                &[],
-            );
+            bump("applied".into(), p.objects_applied, &i.objects_applied, &[]);
             i.pods.record(
                 p.live_pods as u64,
                 &[KeyValue::new(keys::POD_STATE, "live")],

@@ -1,0 +1,229 @@
+//! The DaemonSet against what the docs and the agent promise: not
+//! privileged, exactly the documented capabilities (docs/operations.md),
+//! the sys-admin overlay, probes on the agent's real endpoints, settings
+//! the agent reads.
+
+mod deploy_support;
+
+use std::collections::BTreeSet;
+
+use clap::CommandFactory;
+use deploy_support::*;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use lifecycle_agent::config::{Cli, DEFAULT_HEALTH_PORT, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
+use lifecycle_agent::preflight::REQUIREMENTS;
+use serde_json::Value;
+
+#[test]
+fn daemonset_is_not_privileged_and_runs_everywhere() {
+    let ds = daemonset();
+    let pod = ds.spec.as_ref().unwrap().template.spec.clone().unwrap();
+    assert_ne!(
+        pod.host_pid,
+        Some(true),
+        "no hostPID (host /proc is mounted instead)"
+    );
+    assert_ne!(pod.host_network, Some(true));
+    assert_ne!(pod.host_ipc, Some(true));
+    assert_eq!(
+        pod.priority_class_name.as_deref(),
+        Some("system-node-critical")
+    );
+    assert_eq!(pod.service_account_name.as_deref(), Some("lifecycle-agent"));
+    let tolerations = pod.tolerations.clone().unwrap_or_default();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t.operator.as_deref() == Some("Exists")
+                && t.key.is_none()
+                && t.effect.is_none()),
+        "a toleration of every taint: {tolerations:?}"
+    );
+    let seccomp = pod
+        .security_context
+        .and_then(|s| s.seccomp_profile)
+        .expect("seccomp");
+    assert_eq!(seccomp.type_, "RuntimeDefault");
+    let c = agent_container(&ds);
+    let sc = c
+        .security_context
+        .clone()
+        .expect("container securityContext");
+    assert_eq!(sc.privileged, Some(false));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.run_as_user, Some(0));
+    assert_eq!(
+        sc.capabilities.and_then(|c| c.drop),
+        Some(vec!["ALL".to_owned()])
+    );
+    let resources = c.resources.expect("resources");
+    let requests = resources.requests.expect("requests");
+    assert!(requests.contains_key("cpu") && requests.contains_key("memory"));
+    assert!(resources.limits.expect("limits").contains_key("memory"));
+}
+
+#[test]
+fn capabilities_are_exactly_the_documented_ones() {
+    let table = capability_table();
+    let ds = daemonset();
+    assert_eq!(added_capabilities(&ds), granted(&table, |r| r.daemonset));
+    // Each added capability carries a comment naming the kernel check.
+    let text = read(&deploy_dir().join("daemonset.yaml"));
+    let lines: Vec<&str> = text.lines().collect();
+    for cap in added_capabilities(&ds) {
+        let at = lines
+            .iter()
+            .position(|l| l.trim() == format!("- {cap}"))
+            .unwrap_or_else(|| panic!("`- {cap}` line in daemonset.yaml"));
+        assert!(
+            lines[at - 1].trim_start().starts_with('#'),
+            "no comment above {cap}"
+        );
+    }
+    // Every capability the preflight checks for is in the table, and the
+    // sys-admin overlay grants all of them.
+    let overlay = granted(&table, |r| r.sys_admin_overlay);
+    for (name, _, _) in REQUIREMENTS {
+        let k8s = name.trim_start_matches("cap_").to_ascii_uppercase();
+        assert!(
+            table.iter().any(|r| r.name == k8s),
+            "{k8s} missing from the table"
+        );
+        assert!(overlay.contains(&k8s), "the sys-admin overlay lacks {k8s}");
+    }
+}
+
+#[test]
+fn sys_admin_overlay_adds_sys_admin_and_tracefs_mounting_only() {
+    let overlay = deploy_dir().join("overlays/sys-admin/add-sys-admin.yaml");
+    let ops = documents(&overlay).remove(0);
+    let ops: json_patch::Patch = serde_json::from_value(ops).expect("a JSON 6902 patch");
+    let base = daemonset_json();
+    let mut patched = base.clone();
+    json_patch::patch(&mut patched, &ops).expect("the overlay applies to the base");
+    let ds: DaemonSet = serde_json::from_value(patched.clone()).expect("still a DaemonSet");
+    let table = capability_table();
+    assert_eq!(
+        added_capabilities(&ds),
+        granted(&table, |r| r.sys_admin_overlay)
+    );
+    let c = agent_container(&ds);
+    assert_eq!(
+        env(&c, "LIFECYCLE_AGENT_NO_MOUNT_TRACEFS").value.as_deref(),
+        Some("false")
+    );
+    // Nothing else changed.
+    let container = "/spec/template/spec/containers/0";
+    let mut a = base.clone();
+    let mut b = patched;
+    for v in [&mut a, &mut b] {
+        let c = v.pointer_mut(container).unwrap().as_object_mut().unwrap();
+        c.remove("env");
+        c["securityContext"]["capabilities"]
+            .as_object_mut()
+            .unwrap()
+            .remove("add");
+    }
+    assert_eq!(
+        a, b,
+        "the overlay changes only capabilities and the tracefs env"
+    );
+}
+
+#[test]
+fn probes_and_ports_are_the_agents_endpoints() {
+    let c = agent_container(&daemonset());
+    let port = c.ports.clone().unwrap_or_default();
+    assert_eq!(port.len(), 1);
+    assert_eq!(port[0].name.as_deref(), Some("http-metrics"));
+    assert_eq!(port[0].container_port, i32::from(DEFAULT_HEALTH_PORT));
+    let addr = env(&c, "LIFECYCLE_AGENT_HEALTH_ADDR")
+        .value
+        .clone()
+        .expect("value");
+    assert_eq!(addr, format!("0.0.0.0:{DEFAULT_HEALTH_PORT}"));
+    let probe_path = |p: Option<k8s_openapi::api::core::v1::Probe>| {
+        let get = p.and_then(|p| p.http_get).expect("httpGet probe");
+        assert_eq!(
+            serde_json::to_value(&get.port).unwrap(),
+            Value::from("http-metrics")
+        );
+        get.path.expect("path")
+    };
+    assert_eq!(probe_path(c.liveness_probe.clone()), HEALTHZ_PATH);
+    assert_eq!(probe_path(c.startup_probe.clone()), HEALTHZ_PATH);
+    assert_eq!(probe_path(c.readiness_probe.clone()), READYZ_PATH);
+    let service = base_objects()
+        .into_iter()
+        .find_map(|(_, _, o)| match o {
+            Object::Service(s) if s.metadata.name.as_deref() == Some("lifecycle-agent-metrics") => {
+                Some(s)
+            }
+            _ => None,
+        })
+        .expect("metrics Service");
+    let spec = service.spec.expect("service spec");
+    let sp = &spec.ports.expect("ports")[0];
+    assert_eq!(sp.port, i32::from(DEFAULT_HEALTH_PORT));
+    assert_eq!(sp.name.as_deref(), Some("http-metrics"));
+    assert_eq!(
+        serde_json::to_value(&sp.target_port).unwrap(),
+        Value::from("http-metrics")
+    );
+    let labels = daemonset()
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .labels
+        .unwrap();
+    for (k, v) in spec.selector.expect("selector") {
+        assert_eq!(labels.get(&k), Some(&v), "selector {k} matches the pods");
+    }
+    let collector = read(&deploy_dir().join("otel-collector.yaml"));
+    assert!(collector.contains(&format!("metrics_path: {METRICS_PATH}")));
+    assert!(collector.contains("regex: http-metrics"));
+}
+
+#[test]
+fn node_name_and_settings_come_from_known_variables() {
+    let c = agent_container(&daemonset());
+    let node = env(&c, "LIFECYCLE_AGENT_NODE_NAME");
+    let field = node
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref())
+        .expect("fieldRef");
+    assert_eq!(field.field_path, "spec.nodeName");
+    assert_eq!(c.args, Some(vec!["run".to_owned()]));
+    // Every LIFECYCLE_AGENT_* variable is one `run` reads, and `doctor` reads
+    // the ones that change what it checks, so `kubectl exec … doctor` checks
+    // the pod's own setup.
+    let cli = Cli::command();
+    let envs = |cmd: &clap::Command| -> BTreeSet<String> {
+        cmd.get_arguments()
+            .filter_map(|a| a.get_env())
+            .map(|e| e.to_string_lossy().into_owned())
+            .collect()
+    };
+    let global = envs(&cli);
+    let known = envs(cli.find_subcommand("run").expect("run subcommand"));
+    let doctor = envs(cli.find_subcommand("doctor").expect("doctor subcommand"));
+    for var in c.env.clone().unwrap_or_default() {
+        if var.name.starts_with("LIFECYCLE_AGENT_") {
+            assert!(
+                known.contains(&var.name) || global.contains(&var.name),
+                "{} is not read by the agent",
+                var.name
+            );
+        }
+    }
+    for var in [
+        "LIFECYCLE_AGENT_PROC_ROOT",
+        "LIFECYCLE_AGENT_NO_MOUNT_TRACEFS",
+    ] {
+        assert!(doctor.contains(var), "doctor does not read {var}");
+    }
+}
