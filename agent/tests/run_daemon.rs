@@ -12,7 +12,6 @@ mod run_support;
 
 use std::{
     process::{Child, Command, Stdio},
-    sync::Mutex,
     time::Duration,
 };
 
@@ -22,9 +21,10 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as AnyVa
 use otlp_receiver::{ReceivedSpan, Receiver};
 use run_support::{Daemon, free_addr, journal, sum_of, wait_for};
 use serde_json::{Value, json};
+use tokio::sync::Mutex;
 
 /// One daemon at a time: each attaches the probes and needs the 2 cores.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::const_new(());
 
 fn now_s() -> i64 {
     std::time::SystemTime::now()
@@ -126,7 +126,7 @@ fn pod_added(records: &[Value], pod: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_after_sync_and_alive_through_api_and_receiver_outages() {
     require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let (api_addr, otlp_addr) = (free_addr(), free_addr());
     let kubeconfig = dir.path().join("kubeconfig");
@@ -256,7 +256,7 @@ async fn ready_after_sync_and_alive_through_api_and_receiver_outages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_of_a_termination_yields_a_partial_audit() {
     require_root();
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = SERIAL.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let server = TestApiServer::start().await.expect("API server");
     let kubeconfig = dir.path().join("kubeconfig");
@@ -382,8 +382,7 @@ async fn a_restart_in_the_middle_of_a_termination_yields_a_partial_audit() {
     let root = receiver
         .spans()
         .into_iter()
-        .filter(|s| s.span.trace_id == trace_id && s.span.parent_span_id.is_empty())
-        .last()
+        .rfind(|s| s.span.trace_id == trace_id && s.span.parent_span_id.is_empty())
         .expect("root span of the termination trace");
     assert_eq!(root.span.name, "pod.termination");
     assert!(
