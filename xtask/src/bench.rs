@@ -128,6 +128,7 @@ pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
 
 fn run_cmd_userspace() -> anyhow::Result<()> {
     run(cargo().args(["bench", "-p", "lifecycle-agent", "--bench", "pipeline"]))?;
+    run(cargo().args(["bench", "-p", "lifecycle-agent", "--bench", "export_spans"]))?;
     run(cargo().args([
         "run",
         "--release",

@@ -96,6 +96,8 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts dropped spans (callers hold the queue lock, so the counts and
+    /// the queue agree for [`super::Exporter::summary`]).
     pub fn drop_spans(&self, reason: DropReason, n: usize) {
         if n == 0 {
             return;
@@ -113,7 +115,6 @@ impl Shared {
     pub fn abandon(&self) {
         let mut st = self.lock();
         let n = st.queue.clear() + std::mem::take(&mut st.in_flight);
-        drop(st);
         self.drop_spans(DropReason::Shutdown, n);
         self.telemetry.queue_size(0);
     }
@@ -152,7 +153,10 @@ pub async fn trace_task<E: SpanExporter>(
             .await;
             match outcome {
                 Ok(Ok(())) => {
-                    shared.lock().in_flight = 0;
+                    // Counted under the lock, so a summary never sees the
+                    // spans neither in flight nor exported.
+                    let mut st = shared.lock();
+                    st.in_flight = 0;
                     add(&shared.counts.spans_exported, n);
                     shared.telemetry.exported(Signal::Traces, n as u64);
                     break;
@@ -166,7 +170,6 @@ pub async fn trace_task<E: SpanExporter>(
             let closing = shared.lock().closing;
             let past_deadline = closing.is_some_and(|d| Instant::now() + delay >= d);
             if attempt >= retry.attempts || past_deadline {
-                shared.lock().in_flight = 0;
                 let reason = if past_deadline {
                     DropReason::Shutdown
                 } else {
@@ -178,6 +181,8 @@ pub async fn trace_task<E: SpanExporter>(
                     reason = reason.label(),
                     "spans dropped after failed exports"
                 );
+                let mut st = shared.lock();
+                st.in_flight = 0;
                 shared.drop_spans(reason, n);
                 break;
             }

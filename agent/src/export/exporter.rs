@@ -211,10 +211,10 @@ impl Exporter {
                 }
             }
             self.shared.telemetry.queue_size(st.queue.len());
+            add(&self.shared.counts.spans_submitted, out.spans);
+            self.shared.drop_spans(DropReason::QueueFull, out.dropped);
+            self.shared.drop_spans(DropReason::Shutdown, closed);
         }
-        add(&self.shared.counts.spans_submitted, out.spans);
-        self.shared.drop_spans(DropReason::QueueFull, out.dropped);
-        self.shared.drop_spans(DropReason::Shutdown, closed);
         out.dropped += closed;
         self.shared.wake.notify_one();
         out
@@ -242,16 +242,15 @@ impl Exporter {
     pub fn summary(&self) -> ExportSummary {
         let c = &self.shared.counts;
         let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-        let (queued, in_flight) = {
-            let st = self.shared.lock();
-            (st.queue.len(), st.in_flight)
-        };
+        // Span counts change under the queue lock: read them under it.
+        let st = self.shared.lock();
+        let (queued, in_flight) = (st.queue.len(), st.in_flight);
         let (qf, re, sd) = (
             get(&c.spans_dropped_queue_full),
             get(&c.spans_dropped_retries),
             get(&c.spans_dropped_shutdown),
         );
-        ExportSummary {
+        let summary = ExportSummary {
             traces_endpoint: self.config.traces.as_ref().map(|e| e.url.clone()),
             metrics_endpoint: self.config.metrics.as_ref().map(|e| e.url.clone()),
             spans_submitted: get(&c.spans_submitted),
@@ -268,7 +267,9 @@ impl Exporter {
             metric_export_failures: get(&c.metric_failures),
             metric_export_retries: get(&c.metric_retries),
             spans_pending: (queued + in_flight) as u64,
-        }
+        };
+        drop(st);
+        summary
     }
 
     /// Flushes within `within`: queued spans first (two thirds of the time

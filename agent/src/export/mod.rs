@@ -31,6 +31,9 @@ pub mod seen;
 pub mod spans;
 pub mod telemetry;
 
+#[cfg(test)]
+mod tests;
+
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 

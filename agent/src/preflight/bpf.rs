@@ -68,7 +68,7 @@ pub(super) fn check_ring_buffer(bytes: u32) -> Check {
                     match source.raw_os_error() {
                         Some(libc::EPERM) => {
                             "grant CAP_BPF (or CAP_SYS_ADMIN); with seccomp RuntimeDefault the \
-                             runtime must allow bpf(2) for CAP_BPF (containerd 1.7 does); before \
+                             runtime must allow bpf(2) for CAP_BPF (containerd 1.6.9 and later do); before \
                              kernel 5.11 also raise RLIMIT_MEMLOCK (CAP_SYS_RESOURCE)"
                         }
                         Some(libc::EINVAL) => {

@@ -88,6 +88,47 @@ pub fn parse_cgroup_v2(text: &str) -> Option<&str> {
     text.lines().find_map(|l| l.strip_prefix("0::"))
 }
 
+/// Container cgroups by path, from the cache's walk.
+pub struct PathIndex {
+    paths: Vec<(String, u64)>,
+}
+
+impl PathIndex {
+    pub fn of<W: HierarchyWalker>(cache: &CgroupCache<W>) -> Self {
+        let paths = cache
+            .entries()
+            .filter(|(_, e)| e.removed_at.is_none() && matches!(e.class, CgroupClass::Container(_)))
+            .map(|(id, e)| (e.path.clone(), id))
+            .collect();
+        Self { paths }
+    }
+
+    /// The cgroup id of a `/proc/<pid>/cgroup` path. In a pod the agent
+    /// usually has its own cgroup namespace, and other processes' paths
+    /// then start with `/..` components: those are dropped and the rest
+    /// matched as the tail of a walked path (container cgroup names hold
+    /// the container id, so the tail is unique). Without a match, the
+    /// directory's inode under the mount is the id.
+    pub fn resolve(&self, path: &str, mount: &Path) -> Option<u64> {
+        let mut rest = path;
+        while let Some(r) = rest.strip_prefix("/..") {
+            rest = r;
+        }
+        // `rest` starts with `/`, so a tail match ends on a path component.
+        let found = self.paths.iter().find(|(p, _)| p == rest).or_else(|| {
+            (rest.len() > 1 && rest.starts_with('/'))
+                .then(|| self.paths.iter().find(|(p, _)| p.ends_with(rest)))
+                .flatten()
+        });
+        if let Some((_, id)) = found {
+            return Some(*id);
+        }
+        std::fs::metadata(mount.join(rest.trim_start_matches('/')))
+            .ok()
+            .map(|m| m.ino())
+    }
+}
+
 /// Reads every process below `proc_root` whose cgroup is a container's.
 pub fn scan<W: HierarchyWalker>(
     proc_root: &Path,
@@ -98,6 +139,7 @@ pub fn scan<W: HierarchyWalker>(
         path: proc_root.to_path_buf(),
         source,
     })?;
+    let index = PathIndex::of(cache);
     let tick = tick_ns();
     let mut out = Scan {
         resolution_ns: tick,
@@ -119,11 +161,10 @@ pub fn scan<W: HierarchyWalker>(
         let Some(path) = parse_cgroup_v2(&cgroup_text) else {
             continue;
         };
-        let Ok(meta) = std::fs::metadata(cgroup_mount.join(path.trim_start_matches('/'))) else {
+        let Some(cgroup_id) = index.resolve(path, cgroup_mount) else {
             out.unresolved += 1;
             continue;
         };
-        let cgroup_id = meta.ino();
         let Some(class) = cache.lookup(cgroup_id).map(|e| e.class.clone()) else {
             out.unresolved += 1;
             continue;
@@ -207,6 +248,39 @@ mod tests {
         let text = "12:pids:/kubepods/pod1\n1:name=systemd:/x\n0::/kubepods.slice/a.scope\n";
         assert_eq!(parse_cgroup_v2(text), Some("/kubepods.slice/a.scope"));
         assert_eq!(parse_cgroup_v2("1:cpu:/x\n"), None);
+    }
+
+    #[test]
+    fn paths_seen_from_a_private_cgroup_namespace_resolve_by_their_tail() {
+        let scope = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope";
+        let index = PathIndex {
+            paths: vec![
+                (scope.to_owned(), 42),
+                (
+                    "/kubepods.slice/kubepods-pod2.slice/cri-containerd-def.scope".to_owned(),
+                    43,
+                ),
+            ],
+        };
+        let nowhere = Path::new("/nonexistent");
+        assert_eq!(index.resolve(scope, nowhere), Some(42));
+        assert_eq!(
+            index.resolve(
+                "/../../kubepods-pod2.slice/cri-containerd-def.scope",
+                nowhere
+            ),
+            Some(43)
+        );
+        assert_eq!(
+            index.resolve(
+                "/../../kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope",
+                nowhere
+            ),
+            Some(42)
+        );
+        // A tail must end on a component boundary.
+        assert_eq!(index.resolve("/containerd-abc.scope", nowhere), None);
+        assert_eq!(index.resolve("/", nowhere), None);
     }
 
     #[test]
