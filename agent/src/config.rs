@@ -133,10 +133,10 @@ pub struct ExportCommandArgs {
     #[arg(long, env = "LIFECYCLE_AGENT_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
     /// Print the summary as JSON.
-    #[arg(long)]
+    #[arg(long, env = "LIFECYCLE_AGENT_EXPORT_JSON")]
     pub json: bool,
     /// Also print the metrics as Prometheus text.
-    #[arg(long)]
+    #[arg(long, env = "LIFECYCLE_AGENT_PRINT_METRICS")]
     pub print_metrics: bool,
     #[command(flatten)]
     pub audit: AuditArgs,

@@ -66,8 +66,9 @@ pub struct ExportArgs {
     #[arg(long, env = "LIFECYCLE_AGENT_OTLP_PROTOCOL", value_enum)]
     pub otlp_protocol: Option<Protocol>,
     /// Header sent with every export, `key=value` (repeat the flag, or
-    /// comma-separated in the variable); added to
-    /// `OTEL_EXPORTER_OTLP_HEADERS`, and wins on the same key.
+    /// comma-separated in the variable). `OTEL_EXPORTER_OTLP_HEADERS` (and
+    /// the signal's `OTEL_EXPORTER_OTLP_{TRACES,METRICS}_HEADERS`) are
+    /// added by the exporter library and win on the same key.
     #[arg(
         long = "otlp-header",
         env = "LIFECYCLE_AGENT_OTLP_HEADERS",
@@ -248,15 +249,20 @@ impl ExportArgs {
         let traces = endpoint(&self.otlp_traces_endpoint, "TRACES", "/v1/traces")?;
         let metrics = endpoint(&self.otlp_metrics_endpoint, "METRICS", "/v1/metrics")?;
 
-        let mut headers = match env("OTEL_EXPORTER_OTLP_HEADERS") {
+        // The exporter library applies OTEL_EXPORTER_OTLP_HEADERS after the
+        // configured headers, so on the same key the variable wins; the
+        // resolved list says what will really be sent.
+        let mut headers: Vec<(String, String)> = Vec::new();
+        let from_env = match env("OTEL_EXPORTER_OTLP_HEADERS") {
             Some(h) => parse_pairs(&h, "OTEL_EXPORTER_OTLP_HEADERS")?,
             None => Vec::new(),
         };
         for flag in &self.otlp_headers {
-            for (k, v) in parse_pairs(flag, "--otlp-header")? {
-                headers.retain(|(key, _)| !key.eq_ignore_ascii_case(&k));
-                headers.push((k, v));
-            }
+            headers.extend(parse_pairs(flag, "--otlp-header")?);
+        }
+        for (k, v) in from_env {
+            headers.retain(|(key, _)| !key.eq_ignore_ascii_case(&k));
+            headers.push((k, v));
         }
         let millis = |name: &str| -> Result<Option<Duration>, ExportError> {
             env(name)
@@ -503,9 +509,10 @@ mod tests {
         assert_eq!(
             c.headers,
             vec![
+                ("Authorization".to_owned(), "a".to_owned()),
                 ("x-tenant".to_owned(), "t 1".to_owned()),
-                ("authorization".to_owned(), "Bearer b".to_owned())
-            ]
+            ],
+            "the variable wins on a key, as the exporter library applies it last"
         );
         assert_eq!(c.timeout, Duration::from_secs(3));
         assert_eq!(c.service_name, "agent-a");

@@ -21,9 +21,14 @@ impl Telemetry {
             return;
         };
         let mut bump = |series: String, value: u64, counter: &Counter<u64>, attrs: &[KeyValue]| {
-            let last = seen.insert(series, value).unwrap_or(0);
-            let delta = if value >= last { value - last } else { value };
-            if delta > 0 {
+            let last = seen.insert(series, value);
+            let delta = match last {
+                Some(last) if value >= last => value - last,
+                _ => value,
+            };
+            // A new series is created even at 0, so a dashboard shows "no
+            // drops" rather than nothing.
+            if delta > 0 || last.is_none() {
                 counter.add(delta, attrs);
             }
         };
