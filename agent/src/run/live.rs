@@ -82,9 +82,10 @@ impl LiveAudit {
         (out, self.counters)
     }
 
-    /// Whether this audit's startup should be exported: once per pod.
+    /// Whether this audit's startup should be exported: once per pod, and
+    /// only when this agent saw it (not for a pod it found running).
     pub fn first_startup(&mut self, audit: &PodAudit) -> bool {
-        if audit.startup.is_none() || self.startups.contains(&audit.pod.uid) {
+        if audit.startup.is_none() || audit.partial || self.startups.contains(&audit.pod.uid) {
             return false;
         }
         if self.startup_order.len() >= STARTUPS_KEPT

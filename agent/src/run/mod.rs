@@ -53,7 +53,10 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) -> Result<RunSummary, RunError> {
     let health = Health::new(options.kubernetes.is_some());
-    let telemetry = Telemetry::new(&options.export);
+    let resource = ResourceInfo {
+        node_name: options.kubernetes.as_ref().map(|k| k.node_name.clone()),
+    };
+    let telemetry = Telemetry::for_node(&options.export, &resource);
     let daemon_metrics = Arc::new(step::DaemonMetrics::default());
     let text = {
         let telemetry = telemetry.clone();
@@ -72,14 +75,8 @@ pub async fn run(
         return Err(RunError::NodeUnsupported(report.render_text()));
     }
 
-    let exporter = Exporter::start(
-        &options.export,
-        ResourceInfo {
-            node_name: options.kubernetes.as_ref().map(|k| k.node_name.clone()),
-        },
-        telemetry.clone(),
-    )
-    .map_err(|e| RunError::ExporterUnavailable(e.to_string()))?;
+    let exporter = Exporter::start(&options.export, resource, telemetry.clone())
+        .map_err(|e| RunError::ExporterUnavailable(e.to_string()))?;
 
     let walker = Cgroup2Walker::discover()?;
     let cgroup_mount = walker.mount().to_path_buf();

@@ -101,6 +101,7 @@ impl Daemon {
         if let Some(feed) = &self.feed {
             self.health.set_pods_synced(feed.store.synced());
         }
+        self.telemetry.set_ready(self.health.ready());
         let released = match self.joiner.as_mut() {
             Some(joiner) => joiner.release(Instant::now()),
             None => Vec::new(),

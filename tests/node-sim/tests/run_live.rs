@@ -13,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use lifecycle_agent::audit::{AuditConfig, audit_records, read_recording};
 use lifecycle_testkit::require_root;
 use node_sim::{RunOptions, Scenario, SimApi, TimeScale};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as AnyValue};
@@ -112,15 +113,9 @@ fn live_audits_of_a_scenario_match_its_expect_list() {
         .expect("free port");
     let stderr_path = dir.path().join("agent.stderr");
     let mut agent = Command::new(agent_path())
-        .args([
-            "run",
-            "--node-name",
-            NODE,
-            "--otlp-protocol",
-            "grpc",
-            "--journal-dir",
-            "/tmp/livej",
-        ])
+        .args(["run", "--node-name", NODE, "--otlp-protocol", "grpc"])
+        .arg("--journal-dir")
+        .arg(dir.path().join("journal"))
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .arg("--health-addr")
@@ -196,4 +191,35 @@ fn live_audits_of_a_scenario_match_its_expect_list() {
         stderr()
     );
     assert!(status.success(), "exit 0 on SIGTERM\n{}", stderr());
+
+    // The daemon's journal, audited offline like `report`, finds the same.
+    let (records, _) =
+        read_recording(&dir.path().join("journal/journal.jsonl")).expect("the journal reads");
+    let config = AuditConfig {
+        kubelet: scenario
+            .kubelet
+            .to_string()
+            .parse()
+            .expect("kubelet version"),
+        ..AuditConfig::default()
+    };
+    let mut offline: Vec<Key> = audit_records(records, &config)
+        .iter()
+        .flat_map(|a| &a.findings)
+        .map(|f| {
+            (
+                f.rule.to_string(),
+                serde_json::to_value(f.kind)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                f.severity.to_string(),
+                f.pod.clone(),
+                f.container.clone(),
+            )
+        })
+        .collect();
+    offline.sort();
+    assert_eq!(offline, expected, "the journal audited offline");
 }

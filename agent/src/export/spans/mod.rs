@@ -63,15 +63,20 @@ pub struct AuditTrace {
 }
 
 /// The traces of one audit: the termination's (when the audit has one)
-/// and, when `with_startup`, the startup's.
+/// and, when `with_startup`, the startup's. An audit made when the pod
+/// became ready (`StartupComplete`) has only a startup trace, with every
+/// finding known then: an init container's exit is not a termination.
 pub fn traces(audit: &PodAudit, with_startup: bool) -> Vec<AuditTrace> {
     let ctx = PodContext::new(audit);
-    let has_termination = audit.termination.is_some();
+    let startup_only = audit.completed_by == crate::audit::Completion::StartupComplete;
+    let has_termination = audit.termination.is_some() && !startup_only;
     let mut out = Vec::new();
-    if with_startup && let Some(t) = startup::build(&ctx, !has_termination) {
+    if (with_startup || startup_only)
+        && let Some(t) = startup::build(&ctx, !has_termination)
+    {
         out.push(t);
     }
-    if let Some(t) = termination::build(&ctx) {
+    if has_termination && let Some(t) = termination::build(&ctx) {
         out.push(t);
     }
     out

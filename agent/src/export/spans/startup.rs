@@ -39,8 +39,8 @@ fn container_span(
     let uid = &ctx.audit.pod.uid;
     let mut d = Draft::new(
         "container.startup",
-        ids::span_id(uid, KIND.label(), Some(&c.container)),
-        ids::span_id(uid, KIND.label(), None),
+        ids::span_id(uid, KIND.label(), ctx.audit.first_ns, Some(&c.container)),
+        ids::span_id(uid, KIND.label(), ctx.audit.first_ns, None),
     );
     d.start_ns = start;
     let listening = (!c.listens.is_empty())
@@ -144,7 +144,7 @@ pub(crate) fn build(ctx: &PodContext<'_>, all_findings: bool) -> Option<AuditTra
     let audit = ctx.audit;
     let s = audit.startup.as_ref()?;
     let uid = &audit.pod.uid;
-    let trace_id = ids::trace_id(uid, KIND.label());
+    let trace_id = ids::trace_id(uid, KIND.label(), audit.first_ns);
     let scope = scope();
     let (first, partial) = match s.first_exec {
         Some(at) => (at.ns, false),
@@ -159,7 +159,7 @@ pub(crate) fn build(ctx: &PodContext<'_>, all_findings: bool) -> Option<AuditTra
 
     let mut root = Draft::new(
         "pod.startup",
-        ids::span_id(uid, KIND.label(), None),
+        ids::span_id(uid, KIND.label(), ctx.audit.first_ns, None),
         SpanId::INVALID,
     );
     root.start_ns = children.iter().map(|c| c.start_ns).fold(first, i64::min);

@@ -73,8 +73,8 @@ fn container_span(
     let uid = &ctx.audit.pod.uid;
     let mut d = Draft::new(
         "container.termination",
-        ids::span_id(uid, KIND.label(), Some(&c.container)),
-        ids::span_id(uid, KIND.label(), None),
+        ids::span_id(uid, KIND.label(), ctx.audit.first_ns, Some(&c.container)),
+        ids::span_id(uid, KIND.label(), ctx.audit.first_ns, None),
     );
     let prestop_start = match &c.prestop {
         PreStop::Exec { start, .. } => Some(start.ns),
@@ -179,7 +179,7 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
     let audit = ctx.audit;
     let t = audit.termination.as_ref()?;
     let uid = &audit.pod.uid;
-    let trace_id = ids::trace_id(uid, KIND.label());
+    let trace_id = ids::trace_id(uid, KIND.label(), audit.first_ns);
     let scope = scope();
 
     let (mut start, mut partial) = root_start(t, audit.first_ns);
@@ -214,7 +214,7 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
 
     let mut root = Draft::new(
         "pod.termination",
-        ids::span_id(uid, KIND.label(), None),
+        ids::span_id(uid, KIND.label(), ctx.audit.first_ns, None),
         opentelemetry::trace::SpanId::INVALID,
     );
     root.start_ns = start;
