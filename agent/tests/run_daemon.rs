@@ -394,9 +394,21 @@ async fn a_restart_in_the_middle_of_a_termination_yields_a_partial_audit() {
         root.span.attributes
     );
     let metrics = second.metrics();
+    let partial_audits: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("lifecycle_audits_total{")
+                && l.contains("lifecycle_audit_partial=\"true\"")
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
     assert!(
-        run_support::sample(&metrics, "lifecycle_agent_audit_partial_total") >= Some(1.0),
-        "{metrics}"
+        partial_audits >= 1.0,
+        "a partial audit is counted\n{metrics}"
+    );
+    assert!(
+        run_support::sample(&metrics, "lifecycle_agent_recovered_processes") >= Some(1.0),
+        "the recovered proxy is counted\n{metrics}"
     );
     let (status, stderr) = second.terminate(Duration::from_secs(30));
     assert!(status.success(), "{stderr}");

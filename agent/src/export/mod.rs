@@ -39,7 +39,7 @@ use opentelemetry_sdk::Resource;
 
 pub use config::{ExportArgs, ExportConfig, MetricOptions, Protocol};
 pub use exporter::{ExportSummary, Exporter, Submitted};
-pub use telemetry::Telemetry;
+pub use telemetry::{Telemetry, daemon::DaemonState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

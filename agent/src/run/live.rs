@@ -44,10 +44,6 @@ impl LiveAudit {
         }
     }
 
-    pub fn counters(&self) -> LiveCounters {
-        self.counters
-    }
-
     pub fn pods_in_progress(&self) -> usize {
         self.engine.pods_in_progress()
     }

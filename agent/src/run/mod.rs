@@ -57,11 +57,9 @@ pub async fn run(
         node_name: options.kubernetes.as_ref().map(|k| k.node_name.clone()),
     };
     let telemetry = Telemetry::for_node(&options.export, &resource);
-    let daemon_metrics = Arc::new(step::DaemonMetrics::default());
     let text = {
         let telemetry = telemetry.clone();
-        let daemon_metrics = daemon_metrics.clone();
-        Arc::new(move || telemetry.prometheus_text() + &daemon_metrics.prometheus_text())
+        Arc::new(move || telemetry.prometheus_text())
     };
     let (health_addr, health_task) =
         health::serve(options.health_addr, health.clone(), text).await?;
@@ -96,7 +94,6 @@ pub async fn run(
         unresolved = found.unresolved,
         "running containers recovered from cgroups and /proc"
     );
-    daemon_metrics.set_recovered(found.processes.len() as u64);
 
     let feed = match &options.kubernetes {
         Some(kube) => Some(
@@ -143,7 +140,7 @@ pub async fn run(
         telemetry: telemetry.clone(),
         exporter,
         health: health.clone(),
-        metrics: daemon_metrics,
+        recovered: found.processes.len() as u64,
         stats_interval: options.stats_interval,
     };
     for record in recover::records(&found, now_ns) {

@@ -1,10 +1,7 @@
 //! The daemon's loop: one step per kernel batch, pod event or timer tick.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -16,7 +13,7 @@ use crate::{
     attribution::Cgroup2Walker,
     audit::PodAudit,
     event::{Event, Record},
-    export::{Exporter, Telemetry},
+    export::{DaemonState, Exporter, Telemetry},
     join::Joiner,
     kernel::{loader::Probes, reader::Batch},
     pipeline::Pipeline,
@@ -38,7 +35,8 @@ pub(super) struct Daemon {
     pub telemetry: Telemetry,
     pub exporter: Exporter,
     pub health: Arc<Health>,
-    pub metrics: Arc<DaemonMetrics>,
+    /// Container processes recovered from `/proc` at start.
+    pub recovered: u64,
     pub stats_interval: Duration,
 }
 
@@ -110,7 +108,18 @@ impl Daemon {
         let now = self.pipeline.now_unix_ns();
         let audits = self.live.tick(now);
         self.publish(audits);
-        self.metrics.observe(&self.live, self.journal.as_ref());
+        let journal = self
+            .journal
+            .as_ref()
+            .map(Journal::counters)
+            .unwrap_or_default();
+        self.telemetry.observe_daemon(&DaemonState {
+            recovered_processes: self.recovered,
+            audits_in_progress: self.live.pods_in_progress() as u64,
+            journal_lines: journal.lines,
+            journal_write_errors: journal.write_errors,
+            journal_rotations: journal.rotations,
+        });
         if let Some(j) = self.journal.as_mut() {
             j.flush();
         }
@@ -219,85 +228,5 @@ async fn recv_pod(feed: &mut Option<PodFeed>) -> Option<PodEvent> {
     match feed {
         Some(f) => f.events.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-/// The daemon's own counters on `/metrics` (the exporter's registry has
-/// the pipeline's and the audits').
-#[derive(Default)]
-pub struct DaemonMetrics {
-    recovered: AtomicU64,
-    pods_in_progress: AtomicU64,
-    partial_audits: AtomicU64,
-    journal_lines: AtomicU64,
-    journal_write_errors: AtomicU64,
-    journal_rotations: AtomicU64,
-}
-
-impl DaemonMetrics {
-    pub fn set_recovered(&self, n: u64) {
-        self.recovered.store(n, Ordering::Relaxed);
-    }
-
-    fn observe(&self, live: &LiveAudit, journal: Option<&Journal>) {
-        self.pods_in_progress
-            .store(live.pods_in_progress() as u64, Ordering::Relaxed);
-        self.partial_audits
-            .store(live.counters().partial_audits, Ordering::Relaxed);
-        if let Some(c) = journal.map(Journal::counters) {
-            self.journal_lines.store(c.lines, Ordering::Relaxed);
-            self.journal_write_errors
-                .store(c.write_errors, Ordering::Relaxed);
-            self.journal_rotations.store(c.rotations, Ordering::Relaxed);
-        }
-    }
-
-    pub fn prometheus_text(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 6] = [
-            (
-                "lifecycle_agent_recovered_processes",
-                "gauge",
-                "Container processes found in /proc when the agent started.",
-                &self.recovered,
-            ),
-            (
-                "lifecycle_agent_audit_pods_in_progress",
-                "gauge",
-                "Pods with an audit under way.",
-                &self.pods_in_progress,
-            ),
-            (
-                "lifecycle_agent_audit_partial_total",
-                "counter",
-                "Audits of pods the agent saw only in part (it started while they ran).",
-                &self.partial_audits,
-            ),
-            (
-                "lifecycle_agent_journal_lines_total",
-                "counter",
-                "Lines written to the recording journal.",
-                &self.journal_lines,
-            ),
-            (
-                "lifecycle_agent_journal_write_errors_total",
-                "counter",
-                "Journal writes that failed (the lines are lost).",
-                &self.journal_write_errors,
-            ),
-            (
-                "lifecycle_agent_journal_rotations_total",
-                "counter",
-                "Journal file rotations.",
-                &self.journal_rotations,
-            ),
-        ];
-        let mut out = String::new();
-        for (name, kind, help, value) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}\n",
-                value.load(Ordering::Relaxed)
-            ));
-        }
-        out
     }
 }

@@ -42,6 +42,7 @@ impl Telemetry {
             keys::AUDIT_COMPLETED_BY,
             labels::name_of(&audit.completed_by),
         ));
+        labels.push(KeyValue::new(keys::AUDIT_PARTIAL, audit.partial));
         i.audits.add(1, &labels);
 
         if startup_new && let Some(s) = &audit.startup {

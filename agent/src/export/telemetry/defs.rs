@@ -180,6 +180,7 @@ pub const AUDITS: MetricDef = counter(
         WORKLOAD[1],
         WORKLOAD[2],
         keys::AUDIT_COMPLETED_BY,
+        keys::AUDIT_PARTIAL,
     ],
 );
 
@@ -287,6 +288,37 @@ pub const READY: MetricDef = gauge(
     &[],
 );
 
+pub const RECOVERED: MetricDef = gauge(
+    "lifecycle.agent.recovered_processes",
+    "{process}",
+    "Container processes found in /proc when the agent started (restart recovery)",
+    &[],
+);
+pub const AUDITS_IN_PROGRESS: MetricDef = gauge(
+    "lifecycle.agent.audits_in_progress",
+    "{pod}",
+    "Pods with a live audit under way",
+    &[],
+);
+pub const JOURNAL_LINES: MetricDef = counter(
+    "lifecycle.agent.journal.lines",
+    "{line}",
+    "Lines written to the recording journal",
+    &[],
+);
+pub const JOURNAL_WRITE_ERRORS: MetricDef = counter(
+    "lifecycle.agent.journal.write_errors",
+    "{line}",
+    "Journal lines lost to failed writes",
+    &[],
+);
+pub const JOURNAL_ROTATIONS: MetricDef = counter(
+    "lifecycle.agent.journal.rotations",
+    "{file}",
+    "Journal files rotated",
+    &[],
+);
+
 /// Every metric, in documentation order.
 pub const ALL: &[MetricDef] = &[
     SIGTERM_TO_EXIT,
@@ -314,4 +346,9 @@ pub const ALL: &[MetricDef] = &[
     EXPORT_DROPPED,
     EXPORT_QUEUE,
     READY,
+    RECOVERED,
+    AUDITS_IN_PROGRESS,
+    JOURNAL_LINES,
+    JOURNAL_WRITE_ERRORS,
+    JOURNAL_ROTATIONS,
 ];

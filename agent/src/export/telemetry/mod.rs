@@ -15,6 +15,7 @@
 //! label sets (further ones go to one `otel.metric.overflow` series).
 
 pub mod audit;
+pub mod daemon;
 pub mod defs;
 pub mod stats;
 
@@ -132,6 +133,11 @@ pub(crate) struct Instruments {
     pub export_dropped: Counter<u64>,
     pub export_queue: Gauge<u64>,
     pub ready: Gauge<u64>,
+    pub recovered: Gauge<u64>,
+    pub audits_in_progress: Gauge<u64>,
+    pub journal_lines: Counter<u64>,
+    pub journal_write_errors: Counter<u64>,
+    pub journal_rotations: Counter<u64>,
 }
 
 fn counter(meter: &Meter, d: &MetricDef) -> Counter<u64> {
@@ -188,6 +194,11 @@ impl Instruments {
             export_dropped: counter(meter, &EXPORT_DROPPED),
             export_queue: gauge(meter, &EXPORT_QUEUE),
             ready: gauge(meter, &READY),
+            recovered: gauge(meter, &RECOVERED),
+            audits_in_progress: gauge(meter, &AUDITS_IN_PROGRESS),
+            journal_lines: counter(meter, &JOURNAL_LINES),
+            journal_write_errors: counter(meter, &JOURNAL_WRITE_ERRORS),
+            journal_rotations: counter(meter, &JOURNAL_ROTATIONS),
         }
     }
 }
