@@ -30,7 +30,7 @@ const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// ELF program header type of the dynamic loader path.
 const PT_INTERP: u32 = 3;
 
-#[derive(Args)]
+#[derive(Args, Default)]
 pub struct ImageArgs {
     /// Image name and tag; default `localhost/lifecycle-agent:<version>`.
     #[arg(long)]

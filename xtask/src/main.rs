@@ -26,7 +26,8 @@ enum Task {
     Setup,
     /// Build the eBPF object only (the agent's build script does this too).
     BuildEbpf,
-    /// Setup, then formatting, clippy -D warnings and every test (run as root).
+    /// Setup, then formatting, clippy -D warnings, every test, and the
+    /// container image (run as root).
     Test {
         /// Extra arguments passed to `cargo test` (after `--workspace`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -79,7 +80,10 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // The real-kernel tests run the workload binary of the testkit crate,
     // which `cargo test` builds only for packages that have tests of their own.
     run(cargo().args(["build", "--workspace", "--bins"]))?;
-    run(cargo().args(["test", "--workspace"]).args(extra))
+    run(cargo().args(["test", "--workspace"]).args(extra))?;
+    // buildah from Debian's packages builds the image here, so CI builds
+    // it too (static binary, FROM scratch, a smoke run inside it).
+    image::image(&image::ImageArgs::default())
 }
 
 pub fn workspace_root() -> PathBuf {
