@@ -118,31 +118,26 @@ fn log_audit(audit: &PodAudit) {
         findings = audit.findings.len(),
         "pod audit complete"
     );
-    for finding in &audit.findings {
-        let fields = (
-            finding.rule.to_string(),
-            finding.container.as_deref().unwrap_or(""),
-        );
-        if finding.severity >= Severity::Warning {
-            warn!(
-                rule = %fields.0,
-                namespace = %finding.namespace,
-                pod = %finding.pod,
-                container = fields.1,
-                severity = ?finding.severity,
-                "{}",
-                finding.message
-            );
+    for f in &audit.findings {
+        let rule = f.rule.to_string();
+        let container = f.container.as_deref().unwrap_or("");
+        macro_rules! finding {
+            ($level:ident) => {
+                $level!(
+                    rule = %rule,
+                    namespace = %f.namespace,
+                    pod = %f.pod,
+                    container,
+                    severity = %f.severity,
+                    "{}",
+                    f.message
+                )
+            };
+        }
+        if f.severity >= Severity::Warning {
+            finding!(warn);
         } else {
-            info!(
-                rule = %fields.0,
-                namespace = %finding.namespace,
-                pod = %finding.pod,
-                container = fields.1,
-                severity = ?finding.severity,
-                "{}",
-                finding.message
-            );
+            finding!(info);
         }
     }
 }

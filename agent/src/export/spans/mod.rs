@@ -246,6 +246,21 @@ impl Draft {
         }
     }
 
+    /// A bypass window as an event at its start.
+    pub fn window_event(&mut self, w: &crate::audit::bypass::BypassWindow) {
+        self.event(
+            "bypass.window",
+            w.start.ns,
+            vec![
+                KeyValue::new(keys::BYPASS_CAUSE, labels::name_of(&w.cause)),
+                KeyValue::new(keys::BYPASS_WINDOW_S, w.duration_s),
+                KeyValue::new(keys::BYPASS_REFUSED, i64::from(w.counts.refused_by_capture)),
+                KeyValue::new(keys::BYPASS_PLAINTEXT, i64::from(w.counts.plaintext_bypass)),
+                KeyValue::new(keys::BYPASS_PROXIED, i64::from(w.counts.proxied)),
+            ],
+        );
+    }
+
     pub fn event(&mut self, name: &'static str, ns: i64, attributes: Vec<KeyValue>) {
         self.events
             .push(Event::new(name, system_time(ns), attributes, 0));

@@ -269,17 +269,7 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
             .iter()
             .filter(|w| w.cause != WindowCause::BeforeProxyStart)
         {
-            root.event(
-                "bypass.window",
-                w.start.ns,
-                vec![
-                    KeyValue::new(keys::BYPASS_CAUSE, labels::name_of(&w.cause)),
-                    KeyValue::new(keys::BYPASS_WINDOW_S, w.duration_s),
-                    KeyValue::new(keys::BYPASS_REFUSED, i64::from(w.counts.refused_by_capture)),
-                    KeyValue::new(keys::BYPASS_PLAINTEXT, i64::from(w.counts.plaintext_bypass)),
-                    KeyValue::new(keys::BYPASS_PROXIED, i64::from(w.counts.proxied)),
-                ],
-            );
+            root.window_event(w);
         }
     }
     let findings: Vec<_> = audit
