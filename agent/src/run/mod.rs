@@ -155,12 +155,15 @@ pub async fn run(
     health.set_stopping();
     info!("stopping: draining events, finishing audits in flight");
     let _ = reader_stop_tx.send(true);
-    match reader.await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => error!(error = %e, "ring buffer reader failed"),
-        Err(e) => error!(error = %e, "ring buffer reader task failed"),
-    }
+    // Drain before joining the reader: it may be waiting for room in the
+    // channel to hand over its last batch.
     daemon.drain().await;
+    match tokio::time::timeout(Duration::from_secs(5), reader).await {
+        Ok(Ok(Ok(_))) => {}
+        Ok(Ok(Err(e))) => error!(error = %e, "ring buffer reader failed"),
+        Ok(Err(e)) => error!(error = %e, "ring buffer reader task failed"),
+        Err(_) => error!("ring buffer reader did not stop"),
+    }
     let summary = daemon.finish(options.shutdown_timeout).await;
     health_task.abort();
     Ok(summary)
