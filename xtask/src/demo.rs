@@ -4,7 +4,10 @@
 //! scenarios with the agent recording (an Istio-style pod with the proxy as a
 //! legacy sidecar, then as a native sidecar; a Job with a database-proxy
 //! sidecar, legacy then native), prints each audit report and the two
-//! comparisons, and writes HTML reports. Everything lands in target/demo/.
+//! comparisons, and writes HTML reports; then runs the daemon
+//! (`lifecycle-agent run`) on a scenario played at real speed, with its
+//! live audits exported to an OTLP receiver ([`crate::demo_daemon`]).
+//! Everything lands in target/demo/.
 
 use std::{
     path::{Path, PathBuf},
@@ -37,7 +40,7 @@ const PAIRS: [(&str, [(&str, &str); 2]); 2] = [
 pub fn demo() -> anyhow::Result<()> {
     let started = Instant::now();
     eprintln!(
-        "[1/4] building lifecycle-agent and the node simulator (release; the first build takes a few minutes)"
+        "[1/5] building lifecycle-agent, the node simulator and the OTLP receiver (release; the first build takes a few minutes)"
     );
     run(cargo().args([
         "build",
@@ -46,6 +49,8 @@ pub fn demo() -> anyhow::Result<()> {
         "lifecycle-agent",
         "-p",
         "node-sim",
+        "-p",
+        "otlp-receiver",
     ]))?;
     let root = workspace_root();
     let bin = root.join("target/release");
@@ -60,7 +65,7 @@ pub fn demo() -> anyhow::Result<()> {
         for (name, file) in sides {
             step += 1;
             eprintln!(
-                "[2/4] {:5.1} s  scenario {step}/{total}: {name} ({file}) with the agent recording",
+                "[2/5] {:5.1} s  scenario {step}/{total}: {name} ({file}) with the agent recording",
                 started.elapsed().as_secs_f64()
             );
             let recording = out.join(format!("{name}.ndjson"));
@@ -76,7 +81,7 @@ pub fn demo() -> anyhow::Result<()> {
     }
 
     eprintln!(
-        "[3/4] {:5.1} s  audit reports",
+        "[3/5] {:5.1} s  audit reports",
         started.elapsed().as_secs_f64()
     );
     for (name, recording) in &recordings {
@@ -104,7 +109,7 @@ pub fn demo() -> anyhow::Result<()> {
     }
 
     eprintln!(
-        "[4/4] {:5.1} s  before/after comparisons",
+        "[4/5] {:5.1} s  before/after comparisons",
         started.elapsed().as_secs_f64()
     );
     for (i, (title, _)) in PAIRS.iter().enumerate() {
@@ -122,6 +127,11 @@ pub fn demo() -> anyhow::Result<()> {
             )?
         );
     }
+    eprintln!(
+        "[5/5] {:5.1} s  the daemon: lifecycle-agent run with live audits and OTLP export",
+        started.elapsed().as_secs_f64()
+    );
+    crate::demo_daemon::daemon(&root, &bin, &out)?;
     println!(
         "\nrecordings, timelines and HTML reports: {}",
         rel(&root, &out)

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod demo_daemon;
 mod image;
 mod recorder;
 mod setup;
