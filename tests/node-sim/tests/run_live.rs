@@ -8,8 +8,9 @@ use std::{
     collections::BTreeMap,
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    path::PathBuf,
-    process::{Command, Stdio},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -18,8 +19,12 @@ use lifecycle_testkit::require_root;
 use node_sim::{RunOptions, Scenario, SimApi, TimeScale};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as AnyValue};
 use otlp_receiver::Receiver;
+use serde_json::Value;
 
 const NODE: &str = "node-sim-live";
+
+/// One daemon and one scenario at a time: both want the machine's cores.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 fn agent_path() -> PathBuf {
     if let Some(path) = std::env::var_os("LIFECYCLE_AGENT_BIN") {
@@ -96,55 +101,115 @@ fn received_findings(receiver: &Receiver) -> Vec<Key> {
     out
 }
 
+/// A `lifecycle-agent run` child with its endpoints, journal and log.
+struct Agent {
+    child: Child,
+    health: SocketAddr,
+    journal: PathBuf,
+    log: PathBuf,
+}
+
+impl Agent {
+    /// Starts the daemon against the simulator's API server and the
+    /// receiver, and waits until it is ready.
+    fn start(dir: &Path, name: &str, kubeconfig: &Path, otlp: &str, kubelet: &str) -> Self {
+        let health = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port");
+        let journal = dir.join(format!("{name}-journal"));
+        let log = dir.join(format!("{name}.stderr"));
+        let child = Command::new(agent_path())
+            .args(["run", "--node-name", NODE, "--otlp-protocol", "grpc"])
+            .arg("--journal-dir")
+            .arg(&journal)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--health-addr")
+            .arg(health.to_string())
+            .arg("--otlp-endpoint")
+            .arg(otlp)
+            .arg("--kubelet-version")
+            .arg(kubelet)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("stderr file"))
+            .spawn()
+            .expect("start lifecycle-agent run");
+        let agent = Self {
+            child,
+            health,
+            journal,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while readyz(agent.health) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "agent never ready\n{}",
+                agent.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        agent
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Journal records of one type.
+    fn journal_of(&self, kind: &str) -> Vec<Value> {
+        std::fs::read_to_string(self.journal.join("journal.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["type"] == kind)
+            .collect()
+    }
+
+    /// SIGTERM; the exit status.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: plain kill(2) on our child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait for the agent");
+        (status, self.stderr())
+    }
+}
+
+fn legacy_scenario() -> Scenario {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/istio-legacy-refused.yaml");
+    Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn real_speed() -> RunOptions {
+    RunOptions {
+        node_name: Some(NODE.into()),
+        scale: Some(TimeScale::new(1.0)),
+        ..RunOptions::default()
+    }
+}
+
 #[test]
 fn live_audits_of_a_scenario_match_its_expect_list() {
     require_root();
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/istio-legacy-refused.yaml");
-    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scenario = legacy_scenario();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let receiver = runtime.block_on(Receiver::start()).expect("receiver");
     let api = SimApi::start(scenario.kubelet).expect("test API server");
     let dir = tempfile::tempdir().expect("temp dir");
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let health = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port");
-    let stderr_path = dir.path().join("agent.stderr");
-    let mut agent = Command::new(agent_path())
-        .args(["run", "--node-name", NODE, "--otlp-protocol", "grpc"])
-        .arg("--journal-dir")
-        .arg(dir.path().join("journal"))
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .arg("--health-addr")
-        .arg(health.to_string())
-        .arg("--otlp-endpoint")
-        .arg(receiver.endpoint())
-        .arg("--kubelet-version")
-        .arg(scenario.kubelet.to_string())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
-        .spawn()
-        .expect("start lifecycle-agent run");
-    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while readyz(health) != Some(200) {
-        assert!(Instant::now() < deadline, "agent never ready\n{}", stderr());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let agent = Agent::start(
+        dir.path(),
+        "agent",
+        &kubeconfig,
+        &receiver.endpoint(),
+        &scenario.kubelet.to_string(),
+    );
 
-    let report = node_sim::scenario::run(
-        &scenario,
-        api.server(),
-        RunOptions {
-            node_name: Some(NODE.into()),
-            scale: Some(TimeScale::new(1.0)),
-            ..RunOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("scenario failed: {e}"));
+    let report = node_sim::scenario::run(&scenario, api.server(), real_speed())
+        .unwrap_or_else(|e| panic!("scenario failed: {e}"));
     assert_eq!(report.pods.len(), 1);
 
     let mut expected: Vec<Key> = scenario
@@ -170,9 +235,8 @@ fn live_audits_of_a_scenario_match_its_expect_list() {
         std::thread::sleep(Duration::from_millis(250));
         received = received_findings(&receiver);
     }
-    // SAFETY: plain kill(2) on our child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
-    let status = agent.wait().expect("wait for the agent");
+    let journal = agent.journal.join("journal.jsonl");
+    let (status, stderr) = agent.stop();
     let by_span: Vec<(String, String, usize)> = receiver
         .spans()
         .iter()
@@ -185,16 +249,13 @@ fn live_audits_of_a_scenario_match_its_expect_list() {
         })
         .collect();
     assert_eq!(
-        received,
-        expected,
-        "live findings at the receiver vs the scenario's expect list\nspans (name, trace, findings): {by_span:?}\n{}",
-        stderr()
+        received, expected,
+        "live findings at the receiver vs the scenario's expect list\nspans (name, trace, findings): {by_span:?}\n{stderr}"
     );
-    assert!(status.success(), "exit 0 on SIGTERM\n{}", stderr());
+    assert!(status.success(), "exit 0 on SIGTERM\n{stderr}");
 
     // The daemon's journal, audited offline like `report`, finds the same.
-    let (records, _) =
-        read_recording(&dir.path().join("journal/journal.jsonl")).expect("the journal reads");
+    let (records, _) = read_recording(&journal).expect("the journal reads");
     let config = AuditConfig {
         kubelet: scenario
             .kubelet
@@ -222,4 +283,140 @@ fn live_audits_of_a_scenario_match_its_expect_list() {
         .collect();
     offline.sort();
     assert_eq!(offline, expected, "the journal audited offline");
+}
+
+fn bool_attr(attrs: &[KeyValue], key: &str) -> Option<bool> {
+    attrs
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
+        .and_then(|v| match v {
+            AnyValue::BoolValue(b) => Some(*b),
+            _ => None,
+        })
+}
+
+#[test]
+fn an_agent_restarted_during_a_termination_exports_a_partial_audit() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let scenario = legacy_scenario();
+    let pod = "reviews-v1-6f7c9d5b8-kx2qp";
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let receiver = runtime.block_on(Receiver::start()).expect("receiver");
+    let api = SimApi::start(scenario.kubelet).expect("test API server");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let kubelet = scenario.kubelet.to_string();
+    let start = |name: &str| {
+        Agent::start(
+            dir.path(),
+            name,
+            &kubeconfig,
+            &receiver.endpoint(),
+            &kubelet,
+        )
+    };
+    let first = start("agent-1");
+
+    let second = std::thread::scope(|scope| {
+        let play = scope.spawn(|| node_sim::scenario::run(&scenario, api.server(), real_speed()));
+        // The delete reaches the first agent; SIGTERMs follow at once, the
+        // proxy drains 5 s and the app 10 s.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !first
+            .journal_of("pod")
+            .iter()
+            .any(|r| r["pod"] == pod && r["change"]["kind"] == "deletion_requested")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no delete seen\n{}",
+                first.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let (status, stderr) = first.stop();
+        assert!(status.success(), "exit 0 on SIGTERM\n{stderr}");
+        let second = start("agent-2");
+        play.join()
+            .expect("scenario thread")
+            .unwrap_or_else(|e| panic!("scenario failed: {e}"));
+        second
+    });
+
+    // The second agent found the containers running in /proc.
+    let recovered = second
+        .journal_of("process_exec")
+        .into_iter()
+        .filter(|r| r["recovered"]["source"] == "proc" && r["process"]["k8s"]["pod"] == pod)
+        .count();
+    assert!(
+        recovered >= 2,
+        "app and proxy recovered: {recovered}\n{}",
+        second.stderr()
+    );
+    // It saw the proxy exit; its termination trace is partial and the
+    // proxy's span ends at that exit.
+    let proxy_exit = second
+        .journal_of("process_exit")
+        .into_iter()
+        .find(|r| r["process"]["k8s"]["container"] == "istio-proxy")
+        .unwrap_or_else(|| panic!("the proxy's exit\n{}", second.stderr()));
+    let exit_ns = proxy_exit["time_ns"].as_u64().expect("time_ns");
+    let proxy_span = |r: &Receiver| {
+        r.spans().into_iter().find(|s| {
+            text(&s.span.attributes, "k8s.container.name").as_deref() == Some("istio-proxy")
+                && s.span.name == "container.termination"
+                && s.span.end_time_unix_nano == exit_ns
+        })
+    };
+    let arrived =
+        runtime.block_on(receiver.wait_until(Duration::from_secs(30), |r| proxy_span(r).is_some()));
+    assert!(
+        arrived,
+        "the second agent's termination trace\n{}",
+        second.stderr()
+    );
+    let trace = proxy_span(&receiver).expect("span").span.trace_id;
+    let spans: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.span.trace_id == trace)
+        .collect();
+    let root = spans
+        .iter()
+        .find(|s| s.span.parent_span_id.is_empty())
+        .expect("root span");
+    assert_eq!(
+        bool_attr(&root.span.attributes, "lifecycle.audit.partial"),
+        Some(true)
+    );
+    let rules: Vec<String> = spans
+        .iter()
+        .flat_map(|s| &s.span.events)
+        .filter(|e| e.name == "finding")
+        .filter_map(|e| text(&e.attributes, "lifecycle.finding.rule"))
+        .collect();
+    assert!(
+        rules.iter().any(|r| r == "M1"),
+        "the app's traffic after the proxy exited is still found: {rules:?}"
+    );
+    // The first agent's view (stopped during the termination) is another
+    // trace, also partial.
+    let other_roots: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.span.name == "pod.termination" && s.span.trace_id != trace)
+        .collect();
+    assert!(
+        other_roots
+            .iter()
+            .all(|s| bool_attr(&s.span.attributes, "lifecycle.audit.partial") == Some(true)),
+        "the first agent's in-flight audit is marked partial"
+    );
+    let (status, stderr) = second.stop();
+    assert!(status.success(), "exit 0 on SIGTERM\n{stderr}");
 }
