@@ -20,17 +20,24 @@ pub enum Driver {
 }
 
 /// Where cgroup v2 is mounted: `/sys/fs/cgroup` (pure v2) or
-/// `/sys/fs/cgroup/unified` (hybrid).
-pub fn cgroup2_mount() -> PathBuf {
-    let mounts = fs::read_to_string("/proc/self/mounts").expect("read /proc/self/mounts");
-    mounts
+/// `/sys/fs/cgroup/unified` (hybrid); `None` without a cgroup2 mount.
+/// Shared with the node simulator.
+pub fn find_cgroup2_mount() -> std::io::Result<Option<PathBuf>> {
+    let mounts = fs::read_to_string("/proc/self/mounts")?;
+    Ok(mounts
         .lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let (_, dir, fstype) = (fields.next()?, fields.next()?, fields.next()?);
             (fstype == "cgroup2").then(|| PathBuf::from(dir))
         })
-        .next()
+        .next())
+}
+
+/// [`find_cgroup2_mount`] for tests: panics without one.
+pub fn cgroup2_mount() -> PathBuf {
+    find_cgroup2_mount()
+        .expect("read /proc/self/mounts")
         .expect("no cgroup2 mount on this machine")
 }
 
@@ -126,6 +133,25 @@ pub fn kill_all(dir: &Path) {
     }
 }
 
+/// Moves the calling process into the cgroup whose `cgroup.procs` file is
+/// `procs`. Made for a `pre_exec` hook: it only calls open, write and close
+/// (async-signal-safe) and allocates nothing. Shared with the node simulator.
+pub fn join_cgroup(procs: &std::ffi::CStr) -> std::io::Result<()> {
+    // SAFETY: plain system calls on a NUL-terminated path and a static buffer.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        libc::close(fd);
+        if written != 1 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Starts `cmd` inside the cgroup `dir`: the child moves itself there
 /// between fork and exec, as runc does with a container's init.
 pub fn spawn_in(dir: &Path, cmd: &mut Command) -> Child {
@@ -135,21 +161,10 @@ pub fn spawn_in(dir: &Path, cmd: &mut Command) -> Child {
             .into_encoded_bytes(),
     )
     .expect("path without NUL");
-    // SAFETY: between fork and exec the closure only calls open, write and
-    // close (async-signal-safe) and allocates nothing: the path was built before.
+    // SAFETY: between fork and exec the hook only calls `join_cgroup`
+    // (async-signal-safe, no allocation: the path was built before).
     unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-            libc::close(fd);
-            if written != 1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || join_cgroup(&procs));
     }
     cmd.spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?} in {}: {e}", dir.display()))

@@ -8,7 +8,9 @@ pub mod cgroups;
 use std::path::PathBuf;
 
 pub use agent::Recording;
-pub use cgroups::{Driver, FakeContainer, FakePod, cgroup2_mount, spawn_in};
+pub use cgroups::{
+    Driver, FakeContainer, FakePod, cgroup2_mount, find_cgroup2_mount, join_cgroup, spawn_in,
+};
 
 /// Panics unless running as root: these tests need real cgroups and eBPF.
 pub fn require_root() {

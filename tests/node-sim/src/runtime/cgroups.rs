@@ -88,15 +88,8 @@ pub enum CgroupError {
 /// Where cgroup v2 is mounted: `/sys/fs/cgroup` (pure v2) or
 /// `/sys/fs/cgroup/unified` (hybrid).
 pub fn cgroup2_mount() -> Result<PathBuf, CgroupError> {
-    let mounts = fs::read_to_string("/proc/self/mounts").map_err(CgroupError::MountsUnreadable)?;
-    mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (_, dir, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-            (fstype == "cgroup2").then(|| PathBuf::from(dir))
-        })
-        .next()
+    lifecycle_testkit::find_cgroup2_mount()
+        .map_err(CgroupError::MountsUnreadable)?
         .ok_or(CgroupError::NoCgroup2Mount)
 }
 

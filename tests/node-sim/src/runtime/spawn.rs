@@ -61,20 +61,12 @@ pub fn spawn(mut cmd: Command, placement: Placement<'_>) -> Result<Child, SpawnE
         cmd.stdout(log);
     }
     // SAFETY: between fork and exec the closure only makes system calls
-    // (open, write, close, setns, setgroups, setgid, setuid) on data built
-    // before the fork; it allocates nothing.
+    // (joining the cgroup: open, write, close; setns, setgroups, setgid,
+    // setuid) on data built before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if let Some(procs) = &procs {
-                let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let written = libc::write(fd, b"0".as_ptr().cast(), 1);
-                libc::close(fd);
-                if written != 1 {
-                    return Err(std::io::Error::last_os_error());
-                }
+                lifecycle_testkit::join_cgroup(procs)?;
             }
             if let Some(fd) = netns
                 && libc::setns(fd, libc::CLONE_NEWNET) != 0
