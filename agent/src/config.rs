@@ -288,12 +288,12 @@ pub struct RunArgs {
     /// How long a removed cgroup stays attributable.
     #[arg(long, env = "LIFECYCLE_AGENT_REMOVED_CGROUP_TTL", default_value = "120s", value_parser = humantime::parse_duration)]
     pub removed_cgroup_ttl: Duration,
-    /// Records an audit keeps per pod; past it the older socket records
-    /// are dropped first (counted).
+    /// Records an audit keeps per pod (about 1 KB each in memory); past it
+    /// the older half of its socket records is dropped (counted).
     #[arg(
         long,
         env = "LIFECYCLE_AGENT_MAX_RECORDS_PER_POD",
-        default_value_t = 20_000
+        default_value_t = 2_000
     )]
     pub max_records_per_pod: usize,
     #[command(flatten)]
