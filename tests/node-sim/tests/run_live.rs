@@ -37,15 +37,25 @@ fn agent_path() -> PathBuf {
         .join("lifecycle-agent")
 }
 
-fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
+fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attrs
         .iter()
         .find(|kv| kv.key == key)
         .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-        .and_then(|v| match v {
-            AnyValue::StringValue(s) => Some(s.clone()),
-            _ => None,
-        })
+}
+
+fn text(attrs: &[KeyValue], key: &str) -> Option<String> {
+    match attr(attrs, key)? {
+        AnyValue::StringValue(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn bool_attr(attrs: &[KeyValue], key: &str) -> Option<bool> {
+    match attr(attrs, key)? {
+        AnyValue::BoolValue(b) => Some(*b),
+        _ => None,
+    }
 }
 
 fn readyz(addr: SocketAddr) -> Option<u16> {
@@ -283,17 +293,6 @@ fn live_audits_of_a_scenario_match_its_expect_list() {
         .collect();
     offline.sort();
     assert_eq!(offline, expected, "the journal audited offline");
-}
-
-fn bool_attr(attrs: &[KeyValue], key: &str) -> Option<bool> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
-        .and_then(|v| match v {
-            AnyValue::BoolValue(b) => Some(*b),
-            _ => None,
-        })
 }
 
 #[test]
