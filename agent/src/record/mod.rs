@@ -2,8 +2,11 @@
 //! with, when a pod watch is configured, the pod events of this node and
 //! the Kubernetes names of every container in the same stream.
 
+mod attach;
 pub(crate) mod pods;
 mod sink;
+
+pub(crate) use attach::{Attached, attach, stats_record};
 
 pub use pods::KubeOptions;
 
@@ -15,19 +18,14 @@ use std::{
 
 use agent_common::{EventKind, KIND_SLOTS};
 use thiserror::Error;
-use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tracing::warn;
 
 use crate::{
     attribution::{CacheConfig, Cgroup2Walker, CgroupCache, CgroupError},
-    clock::BootClock,
-    event::{Event, Record},
+    event::Event,
     join::Joiner,
-    kernel::{
-        loader::{LoadError, ProbeOptions, Probes, ProgramStats},
-        reader::{Batch, read_ring},
-    },
-    pipeline::Pipeline,
+    kernel::loader::{LoadError, ProbeOptions, ProgramStats},
 };
 
 use sink::Sink;
@@ -134,7 +132,7 @@ pub async fn record(
 ) -> Result<RecordSummary, RecordError> {
     let walker = Cgroup2Walker::discover()?;
     let mut cache = CgroupCache::new(options.cache.clone(), walker);
-    let known = cache.populate()?;
+    cache.populate()?;
     let mut feed = match &options.kubernetes {
         Some(kube) => Some((pods::PodFeed::start(kube).await?, kube.pending)),
         None => None,
@@ -142,7 +140,13 @@ pub async fn record(
     let mut joiner = feed
         .as_ref()
         .map(|(f, limits)| Joiner::new(f.store.clone(), *limits));
-    let mut probes = Probes::load(&options.probes)?;
+    let Attached {
+        mut pipeline,
+        mut probes,
+        batches: mut rx,
+        reader_stop: reader_stop_tx,
+        reader,
+    } = attach::<RecordError>(&options.probes, cache)?;
     // The kernel keeps BPF run-time statistics on while this fd is open.
     let _stats_guard = if options.probe_stats {
         let fd = aya::sys::enable_stats(aya::sys::Stats::RunTime)
@@ -151,23 +155,6 @@ pub async fn record(
     } else {
         None
     };
-    for note in &probes.notes {
-        info!(note, "kernel offsets");
-    }
-    let mut pipeline = Pipeline::new(cache, BootClock::new()?);
-    probes.set_watch_roots(pipeline.watch_roots())?;
-    let _ = pipeline.take_changed_watch_roots();
-    info!(
-        cgroups = known,
-        roots = pipeline.watch_roots().len(),
-        "cgroup hierarchy walked"
-    );
-
-    let ring = probes.take_events()?;
-    let logger = probes.take_logger();
-    let (tx, mut rx) = mpsc::channel::<Batch>(64);
-    let (reader_stop_tx, reader_stop_rx) = watch::channel(false);
-    let reader = tokio::spawn(read_ring(ring, tx, reader_stop_rx, logger));
     if let Some(path) = &options.ready_file {
         std::fs::write(path, b"").map_err(RecordError::WriteFailed)?;
     }
@@ -227,7 +214,7 @@ pub async fn record(
                 &mut pipeline,
                 &probes,
                 joiner.as_ref(),
-                feed.as_ref(),
+                feed.as_ref().map(|(f, _)| &f.store),
                 false,
             )?;
             sink.write(stats)?;
@@ -245,7 +232,13 @@ pub async fn record(
     if let Some(joiner) = joiner.as_mut() {
         sink.write_all(joiner.flush())?;
     }
-    let closing = stats_record(&mut pipeline, &probes, joiner.as_ref(), feed.as_ref(), true)?;
+    let closing = stats_record(
+        &mut pipeline,
+        &probes,
+        joiner.as_ref(),
+        feed.as_ref().map(|(f, _)| &f.store),
+        true,
+    )?;
     let unattributed = match &closing.event {
         Event::Stats(s) => s.unattributed,
         _ => 0,
@@ -268,22 +261,6 @@ async fn recv_pod(
         Some((f, _)) => f.events.recv().await,
         None => std::future::pending().await,
     }
-}
-
-/// A `stats` line: kernel drops, pipeline counts, join and pod store counters.
-fn stats_record(
-    pipeline: &mut Pipeline<Cgroup2Walker>,
-    probes: &Probes,
-    joiner: Option<&Joiner>,
-    feed: Option<&(pods::PodFeed, crate::pods::PendingLimits)>,
-    last: bool,
-) -> Result<Record, RecordError> {
-    let mut record = pipeline.stats(&probes.drops()?, last);
-    if let Event::Stats(stats) = &mut record.event {
-        stats.join = joiner.map(Joiner::counters);
-        stats.pod_store = feed.map(|(f, _)| f.store.stats());
-    }
-    Ok(record)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -25,21 +25,15 @@ pub use options::{RunError, RunOptions, RunSummary};
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::{
     attribution::{Cgroup2Walker, CgroupCache},
-    clock::BootClock,
     export::{Exporter, ResourceInfo, Telemetry},
     join::Joiner,
-    kernel::{
-        loader::Probes,
-        reader::{Batch, read_ring},
-    },
-    pipeline::Pipeline,
     preflight,
-    record::pods::PodFeed,
+    record::{attach, pods::PodFeed},
 };
 
 use health::Health;
@@ -108,20 +102,8 @@ pub async fn run(
         _ => None,
     };
 
-    let mut probes = Probes::load(&options.probes)?;
-    for note in &probes.notes {
-        info!(note, "kernel offsets");
-    }
-    let clock = BootClock::new()?;
-    let now_ns = clock.now_unix_ns() as i64;
-    let mut pipeline = Pipeline::new(cache, clock);
-    probes.set_watch_roots(pipeline.watch_roots())?;
-    let _ = pipeline.take_changed_watch_roots();
-    let ring = probes.take_events()?;
-    let logger = probes.take_logger();
-    let (tx, rx) = mpsc::channel::<Batch>(64);
-    let (reader_stop_tx, reader_stop_rx) = watch::channel(false);
-    let reader = tokio::spawn(read_ring(ring, tx, reader_stop_rx, logger));
+    let attached = attach::<RunError>(&options.probes, cache)?;
+    let now_ns = attached.pipeline.now_unix_ns();
     health.set_probes_attached(true);
     info!(%health_addr, "probes attached");
 
@@ -129,10 +111,12 @@ pub async fn run(
         Some(j) => Some(Journal::open(j.clone())?),
         None => None,
     };
+    let reader_stop_tx = attached.reader_stop;
+    let reader = attached.reader;
     let mut daemon = Daemon {
-        rx,
-        pipeline,
-        probes,
+        rx: attached.batches,
+        pipeline: attached.pipeline,
+        probes: attached.probes,
         joiner,
         feed,
         journal,

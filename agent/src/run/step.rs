@@ -18,7 +18,10 @@ use crate::{
     kernel::{loader::Probes, reader::Batch},
     pipeline::Pipeline,
     pods::PodEvent,
-    record::pods::{PodFeed, pod_record},
+    record::{
+        pods::{PodFeed, pod_record},
+        stats_record,
+    },
 };
 
 /// Longest the stop waits for the reader's last batches.
@@ -161,10 +164,14 @@ impl Daemon {
     }
 
     fn stats(&mut self, last: bool) -> Result<(), RunError> {
-        let mut record = self.pipeline.stats(&self.probes.drops()?, last);
-        if let Event::Stats(stats) = &mut record.event {
-            stats.join = self.joiner.as_ref().map(Joiner::counters);
-            stats.pod_store = self.feed.as_ref().map(|f| f.store.stats());
+        let record = stats_record(
+            &mut self.pipeline,
+            &self.probes,
+            self.joiner.as_ref(),
+            self.feed.as_ref().map(|f| &f.store),
+            last,
+        )?;
+        if let Event::Stats(stats) = &record.event {
             self.telemetry.observe_stats(stats);
         }
         if let Some(j) = self.journal.as_mut() {
