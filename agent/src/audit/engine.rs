@@ -79,7 +79,7 @@ impl PodState {
                 (p.start_ns, r.start_resolution_ns, self.records.len()),
             );
         } else if !self.recovered.is_empty() {
-            for p in processes_of(&record) {
+            for p in record.processes() {
                 let Some(&(coarse, resolution, index)) = self.recovered.get(&p.pid) else {
                     continue;
                 };
@@ -135,19 +135,6 @@ impl PodState {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-}
-
-/// The processes a record names (pid and start).
-fn processes_of(record: &Record) -> Vec<&crate::event::Process> {
-    match &record.event {
-        Event::SignalGenerate(e) => vec![&e.sender, &e.target],
-        Event::SignalDeliver(e) => vec![&e.process],
-        Event::ProcessExec(e) => vec![&e.process],
-        Event::ProcessFork(e) => vec![&e.parent, &e.child],
-        Event::ProcessExit(e) => vec![&e.process],
-        Event::Socket(e) => e.owner.iter().collect(),
-        Event::Cgroup(_) | Event::Pod(_) | Event::Stats(_) => Vec::new(),
     }
 }
 

@@ -40,6 +40,23 @@ pub struct Record {
     pub event: Event,
 }
 
+impl Record {
+    /// The processes the record names: sender and target of a signal,
+    /// parent and child of a fork, a socket's owner, the process of the
+    /// other process events.
+    pub fn processes(&self) -> Vec<&Process> {
+        match &self.event {
+            Event::SignalGenerate(e) => vec![&e.sender, &e.target],
+            Event::SignalDeliver(e) => vec![&e.process],
+            Event::ProcessExec(e) => vec![&e.process],
+            Event::ProcessFork(e) => vec![&e.parent, &e.child],
+            Event::ProcessExit(e) => vec![&e.process],
+            Event::Socket(e) => e.owner.iter().collect(),
+            Event::Cgroup(_) | Event::Pod(_) | Event::Stats(_) => Vec::new(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {

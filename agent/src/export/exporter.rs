@@ -173,12 +173,14 @@ impl Exporter {
     /// Builds the audit's traces and queues them; never waits. A pod's
     /// startup trace is sent once (from its startup audit, or from its
     /// final audit when there was none): the exporter remembers the last
-    /// 16 384 pods whose startup it sent.
+    /// 16 384 pods whose startup it sent. A partial audit (the agent found
+    /// the pod running) sends none: its start was not seen.
     pub fn submit(&self, audit: &PodAudit) -> Submitted {
         if !self.traces_on {
             return Submitted::default();
         }
         let with_startup = audit.startup.is_some()
+            && !audit.partial
             && self
                 .startups
                 .lock()

@@ -2,17 +2,12 @@
 //! the metrics, the exporter and the log as soon as a pod's story is
 //! complete.
 
-use std::collections::{HashSet, VecDeque};
-
 use tracing::{info, warn};
 
 use crate::{
     audit::{AuditConfig, AuditEngine, Completion, PodAudit, Severity},
     event::Record,
 };
-
-/// Pods whose startup was already exported, remembered at most.
-const STARTUPS_KEPT: usize = 8192;
 
 /// Counts of the live audit, for `/metrics` and the exit summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,8 +23,6 @@ pub struct LiveCounters {
 pub struct LiveAudit {
     engine: AuditEngine,
     counters: LiveCounters,
-    startups: HashSet<String>,
-    startup_order: VecDeque<String>,
 }
 
 impl LiveAudit {
@@ -39,8 +32,6 @@ impl LiveAudit {
         Self {
             engine: AuditEngine::new(config),
             counters: LiveCounters::default(),
-            startups: HashSet::new(),
-            startup_order: VecDeque::new(),
         }
     }
 
@@ -50,62 +41,45 @@ impl LiveAudit {
 
     pub fn push(&mut self, record: Record) -> Vec<PodAudit> {
         let audits = self.engine.push(record);
-        self.note(audits)
+        note(&mut self.counters, audits)
     }
 
     /// Moves the audit clock to `now_ns` (wall-clock ns, the records' clock).
     pub fn tick(&mut self, now_ns: i64) -> Vec<PodAudit> {
         let audits = self.engine.advance_to(now_ns);
-        self.note(audits)
+        note(&mut self.counters, audits)
     }
 
     /// At stop: the audits of pods whose termination was under way (partial
     /// if it had not finished), and the final counters; pods simply running
     /// are left to the next agent.
-    pub fn finish(mut self) -> (Vec<PodAudit>, LiveCounters) {
-        let engine = std::mem::replace(&mut self.engine, AuditEngine::new(AuditConfig::default()));
-        let mut out = Vec::new();
-        for audit in engine.finish() {
-            let terminating =
-                audit.completed_by == Completion::Terminated || audit.termination.is_some();
-            if terminating {
-                out.push(audit);
-            } else {
-                self.counters.unfinished_at_stop += 1;
-            }
-        }
-        let out = self.note(out);
-        (out, self.counters)
+    pub fn finish(self) -> (Vec<PodAudit>, LiveCounters) {
+        let Self {
+            engine,
+            mut counters,
+        } = self;
+        let (terminating, running): (Vec<PodAudit>, Vec<PodAudit>) = engine
+            .finish()
+            .into_iter()
+            .partition(|a| a.completed_by == Completion::Terminated || a.termination.is_some());
+        counters.unfinished_at_stop += running.len() as u64;
+        let out = note(&mut counters, terminating);
+        (out, counters)
     }
+}
 
-    /// Whether this audit's startup should be exported: once per pod, and
-    /// only when this agent saw it (not for a pod it found running).
-    pub fn first_startup(&mut self, audit: &PodAudit) -> bool {
-        if audit.startup.is_none() || audit.partial || self.startups.contains(&audit.pod.uid) {
-            return false;
+/// Counts and logs audits on their way out.
+fn note(counters: &mut LiveCounters, audits: Vec<PodAudit>) -> Vec<PodAudit> {
+    for audit in &audits {
+        match audit.completed_by {
+            Completion::StartupComplete => counters.startup_audits += 1,
+            _ => counters.termination_audits += 1,
         }
-        if self.startup_order.len() >= STARTUPS_KEPT
-            && let Some(old) = self.startup_order.pop_front()
-        {
-            self.startups.remove(&old);
-        }
-        self.startups.insert(audit.pod.uid.clone());
-        self.startup_order.push_back(audit.pod.uid.clone());
-        true
+        counters.partial_audits += u64::from(audit.partial);
+        counters.findings += audit.findings.len() as u64;
+        log_audit(audit);
     }
-
-    fn note(&mut self, audits: Vec<PodAudit>) -> Vec<PodAudit> {
-        for audit in &audits {
-            match audit.completed_by {
-                Completion::StartupComplete => self.counters.startup_audits += 1,
-                _ => self.counters.termination_audits += 1,
-            }
-            self.counters.partial_audits += u64::from(audit.partial);
-            self.counters.findings += audit.findings.len() as u64;
-            log_audit(audit);
-        }
-        audits
-    }
+    audits
 }
 
 fn log_audit(audit: &PodAudit) {

@@ -158,8 +158,7 @@ impl Daemon {
     fn publish(&mut self, audits: Vec<PodAudit>) {
         for audit in audits {
             self.telemetry.record_audit(&audit);
-            let startup = self.live.first_startup(&audit);
-            self.exporter.submit_audit(&audit, startup);
+            self.exporter.submit(&audit);
         }
     }
 
@@ -212,8 +211,7 @@ impl Daemon {
         if let Err(error) = self.stats(true) {
             warn!(%error, "closing stats");
         }
-        let live = std::mem::replace(&mut self.live, LiveAudit::new(Default::default()));
-        let (audits, counters) = live.finish();
+        let (audits, counters) = self.live.finish();
         let completed_at_stop = audits.len() as u64;
         for audit in &audits {
             self.telemetry.record_audit(audit);
