@@ -82,6 +82,33 @@ pub fn traces(audit: &PodAudit, with_startup: bool) -> Vec<AuditTrace> {
     out
 }
 
+/// Closes a trace: the findings on the root (their count, one event
+/// each, the status they give), then the root and its children as spans.
+pub(crate) fn close_trace(
+    ctx: &PodContext<'_>,
+    kind: TraceKind,
+    trace_id: TraceId,
+    mut root: Draft,
+    children: Vec<Draft>,
+    findings: &[&Finding],
+    fallback_ns: i64,
+) -> AuditTrace {
+    root.attributes
+        .push(KeyValue::new(keys::FINDING_COUNT, findings.len() as i64));
+    for f in findings {
+        root.events.push(ctx.finding_event(f, fallback_ns));
+    }
+    root.status_from(findings.iter().copied());
+    let scope = scope();
+    let mut spans = vec![root.finish(trace_id, &scope)];
+    spans.extend(children.into_iter().map(|c| c.finish(trace_id, &scope)));
+    AuditTrace {
+        kind,
+        trace_id,
+        spans,
+    }
+}
+
 /// The instrumentation scope of every span.
 pub fn scope() -> InstrumentationScope {
     InstrumentationScope::builder("lifecycle-agent")

@@ -13,7 +13,8 @@
 use opentelemetry::{KeyValue, trace::SpanId};
 
 use super::{
-    AuditTrace, Draft, PodContext, TraceKind, ids, is_startup_rule, run_attributes, run_of, scope,
+    AuditTrace, Draft, PodContext, TraceKind, close_trace, ids, is_startup_rule, run_attributes,
+    run_of,
 };
 use crate::{
     audit::{
@@ -145,7 +146,6 @@ pub(crate) fn build(ctx: &PodContext<'_>, all_findings: bool) -> Option<AuditTra
     let s = audit.startup.as_ref()?;
     let uid = &audit.pod.uid;
     let trace_id = ids::trace_id(uid, KIND.label(), audit.first_ns);
-    let scope = scope();
     let (first, partial) = match s.first_exec {
         Some(at) => (at.ns, false),
         None => (audit.first_ns, true),
@@ -196,18 +196,14 @@ pub(crate) fn build(ctx: &PodContext<'_>, all_findings: bool) -> Option<AuditTra
         .iter()
         .filter(|f| all_findings || is_startup_rule(f.rule))
         .collect();
-    root.attributes
-        .push(KeyValue::new(keys::FINDING_COUNT, findings.len() as i64));
-    for f in &findings {
-        root.events.push(ctx.finding_event(f, root.start_ns));
-    }
-    root.status_from(findings.iter().copied());
-
-    let mut spans = vec![root.finish(trace_id, &scope)];
-    spans.extend(children.into_iter().map(|c| c.finish(trace_id, &scope)));
-    Some(AuditTrace {
-        kind: KIND,
+    let fallback_ns = root.start_ns;
+    Some(close_trace(
+        ctx,
+        KIND,
         trace_id,
-        spans,
-    })
+        root,
+        children,
+        &findings,
+        fallback_ns,
+    ))
 }

@@ -11,8 +11,8 @@
 use opentelemetry::KeyValue;
 
 use super::{
-    AuditTrace, Draft, PodContext, TraceKind, ids, is_startup_rule, run_attributes, run_of, scope,
-    secs,
+    AuditTrace, Draft, PodContext, TraceKind, close_trace, ids, is_startup_rule, run_attributes,
+    run_of, secs,
 };
 use crate::{
     audit::{
@@ -180,7 +180,6 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
     let t = audit.termination.as_ref()?;
     let uid = &audit.pod.uid;
     let trace_id = ids::trace_id(uid, KIND.label(), audit.first_ns);
-    let scope = scope();
 
     let (mut start, mut partial) = root_start(t, audit.first_ns);
     let last_exit = t
@@ -277,18 +276,7 @@ pub(crate) fn build(ctx: &PodContext<'_>) -> Option<AuditTrace> {
         .iter()
         .filter(|f| !is_startup_rule(f.rule))
         .collect();
-    root.attributes
-        .push(KeyValue::new(keys::FINDING_COUNT, findings.len() as i64));
-    for f in &findings {
-        root.events.push(ctx.finding_event(f, start));
-    }
-    root.status_from(findings.iter().copied());
-
-    let mut spans = vec![root.finish(trace_id, &scope)];
-    spans.extend(children.into_iter().map(|c| c.finish(trace_id, &scope)));
-    Some(AuditTrace {
-        kind: KIND,
-        trace_id,
-        spans,
-    })
+    Some(close_trace(
+        ctx, KIND, trace_id, root, children, &findings, start,
+    ))
 }
