@@ -5,21 +5,17 @@
 //! was told about, and an OTLP receiver prints the traces the agent sends.
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::SocketAddr,
     path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
+use lifecycle_testkit::{free_local_addr, http_get};
 
 const NODE: &str = "demo-node";
 const SCENARIO: &str = "istio-legacy-refused.yaml";
-
-fn free_addr() -> anyhow::Result<SocketAddr> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
-}
 
 fn kubeconfig(api: SocketAddr) -> String {
     format!(
@@ -29,20 +25,10 @@ fn kubeconfig(api: SocketAddr) -> String {
     )
 }
 
-fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nhost: demo\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n")?.1.to_owned()))
-}
-
 fn wait_readyz(health: SocketAddr, status: u16, limit: Duration) -> anyhow::Result<String> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some((got, body)) = get(health, "/readyz")
+        if let Some((got, body)) = http_get(health, "/readyz")
             && got == status
             && (status == 200 || body.contains("not synced"))
         {
@@ -64,7 +50,7 @@ fn stop(mut child: Child) -> anyhow::Result<std::process::ExitStatus> {
 /// Plays the daemon part; `bin` holds the release binaries, `out` is
 /// target/demo.
 pub fn daemon(root: &Path, bin: &Path, out: &Path) -> anyhow::Result<()> {
-    let (api, health, otlp) = (free_addr()?, free_addr()?, free_addr()?);
+    let (api, health, otlp) = (free_local_addr(), free_local_addr(), free_local_addr());
     let dir = out.join("daemon");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -115,7 +101,9 @@ pub fn daemon(root: &Path, bin: &Path, out: &Path) -> anyhow::Result<()> {
     }
     // The termination audit comes 5 s after the pod object is gone.
     std::thread::sleep(Duration::from_secs(7));
-    let metrics = get(health, "/metrics").map(|(_, b)| b).unwrap_or_default();
+    let metrics = http_get(health, "/metrics")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
     let status = stop(agent)?;
     std::thread::sleep(Duration::from_millis(300));
     let _ = stop(receiver);

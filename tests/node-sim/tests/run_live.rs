@@ -6,8 +6,7 @@
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::Mutex,
@@ -15,7 +14,7 @@ use std::{
 };
 
 use lifecycle_agent::audit::{AuditConfig, audit_records, read_recording};
-use lifecycle_testkit::require_root;
+use lifecycle_testkit::{free_local_addr, http_get, require_root};
 use node_sim::{RunOptions, Scenario, SimApi, TimeScale};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as AnyValue};
 use otlp_receiver::Receiver;
@@ -59,11 +58,7 @@ fn bool_attr(attrs: &[KeyValue], key: &str) -> Option<bool> {
 }
 
 fn readyz(addr: SocketAddr) -> Option<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
-    write!(stream, "GET /readyz HTTP/1.1\r\nhost: t\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    answer.split(' ').nth(1)?.parse().ok()
+    http_get(addr, "/readyz").map(|(status, _)| status)
 }
 
 type Key = (String, String, String, String, Option<String>);
@@ -123,9 +118,7 @@ impl Agent {
     /// Starts the daemon against the simulator's API server and the
     /// receiver, and waits until it is ready.
     fn start(dir: &Path, name: &str, kubeconfig: &Path, otlp: &str, kubelet: &str) -> Self {
-        let health = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port");
+        let health = free_local_addr();
         let journal = dir.join(format!("{name}-journal"));
         let log = dir.join(format!("{name}.stderr"));
         let child = Command::new(agent_path())

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod cgroups;
+pub mod http;
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ pub use agent::Recording;
 pub use cgroups::{
     Driver, FakeContainer, FakePod, cgroup2_mount, find_cgroup2_mount, join_cgroup, spawn_in,
 };
+pub use http::{free_local_addr, http_get};
 
 /// Panics unless running as root: these tests need real cgroups and eBPF.
 pub fn require_root() {
