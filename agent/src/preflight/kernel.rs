@@ -4,7 +4,7 @@ use std::ffi::CStr;
 use std::fmt;
 use std::path::Path;
 
-use crate::kernel::{btf::Btf, loader::LoadError};
+use crate::kernel::btf::Btf;
 
 use super::{Check, PreflightError};
 
@@ -150,19 +150,14 @@ pub(super) fn check_btf(path: &Path) -> (Check, Option<Btf>) {
                 None,
             ),
         },
-        Err(e) => {
-            let detail = e.to_string();
-            let label = LoadError::from(e).label();
-            (
-                Check::fail(
-                    NAME,
-                    detail,
-                    "the kernel needs CONFIG_DEBUG_INFO_BTF=y (most distribution kernels have \
-                     it); in a pod, mount the host's /sys/kernel/btf read-only",
-                )
-                .with_label(label),
-                None,
-            )
-        }
+        Err(e) => (
+            Check::failed_step(
+                NAME,
+                e,
+                "the kernel needs CONFIG_DEBUG_INFO_BTF=y (most distribution kernels have \
+                 it); in a pod, mount the host's /sys/kernel/btf read-only",
+            ),
+            None,
+        ),
     }
 }

@@ -150,6 +150,18 @@ impl Check {
         }
     }
 
+    /// A failed check from an error of the loader's own steps: its message
+    /// as the detail, the label it would carry as a [`LoadError`].
+    pub fn failed_step<E>(name: &'static str, error: E, remedy: impl Into<String>) -> Self
+    where
+        E: std::fmt::Display,
+        crate::kernel::loader::LoadError: From<E>,
+    {
+        let detail = error.to_string();
+        let label = crate::kernel::loader::LoadError::from(error).label();
+        Self::fail(name, detail, remedy).with_label(label)
+    }
+
     pub fn with_label(mut self, label: &'static str) -> Self {
         self.label = Some(label);
         self

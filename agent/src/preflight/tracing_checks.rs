@@ -3,7 +3,7 @@
 
 use crate::kernel::{
     btf::Btf,
-    loader::{Hook, LoadError, PROGRAMS},
+    loader::{Hook, PROGRAMS},
     offsets,
     tracefs::{self, Tracefs, TracefsError},
 };
@@ -57,15 +57,12 @@ pub(super) fn check_tracefs(opts: &PreflightOptions) -> (Check, Option<Tracefs>,
             (Check::ok(NAME, detail), Some(mounted), true)
         }
         Err(e) => {
-            let detail = e.to_string();
-            let label = LoadError::from(e).label();
-            let check = Check::fail(
+            let check = Check::failed_step(
                 NAME,
-                detail,
+                e,
                 "mount tracefs on the host and give the pod a hostPath of /sys/kernel/tracing, \
                  or grant CAP_SYS_ADMIN so the agent can mount it",
-            )
-            .with_label(label);
+            );
             (check, None, true)
         }
     }
@@ -90,14 +87,11 @@ pub(super) fn check_tracepoints(tracefs: Option<&Tracefs>) -> Check {
                 Ok(_) => true,
                 Err(TracefsError::EventNotFound { .. }) => false,
                 Err(e) => {
-                    let detail = e.to_string();
-                    let label = LoadError::from(e).label();
-                    return Check::fail(
+                    return Check::failed_step(
                         NAME,
-                        detail,
+                        e,
                         "check that tracefs is readable by the agent",
-                    )
-                    .with_label(label);
+                    );
                 }
             },
             Hook::Raw(event) => raw_tracepoint_listed(tracefs, event),
@@ -133,17 +127,12 @@ pub(super) fn check_tracepoints(tracefs: Option<&Tracefs>) -> Check {
                 "the agent runs with the reduced detail named above",
             )
         }
-        Err(e) => {
-            let detail = e.to_string();
-            let label = LoadError::from(e).label();
-            Check::fail(
-                NAME,
-                detail,
-                "this kernel lays out a tracepoint record differently from what the probes were \
-                 built for: an agent build for it is needed (report the field named above)",
-            )
-            .with_label(label)
-        }
+        Err(e) => Check::failed_step(
+            NAME,
+            e,
+            "this kernel lays out a tracepoint record differently from what the probes were \
+             built for: an agent build for it is needed (report the field named above)",
+        ),
     }
 }
 
@@ -189,16 +178,11 @@ pub(super) fn check_offsets(btf: Option<&Btf>) -> Check {
             "the agent runs with the reduced detail named above (kernel 5.15 or later has every \
              member)",
         ),
-        Err(e) => {
-            let detail = e.to_string();
-            let label = LoadError::from(e).label();
-            Check::fail(
-                NAME,
-                detail,
-                "this kernel's structs differ from what the probes read: an agent update is \
-                 needed (report the member named above)",
-            )
-            .with_label(label)
-        }
+        Err(e) => Check::failed_step(
+            NAME,
+            e,
+            "this kernel's structs differ from what the probes read: an agent update is \
+             needed (report the member named above)",
+        ),
     }
 }
