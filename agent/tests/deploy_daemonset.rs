@@ -1,6 +1,7 @@
 //! The DaemonSet against what the docs and the agent promise: not
 //! privileged, exactly the documented capabilities (docs/operations.md),
-//! the sys-admin overlay, probes on the agent's real endpoints, settings
+//! the overlays (sys-admin, kernel-5.8) adding what the preflight asks
+//! for and nothing else, probes on the agent's real endpoints, settings
 //! the agent reads.
 
 mod deploy_support;
@@ -11,7 +12,7 @@ use clap::CommandFactory;
 use deploy_support::*;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use lifecycle_agent::config::{Cli, DEFAULT_HEALTH_PORT, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
-use lifecycle_agent::preflight::REQUIREMENTS;
+use lifecycle_agent::preflight::{KernelVersion, MEMCG_ACCOUNTING, MIN_KERNEL, Need, REQUIREMENTS};
 use serde_json::Value;
 
 #[test]
@@ -69,7 +70,7 @@ fn capabilities_are_exactly_the_documented_ones() {
     let ds = daemonset();
     assert_eq!(added_capabilities(&ds), granted(&table, |r| r.daemonset));
     // Each added capability carries a comment naming the kernel check.
-    let text = read(&deploy_dir().join("daemonset.yaml"));
+    let text = read(&base_dir().join("daemonset.yaml"));
     let lines: Vec<&str> = text.lines().collect();
     for cap in added_capabilities(&ds) {
         let at = lines
@@ -81,42 +82,74 @@ fn capabilities_are_exactly_the_documented_ones() {
             "no comment above {cap}"
         );
     }
-    // Every capability the preflight checks for is in the table, and the
-    // sys-admin overlay grants all of them.
-    let overlay = granted(&table, |r| r.sys_admin_overlay);
-    for (name, _, _) in REQUIREMENTS {
-        let k8s = name.trim_start_matches("cap_").to_ascii_uppercase();
-        assert!(
-            table.iter().any(|r| r.name == k8s),
-            "{k8s} missing from the table"
+    // One table column per overlay, and what each overlay builds.
+    let overlays = overlay_names();
+    let columns: BTreeSet<String> = table[0].overlays.keys().cloned().collect();
+    assert_eq!(columns, overlays, "`<name> overlay` columns");
+    for name in &overlays {
+        let ds: DaemonSet =
+            serde_json::from_value(overlay_daemonset_json(name)).expect("still a DaemonSet");
+        assert_eq!(
+            added_capabilities(&ds),
+            granted_by_overlay(&table, name),
+            "overlay {name}"
         );
-        assert!(overlay.contains(&k8s), "the sys-admin overlay lacks {k8s}");
     }
 }
 
 #[test]
-fn sys_admin_overlay_adds_sys_admin_and_tracefs_mounting_only() {
-    let overlay = deploy_dir().join("overlays/sys-admin/add-sys-admin.yaml");
-    let ops = documents(&overlay).remove(0);
-    let ops: json_patch::Patch = serde_json::from_value(ops).expect("a JSON 6902 patch");
-    let base = daemonset_json();
-    let mut patched = base.clone();
-    json_patch::patch(&mut patched, &ops).expect("the overlay applies to the base");
-    let ds: DaemonSet = serde_json::from_value(patched.clone()).expect("still a DaemonSet");
+fn each_capability_the_agent_uses_is_granted_where_it_is_needed() {
     let table = capability_table();
-    assert_eq!(
-        added_capabilities(&ds),
-        granted(&table, |r| r.sys_admin_overlay)
-    );
-    let c = agent_container(&ds);
-    assert_eq!(
-        env(&c, "LIFECYCLE_AGENT_NO_MOUNT_TRACEFS").value.as_deref(),
-        Some("false")
-    );
-    // Nothing else changed.
+    let base = granted(&table, |r| r.daemonset);
+    let sys_admin = granted_by_overlay(&table, "sys-admin");
+    let old_kernels = granted_by_overlay(&table, "kernel-5.8");
+    let old_range = |v: KernelVersion| {
+        format!(
+            "{}.{}–{}.{}",
+            MIN_KERNEL.major,
+            MIN_KERNEL.minor,
+            v.major,
+            v.minor - 1
+        )
+    };
+    for (name, need, _) in REQUIREMENTS {
+        let k8s = name.trim_start_matches("cap_").to_ascii_uppercase();
+        let row = table
+            .iter()
+            .find(|r| r.name == k8s)
+            .unwrap_or_else(|| panic!("{k8s} missing from the table"));
+        match need {
+            Need::Always => {
+                assert!(base.contains(&k8s), "the base lacks {k8s}");
+                assert!(row.kernels.starts_with("all"), "{k8s}: {}", row.kernels);
+            }
+            // Kernels the base does not cover: their overlay grants it.
+            Need::Before(v) => {
+                assert_eq!(v, MEMCG_ACCOUNTING, "{k8s}");
+                assert!(!base.contains(&k8s), "the base grants {k8s}");
+                assert!(
+                    old_kernels.contains(&k8s),
+                    "overlays/kernel-5.8 lacks {k8s}"
+                );
+                assert_eq!(row.kernels, old_range(v), "{k8s}");
+            }
+            Need::ToMountTracefs => {
+                assert!(!base.contains(&k8s), "the base grants {k8s}");
+                assert!(sys_admin.contains(&k8s), "overlays/sys-admin lacks {k8s}");
+                assert!(row.kernels.starts_with("all"), "{k8s}: {}", row.kernels);
+            }
+        }
+    }
+    // Each overlay is the base plus capabilities, never minus.
+    assert!(sys_admin.is_superset(&base) && old_kernels.is_superset(&base));
+}
+
+/// The base and `patched` differ in the agent container's environment and
+/// added capabilities at most.
+fn same_but_env_and_capabilities(base: &Value, patched: &Value) {
     let container = "/spec/template/spec/containers/0";
     let mut a = base.clone();
-    let mut b = patched;
+    let mut b = patched.clone();
     for v in [&mut a, &mut b] {
         let c = v.pointer_mut(container).unwrap().as_object_mut().unwrap();
         c.remove("env");
@@ -125,10 +158,46 @@ fn sys_admin_overlay_adds_sys_admin_and_tracefs_mounting_only() {
             .unwrap()
             .remove("add");
     }
+    assert_eq!(a, b, "the overlay changes only capabilities and env");
+}
+
+#[test]
+fn sys_admin_overlay_adds_sys_admin_and_tracefs_mounting_only() {
+    let base = daemonset_json();
+    let patched = overlay_daemonset_json("sys-admin");
+    let ds: DaemonSet = serde_json::from_value(patched.clone()).expect("still a DaemonSet");
+    let mut expected = added_capabilities(&daemonset());
+    expected.insert("SYS_ADMIN".to_owned());
+    assert_eq!(added_capabilities(&ds), expected);
+    let c = agent_container(&ds);
     assert_eq!(
-        a, b,
-        "the overlay changes only capabilities and the tracefs env"
+        env(&c, "LIFECYCLE_AGENT_NO_MOUNT_TRACEFS").value.as_deref(),
+        Some("false")
     );
+    same_but_env_and_capabilities(&base, &patched);
+}
+
+#[test]
+fn kernel_5_8_overlay_adds_sys_resource_only_and_stacks_on_sys_admin() {
+    let base = daemonset_json();
+    let patched = overlay_daemonset_json("kernel-5.8");
+    let ds: DaemonSet = serde_json::from_value(patched.clone()).expect("still a DaemonSet");
+    let mut expected = added_capabilities(&daemonset());
+    assert!(
+        !expected.contains("SYS_RESOURCE"),
+        "the base needs no SYS_RESOURCE"
+    );
+    expected.insert("SYS_RESOURCE".to_owned());
+    assert_eq!(added_capabilities(&ds), expected);
+    let env = |v: &Value| v.pointer("/spec/template/spec/containers/0/env").cloned();
+    assert_eq!(env(&patched), env(&base), "no setting changes");
+    same_but_env_and_capabilities(&base, &patched);
+    // A node needing both (a 5.10 kernel under an old runtime): the
+    // kernel-5.8 patch applies on top of the sys-admin overlay too.
+    let both = patched_by("kernel-5.8", overlay_daemonset_json("sys-admin"));
+    let ds: DaemonSet = serde_json::from_value(both).expect("still a DaemonSet");
+    expected.insert("SYS_ADMIN".to_owned());
+    assert_eq!(added_capabilities(&ds), expected);
 }
 
 #[test]
@@ -182,7 +251,7 @@ fn probes_and_ports_are_the_agents_endpoints() {
     for (k, v) in spec.selector.expect("selector") {
         assert_eq!(labels.get(&k), Some(&v), "selector {k} matches the pods");
     }
-    let collector = read(&deploy_dir().join("otel-collector.yaml"));
+    let collector = read(&base_dir().join("otel-collector.yaml"));
     assert!(collector.contains(&format!("metrics_path: {METRICS_PATH}")));
     assert!(collector.contains("regex: http-metrics"));
 }

@@ -1,42 +1,60 @@
 //! The manifests of `deploy/` parsed into Kubernetes API types (no
-//! cluster, no kubectl): every file listed, every field known to the API
-//! types, one namespace, read-only RBAC on pods, every mount backed by a
-//! volume, the example collector's configuration consistent.
+//! cluster, no kubectl): every file listed, kustomizations kustomize can
+//! build, every field known to the API types, one namespace, read-only
+//! RBAC on pods, every mount backed by a volume, the example collector's
+//! configuration consistent, probed on its health extension and bounded
+//! in memory.
 
 mod deploy_support;
 
 use std::collections::BTreeSet;
 
 use deploy_support::*;
-use serde_json::Value;
 
 #[test]
 fn kustomizations_list_every_file() {
-    let dir = deploy_dir();
-    let listed: BTreeSet<String> = kustomization_resources(&dir).into_iter().collect();
-    let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
-        .expect("deploy/")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
-        .collect();
-    assert_eq!(listed, on_disk, "deploy/kustomization.yaml resources");
-    let overlay = dir.join("overlays/sys-admin");
-    let doc = &documents(&overlay.join("kustomization.yaml"))[0];
-    assert_eq!(doc["resources"], serde_json::json!(["../.."]));
-    let patches: BTreeSet<String> = doc["patches"]
-        .as_array()
-        .expect("patches")
-        .iter()
-        .map(|p| p["path"].as_str().expect("patch path").to_owned())
-        .collect();
-    let files: BTreeSet<String> = std::fs::read_dir(&overlay)
-        .expect("overlay dir")
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "kustomization.yaml")
-        .collect();
-    assert_eq!(patches, files, "overlay patches");
+    let deploy = deploy_dir();
+    assert_eq!(kustomization_resources(&deploy), ["base"]);
+    assert!(yaml_files(&deploy).is_empty(), "manifests belong in base/");
+    let listed: BTreeSet<String> = kustomization_resources(&base_dir()).into_iter().collect();
+    assert_eq!(listed, yaml_files(&base_dir()), "base resources");
+    let overlays = overlay_names();
+    assert!(overlays.contains("sys-admin") && overlays.contains("kernel-5.8"));
+    for name in overlays {
+        let overlay = deploy.join("overlays").join(&name);
+        assert_eq!(kustomization_resources(&overlay), ["../../base"], "{name}");
+        assert_eq!(patch_files(&overlay), yaml_files(&overlay), "{name}");
+    }
+}
+
+#[test]
+fn no_kustomization_includes_a_directory_containing_itself() {
+    // kustomize stops with "cycle detected" when a directory resource
+    // contains the kustomization that names it, as a base holding its own
+    // overlays would.
+    let overlays = deploy_dir().join("overlays");
+    let mut dirs = vec![deploy_dir(), base_dir()];
+    dirs.extend(overlay_names().iter().map(|n| overlays.join(n)));
+    for dir in dirs {
+        let dir = dir.canonicalize().expect("kustomization directory");
+        for resource in kustomization_resources(&dir) {
+            let target = dir.join(&resource);
+            if !target.is_dir() {
+                continue;
+            }
+            let target = target.canonicalize().expect("resource directory");
+            assert!(
+                target.join("kustomization.yaml").is_file(),
+                "{}: {resource} has no kustomization.yaml",
+                dir.display()
+            );
+            assert!(
+                !dir.starts_with(&target),
+                "{}: resource {resource} contains it (kustomize: cycle detected)",
+                dir.display()
+            );
+        }
+    }
 }
 
 #[test]
@@ -176,7 +194,6 @@ fn every_mount_has_its_volume_and_host_paths_are_read_only() {
 fn namespace_accounts_and_collector_config_fit_together() {
     let objects = base_objects();
     let mut accounts = BTreeSet::new();
-    let mut collector_config = None;
     for (_, _, o) in &objects {
         match o {
             Object::Namespace(ns) => {
@@ -187,10 +204,6 @@ fn namespace_accounts_and_collector_config_fit_together() {
             }
             Object::ServiceAccount(sa) => {
                 accounts.insert(sa.metadata.name.clone().unwrap_or_default());
-            }
-            Object::ConfigMap(cm) => {
-                let data = cm.data.clone().unwrap_or_default();
-                collector_config = data.get("collector.yaml").cloned();
             }
             _ => {}
         }
@@ -210,8 +223,7 @@ fn namespace_accounts_and_collector_config_fit_together() {
     }
     // The collector's pipelines use only receivers, processors and
     // exporters it defines.
-    let text = collector_config.expect("collector.yaml in the ConfigMap");
-    let config: Value = yaml_serde::from_str(&text).expect("collector config is YAML");
+    let config = collector_config();
     let pipelines = config["service"]["pipelines"]
         .as_object()
         .expect("pipelines");
@@ -229,4 +241,53 @@ fn namespace_accounts_and_collector_config_fit_together() {
     }
     let otlp_http = &config["receivers"]["otlp"]["protocols"]["http"]["endpoint"];
     assert_eq!(otlp_http, "0.0.0.0:4318", "the port the DaemonSet sends to");
+}
+
+#[test]
+fn collector_is_probed_on_its_health_extension_and_bounded_in_memory() {
+    let config = collector_config();
+    let c = collector_container();
+    // Both probes GET the port and path of the health_check extension,
+    // which the service enables and binds where the kubelet reaches it.
+    let (host, port, path) = enabled_extension_endpoint(&config, "health_check");
+    assert_eq!(host, "0.0.0.0", "the kubelet probes the pod IP");
+    for (kind, probe) in [
+        ("readiness", c.readiness_probe.clone()),
+        ("liveness", c.liveness_probe.clone()),
+    ] {
+        let get = probe.and_then(|p| p.http_get);
+        let get = get.unwrap_or_else(|| panic!("{kind} probe with httpGet"));
+        assert_eq!(container_port(&c, &get.port), port, "{kind} probe port");
+        assert_eq!(
+            get.path.as_deref(),
+            Some(path.as_str()),
+            "{kind} probe path"
+        );
+    }
+    // CPU and memory requested and limited, requests within the limits.
+    let (requests, limits) = (resources(&c, "requests"), resources(&c, "limits"));
+    for r in ["cpu", "memory"] {
+        let (request, limit) = (requests[r], limits[r]);
+        assert!(
+            0.0 < request && request <= limit,
+            "{r}: {request} > {limit}"
+        );
+    }
+    // The memory_limiter refuses data before the kernel kills the
+    // container: its hard limit leaves a fifth of the container's limit
+    // to the Go runtime, and it runs first in every pipeline.
+    let hard = memory_limiter_bytes(&config, "limit_mib");
+    let spike = memory_limiter_bytes(&config, "spike_limit_mib");
+    let memory = limits["memory"];
+    assert!(hard <= 0.8 * memory, "limit_mib {hard} vs limit {memory}");
+    assert!(0.0 < spike && spike < hard, "spike_limit_mib {spike}");
+    let pipelines = config["service"]["pipelines"]
+        .as_object()
+        .expect("pipelines");
+    for (name, pipeline) in pipelines {
+        assert_eq!(
+            pipeline["processors"][0], "memory_limiter",
+            "pipeline {name}"
+        );
+    }
 }

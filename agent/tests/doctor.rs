@@ -2,6 +2,7 @@
 //! tracefs and cgroup v2): every check is reported, none fails, and a
 //! broken input turns into a failing check and exit code 1.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 
 use lifecycle_agent::preflight::CHECK_NAMES;
@@ -10,7 +11,14 @@ use serde_json::Value;
 const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
 
 fn doctor(args: &[&str]) -> Output {
-    Command::new(AGENT)
+    doctor_command(args)
+        .output()
+        .expect("run lifecycle-agent doctor")
+}
+
+fn doctor_command(args: &[&str]) -> Command {
+    let mut command = Command::new(AGENT);
+    command
         .arg("doctor")
         .args(args)
         .env("LIFECYCLE_AGENT_LOG", "warn")
@@ -18,9 +26,8 @@ fn doctor(args: &[&str]) -> Output {
         .env_remove("LIFECYCLE_AGENT_PROC_ROOT")
         .env_remove("LIFECYCLE_AGENT_NO_MOUNT_TRACEFS")
         .env_remove("LIFECYCLE_AGENT_BTF_PATH")
-        .env_remove("LIFECYCLE_AGENT_TRACEFS_PATH")
-        .output()
-        .expect("run lifecycle-agent doctor")
+        .env_remove("LIFECYCLE_AGENT_TRACEFS_PATH");
+    command
 }
 
 fn json(out: &Output) -> Value {
@@ -71,11 +78,14 @@ fn doctor_passes_on_this_machine_with_every_check_named() {
         ("tracefs", "ok"),
         ("tracepoints", "ok"),
         ("capabilities", "ok"),
+        ("bpf_memory", "ok"),
         ("ring_buffer", "ok"),
         ("proc", "ok"),
     ] {
         assert_eq!(check(&report, name)["status"], status, "{name}");
     }
+    let memory = check(&report, "bpf_memory")["detail"].as_str().unwrap();
+    assert!(memory.contains("charged to the memory cgroup"), "{memory}");
     let release = report["kernel_release"].as_str().expect("release");
     assert!(
         check(&report, "kernel_version")["detail"]
@@ -149,4 +159,37 @@ fn doctor_flags_a_tracefs_path_that_is_not_tracefs_and_a_container_proc() {
     let proc = check(&report, "proc");
     assert_eq!(proc["status"], "warn");
     assert_eq!(proc["label"], "proc_not_host");
+}
+
+#[test]
+fn doctor_passes_under_a_64_kib_memlock_limit_it_cannot_raise() {
+    // This kernel (6.18) charges BPF memory to the memory cgroup: an 8 MiB
+    // ring buffer fits under a 64 KiB RLIMIT_MEMLOCK, and the check neither
+    // raises the limit nor needs CAP_SYS_RESOURCE to (the hard limit is 64
+    // KiB too, and this machine's root lacks the capability anyway).
+    let mut command = doctor_command(&["--format", "json"]);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64 << 10,
+                rlim_max: 64 << 10,
+            };
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command.output().expect("run lifecycle-agent doctor");
+    let report = json(&out);
+    assert!(out.status.success(), "{report}");
+    assert_eq!(check(&report, "bpf_memory")["status"], "ok");
+    assert_eq!(check(&report, "ring_buffer")["status"], "ok");
+    let limits = check(&report, "bpf_limits")["detail"].as_str().unwrap();
+    assert!(
+        limits.starts_with("RLIMIT_MEMLOCK 64 KiB (hard 64 KiB)"),
+        "the limit was changed: {limits}"
+    );
 }

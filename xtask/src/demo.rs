@@ -40,7 +40,7 @@ const PAIRS: [(&str, [(&str, &str); 2]); 2] = [
 pub fn demo() -> anyhow::Result<()> {
     let started = Instant::now();
     eprintln!(
-        "[1/5] building lifecycle-agent, the node simulator and the OTLP receiver (release; the first build takes a few minutes)"
+        "[1/5] building lifecycle-agent, the node simulator, its workload (also static, for the containers) and the OTLP receiver (release; the first build takes a few minutes)"
     );
     run(cargo().args([
         "build",
@@ -50,8 +50,11 @@ pub fn demo() -> anyhow::Result<()> {
         "-p",
         "node-sim",
         "-p",
+        "node-sim-workload",
+        "-p",
         "otlp-receiver",
     ]))?;
+    crate::build_static_workload()?;
     let root = workspace_root();
     let bin = root.join("target/release");
     let (agent, node_sim) = (bin.join("lifecycle-agent"), bin.join("node-sim"));

@@ -27,8 +27,8 @@ enum Task {
     Setup,
     /// Build the eBPF object only (the agent's build script does this too).
     BuildEbpf,
-    /// Setup, then formatting, clippy -D warnings, every test, and the
-    /// container image (run as root).
+    /// Setup, then formatting, clippy -D warnings, the container image,
+    /// and every test (run as root).
     Test {
         /// Extra arguments passed to `cargo test` (after `--workspace`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -78,13 +78,16 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    // The real-kernel tests run the workload binary of the testkit crate,
-    // which `cargo test` builds only for packages that have tests of their own.
+    // The real-kernel tests run the workload binaries (testkit's and
+    // node-sim-workload), which `cargo test` builds only for packages that
+    // have tests of their own; node-sim's containers run the static one.
     run(cargo().args(["build", "--workspace", "--bins"]))?;
-    run(cargo().args(["test", "--workspace"]).args(extra))?;
+    build_static_workload()?;
     // buildah from Debian's packages builds the image here, so CI builds
-    // it too (static binary, FROM scratch, a smoke run inside it).
-    image::image(&image::ImageArgs::default())
+    // it too (static binary, FROM scratch, a smoke run inside it), before
+    // the tests: node-sim's agent-container test runs it on containerd.
+    image::image(&image::ImageArgs::default())?;
+    run(cargo().args(["test", "--workspace"]).args(extra))
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -92,6 +95,25 @@ pub fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask sits in the workspace")
         .to_path_buf()
+}
+
+/// The static `node-sim-workload` for the node simulator's container
+/// image, in `<target dir>/static`: the same build as
+/// `node_sim::runtime::binaries::locate_static_workload` runs when it is
+/// missing (same flags, so neither undoes the other's), which also checks
+/// that it is statically linked.
+pub fn build_static_workload() -> anyhow::Result<()> {
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"));
+    run(cargo()
+        .args(["build", "--release", "-p", "node-sim-workload"])
+        .args(["--target", "x86_64-unknown-linux-gnu", "--target-dir"])
+        .arg(target_dir.join("static"))
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo"))
 }
 
 /// The cargo that runs us (rustup's), in the workspace root.

@@ -1,8 +1,10 @@
 //! Installs the toolchain the build needs, only what is missing:
 //! Debian's rustc-web (a compiler with its library source, for
 //! `-Z build-std=core` on the bpfel target), LLVM 22 for bpf-linker,
-//! bpf-linker itself, the network tools the tests use, and Chromium for the
-//! HTML report test.
+//! bpf-linker itself, the network tools the tests use, Chromium for the
+//! HTML report test, the container runtime the node simulator drives over
+//! CRI (containerd, runc, the CNI plugins), umoci and buildah for the
+//! images, and protoc for the CRI client's build script.
 
 use std::{path::Path, process::Command};
 
@@ -19,6 +21,12 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "/usr/sbin/ip"),
     ("iptables", "/usr/sbin/iptables"),
     ("chromium", "/usr/bin/chromium"),
+    ("containerd", "/usr/bin/containerd"),
+    ("runc", "/usr/sbin/runc"),
+    ("containernetworking-plugins", "/usr/lib/cni/bridge"),
+    ("umoci", "/usr/bin/umoci"),
+    ("buildah", "/usr/bin/buildah"),
+    ("protobuf-compiler", "/usr/bin/protoc"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -178,7 +178,8 @@ pub struct ProcessExit {
 pub enum CgroupOp {
     Mkdir,
     Rmdir,
-    /// A task was moved into the cgroup (e.g. runc placing a container's init).
+    /// A task was moved into the cgroup (e.g. runc moving its bootstrap
+    /// `runc:[0:PARENT]` into a new container's cgroup).
     Attach,
 }
 

@@ -108,6 +108,8 @@ pub enum LoadError {
     MapMissing(&'static str),
     #[error("map operation failed: {0}")]
     MapFailed(#[from] aya::maps::MapError),
+    #[error(transparent)]
+    MemlockNotRaised(#[from] crate::preflight::MemlockError),
 }
 
 impl LoadError {
@@ -128,6 +130,7 @@ impl LoadError {
             Self::AttachFailed { .. } => "attach_failed",
             Self::MapMissing(_) => "map_missing",
             Self::MapFailed(_) => "map_failed",
+            Self::MemlockNotRaised(_) => "memlock_too_low",
         }
     }
 }
@@ -154,7 +157,10 @@ impl Probes {
         if size < 4096 || !size.is_power_of_two() {
             return Err(LoadError::BadRingBufferSize(size));
         }
-        raise_memlock_limit();
+        // Before 5.11 BPF memory counts against RLIMIT_MEMLOCK: raised to
+        // unlimited here, or a clear error naming the kernel-5.8 overlay.
+        // From 5.11 the limit is left alone.
+        crate::preflight::memlock::prepare_running_kernel().require_raised()?;
         let tracefs = tracefs::ensure_tracefs(options.mount_tracefs)?;
         let btf = Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))?;
         let (mut offsets, report) = offsets::resolve_offsets(&btf, &tracefs)?;
@@ -271,18 +277,6 @@ fn attach(ebpf: &mut Ebpf, name: &'static str, hook: Hook) -> Result<(), LoadErr
         }
     }
     Ok(())
-}
-
-/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
-fn raise_memlock_limit() {
-    let unlimited = libc::rlimit {
-        rlim_cur: libc::RLIM_INFINITY,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: plain syscall with a valid pointer.
-    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &unlimited) } != 0 {
-        debug!("could not raise RLIMIT_MEMLOCK (fine on kernels >= 5.11)");
-    }
 }
 
 #[cfg(test)]

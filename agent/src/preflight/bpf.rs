@@ -1,15 +1,18 @@
-//! BPF ring buffer support and the limits around BPF: RLIMIT_MEMLOCK,
+//! BPF ring buffer support and the limits around BPF: RLIMIT_MEMLOCK (for
+//! context; whether it applies is `memlock.rs`'s question),
 //! `kernel.unprivileged_bpf_disabled`, `kernel.perf_event_paranoid` and
 //! kernel lockdown.
 
 use std::io;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
-use super::caps::CAP_SYS_RESOURCE;
-use super::kernel::{KernelVersion, MEMCG_ACCOUNTING};
-use super::{CapSet, Check, PreflightError};
+use super::kernel::MIN_KERNEL;
+use super::memlock::{Accounting, BpfMemory, Probe, Raise};
+use super::{Check, PreflightError};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
+pub(super) const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
 
 /// The leading part of `union bpf_attr` for BPF_MAP_CREATE; the kernel
@@ -27,14 +30,24 @@ struct MapCreateAttr {
     map_name: [u8; 16],
 }
 
-/// Creates a BPF ring buffer of `bytes` and closes it again.
-pub fn create_ring_buffer(bytes: u32) -> Result<(), PreflightError> {
+/// Creates a map of `map_type` and returns its file descriptor.
+pub(super) fn create_map(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    name: &[u8],
+) -> io::Result<OwnedFd> {
     let mut attr = MapCreateAttr {
-        map_type: BPF_MAP_TYPE_RINGBUF,
-        max_entries: bytes,
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
         ..MapCreateAttr::default()
     };
-    attr.map_name[..13].copy_from_slice(b"lca_preflight");
+    // The kernel wants a NUL within the 16 bytes.
+    let len = name.len().min(attr.map_name.len() - 1);
+    attr.map_name[..len].copy_from_slice(&name[..len]);
     // SAFETY: a valid pointer to a bpf_attr prefix of the size given.
     let fd = unsafe {
         libc::syscall(
@@ -45,14 +58,17 @@ pub fn create_ring_buffer(bytes: u32) -> Result<(), PreflightError> {
         )
     };
     if fd < 0 {
-        return Err(PreflightError::RingBufferCreateFailed {
-            bytes,
-            source: io::Error::last_os_error(),
-        });
+        return Err(io::Error::last_os_error());
     }
-    // SAFETY: the syscall returned a file descriptor we own.
-    unsafe { libc::close(fd as libc::c_int) };
-    Ok(())
+    // SAFETY: the syscall returned a file descriptor nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Creates a BPF ring buffer of `bytes` and closes it again.
+pub fn create_ring_buffer(bytes: u32) -> Result<(), PreflightError> {
+    create_map(BPF_MAP_TYPE_RINGBUF, 0, 0, bytes, b"lca_preflight")
+        .map(drop)
+        .map_err(|source| PreflightError::RingBufferCreateFailed { bytes, source })
 }
 
 pub(super) fn check_ring_buffer(bytes: u32) -> Check {
@@ -69,7 +85,7 @@ pub(super) fn check_ring_buffer(bytes: u32) -> Check {
                         Some(libc::EPERM) => {
                             "grant CAP_BPF (or CAP_SYS_ADMIN); with seccomp RuntimeDefault the \
                              runtime must allow bpf(2) for CAP_BPF (containerd 1.6.9 and later do); before \
-                             kernel 5.11 also raise RLIMIT_MEMLOCK (CAP_SYS_RESOURCE)"
+                             kernel 5.11 see bpf_memory (RLIMIT_MEMLOCK, overlays/kernel-5.8)"
                         }
                         Some(libc::EINVAL) => {
                             "--ring-buffer-bytes must be a power of two of at least 4096, and the \
@@ -86,6 +102,87 @@ pub(super) fn check_ring_buffer(bytes: u32) -> Check {
             };
             Check::fail(NAME, e.to_string(), remedy).with_label(e.label())
         }
+    }
+}
+
+/// What to do on a 5.8–5.10 node whose limit the agent cannot raise.
+pub const OVERLAY_REMEDY: &str = "deploy with overlays/kernel-5.8 (CAP_SYS_RESOURCE)";
+
+/// Judges what [`super::memlock::prepare`] found: passes when BPF memory
+/// goes to the memory cgroup or RLIMIT_MEMLOCK is (now) unlimited, fails
+/// when the kernel charges the limit and it stayed finite.
+pub fn check_memory(memory: &BpfMemory) -> Check {
+    const NAME: &str = "bpf_memory";
+    if let Some(v) = memory.version.filter(|v| *v < MIN_KERNEL) {
+        return Check::ok(
+            NAME,
+            format!("not judged: kernel {v} is older than {MIN_KERNEL} (see kernel_version)"),
+        );
+    }
+    let kernel = memory.version.map_or_else(
+        || "kernel of unknown version".to_owned(),
+        |v| format!("kernel {v}"),
+    );
+    let limit = memory.describe_limit();
+    let accounting = memory.accounting();
+    if accounting == Accounting::Memcg {
+        let why = if memory.probe == Probe::Created {
+            "a BPF map was created with RLIMIT_MEMLOCK at 0: backported"
+        } else {
+            "5.11 and later"
+        };
+        let mut detail = format!(
+            "{kernel}: BPF memory is charged to the memory cgroup ({why}); RLIMIT_MEMLOCK does \
+             not apply and CAP_SYS_RESOURCE is not needed"
+        );
+        if let Some(note) = memory.kmem.note() {
+            detail.push_str("; ");
+            detail.push_str(note);
+        }
+        return Check::ok(NAME, detail);
+    }
+    let charged = match (accounting, memory.version) {
+        (Accounting::Memlock, Some(v)) => {
+            format!("kernel 5.8–5.10 ({v}): BPF memory is charged to RLIMIT_MEMLOCK")
+        }
+        (Accounting::Memlock, None) => format!(
+            "{kernel}: BPF memory is charged to RLIMIT_MEMLOCK (a BPF map was refused with the \
+             limit at 0)"
+        ),
+        _ => {
+            let why = match &memory.probe {
+                Probe::Inconclusive(reason) => reason.as_str(),
+                _ => "no probe",
+            };
+            format!("{kernel}: cannot tell whether BPF memory is charged to RLIMIT_MEMLOCK ({why})")
+        }
+    };
+    // Judged by the limit itself, not by what `prepare` meant to do.
+    let unlimited = memory
+        .limit
+        .is_some_and(|(soft, _)| soft == libc::RLIM_INFINITY);
+    let why = match memory.raise {
+        Raise::Raised => {
+            let detail =
+                format!("{charged}; {limit} raised to unlimited, as the agent does at start");
+            return Check::ok(NAME, detail);
+        }
+        _ if unlimited => return Check::ok(NAME, format!("{charged}; {limit}: unlimited already")),
+        Raise::Failed(errno) => {
+            format!("raising it failed: {}", io::Error::from_raw_os_error(errno))
+        }
+        Raise::NotNeeded => "it was not raised".to_owned(),
+    };
+    let detail = format!("{charged}; {limit} and {why}");
+    if accounting == Accounting::Memlock {
+        Check::fail(NAME, detail, OVERLAY_REMEDY).with_label("memlock_too_low")
+    } else {
+        Check::warn(
+            NAME,
+            detail,
+            format!("if the kernel is older than 5.11, {OVERLAY_REMEDY}"),
+        )
+        .with_label("bpf_memory_unknown")
     }
 }
 
@@ -114,7 +211,7 @@ fn read_trimmed(path: &str) -> Option<String> {
         .map(|s| s.trim().to_owned())
 }
 
-fn describe_limit(v: u64) -> String {
+pub(super) fn describe_limit(v: u64) -> String {
     if v == libc::RLIM_INFINITY {
         "unlimited".to_owned()
     } else {
@@ -122,7 +219,7 @@ fn describe_limit(v: u64) -> String {
     }
 }
 
-pub(super) fn check_limits(kernel: Option<KernelVersion>, caps: Option<&CapSet>) -> Check {
+pub(super) fn check_limits() -> Check {
     const NAME: &str = "bpf_limits";
     let mut facts = Vec::new();
     let memlock = memlock_limit();
@@ -166,18 +263,6 @@ pub(super) fn check_limits(kernel: Option<KernelVersion>, caps: Option<&CapSet>)
              uses: boot without it (lockdown=integrity is fine)",
         )
         .with_label("kernel_lockdown");
-    }
-    let charged = kernel.is_some_and(|v| v < MEMCG_ACCOUNTING);
-    let can_raise = caps.is_some_and(|c| c.has(CAP_SYS_RESOURCE));
-    let soft = memlock.map_or(0, |l| l.0);
-    if charged && soft != libc::RLIM_INFINITY && !can_raise {
-        return Check::warn(
-            NAME,
-            format!("{detail}; this kernel charges BPF maps to RLIMIT_MEMLOCK"),
-            "grant CAP_SYS_RESOURCE so the agent can raise RLIMIT_MEMLOCK, or run it with an \
-             unlimited memlock limit",
-        )
-        .with_label("memlock_too_low");
     }
     // With CAP_BPF (or CAP_SYS_ADMIN) the unprivileged_bpf_disabled and
     // perf_event_paranoid settings do not apply: reported for context.

@@ -62,7 +62,6 @@ pub const CAPABILITY_NAMES: [&str; 41] = [
 ];
 
 const CAP_SYS_ADMIN: u32 = 21;
-pub(super) const CAP_SYS_RESOURCE: u32 = 24;
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 
@@ -165,12 +164,10 @@ fn read_capabilities(path: &Path) -> Result<CapSet, PreflightError> {
 }
 
 /// Names the missing capabilities (empty when the agent can load).
-pub fn missing(
-    caps: CapSet,
-    kernel: Option<KernelVersion>,
-    mount_tracefs: bool,
-    memlock_unlimited: bool,
-) -> Vec<&'static str> {
+/// CAP_SYS_RESOURCE is not judged here: whether the kernel charges BPF
+/// memory to RLIMIT_MEMLOCK, and whether the limit could be raised, is
+/// the `bpf_memory` check's question.
+pub fn missing(caps: CapSet, mount_tracefs: bool) -> Vec<&'static str> {
     let admin = caps.has(CAP_SYS_ADMIN);
     let mut out = Vec::new();
     if !caps.has(CAP_BPF) && !admin {
@@ -178,10 +175,6 @@ pub fn missing(
     }
     if !caps.has(CAP_PERFMON) && !admin {
         out.push("cap_perfmon");
-    }
-    let old_kernel = kernel.is_some_and(|v| v < MEMCG_ACCOUNTING);
-    if old_kernel && !memlock_unlimited && !caps.has(CAP_SYS_RESOURCE) {
-        out.push("cap_sys_resource");
     }
     if mount_tracefs && !admin {
         out.push("cap_sys_admin");
@@ -204,8 +197,7 @@ pub(super) fn check(
     };
     // SAFETY: geteuid cannot fail.
     let uid = unsafe { libc::geteuid() };
-    let memlock_unlimited = super::bpf::memlock_limit().is_some_and(|l| l.0 == libc::RLIM_INFINITY);
-    let missing = missing(caps, kernel, mount_tracefs, memlock_unlimited);
+    let missing = missing(caps, mount_tracefs);
     let names = caps.names();
     // Whichever list is shorter: what is there, or what is not.
     let absent: Vec<&str> = CAPABILITY_NAMES
@@ -233,7 +225,8 @@ pub(super) fn check(
     if missing.is_empty() {
         let old = kernel.is_some_and(|v| v < MEMCG_ACCOUNTING);
         detail.push_str(if old {
-            "; enough to load and attach the probes (cap_sys_resource needed before 5.11)"
+            "; enough to load and attach the probes (before 5.11 also RLIMIT_MEMLOCK: see \
+             bpf_memory)"
         } else {
             "; enough to load and attach the probes"
         });

@@ -109,9 +109,7 @@ pub(super) fn check_version(release: &Result<String, PreflightError>) -> Check {
     }
     let mut notes = Vec::new();
     if version < MEMCG_ACCOUNTING {
-        notes.push(
-            "before 5.11 BPF maps count against RLIMIT_MEMLOCK: the agent raises it (CAP_SYS_RESOURCE)",
-        );
+        notes.push("before 5.11 BPF memory counts against RLIMIT_MEMLOCK (see bpf_memory)");
     }
     if version < SOCK_CGROUP_POINTER {
         notes.push("before 5.15 socket events may carry no cgroup (see kernel_offsets)");

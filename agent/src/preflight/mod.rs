@@ -3,7 +3,8 @@
 //! [`run_checks`] looks at what the probes and the pipeline need from the
 //! kernel and the container they run in (kernel version, BTF, tracefs and
 //! the tracepoint layouts, the cgroup v2 hierarchy, capabilities, BPF ring
-//! buffers and limits, the host's `/proc`) without loading any program, and
+//! buffers, where BPF memory is charged, BPF limits, the host's `/proc`)
+//! without loading any program, and
 //! returns one [`Check`] per item with what was found and, when it is not
 //! fine, what to do about it. `lifecycle-agent doctor` prints the [`Report`];
 //! `run` calls the same function at start.
@@ -17,6 +18,7 @@ mod bpf;
 mod caps;
 mod host;
 mod kernel;
+pub mod memlock;
 mod render;
 mod tracing_checks;
 
@@ -28,10 +30,11 @@ use thiserror::Error;
 use crate::kernel::loader::ProbeOptions;
 
 pub use caps::{CAPABILITY_NAMES, CapSet, Need, REQUIREMENTS, capability_bit, capability_name};
-pub use kernel::{KernelVersion, MIN_KERNEL};
+pub use kernel::{KernelVersion, MEMCG_ACCOUNTING, MIN_KERNEL};
+pub use memlock::{BpfMemory, MemlockError};
 
 /// Every check [`run_checks`] performs, in report order.
-pub const CHECK_NAMES: [&str; 10] = [
+pub const CHECK_NAMES: [&str; 11] = [
     "kernel_version",
     "btf",
     "tracefs",
@@ -39,6 +42,7 @@ pub const CHECK_NAMES: [&str; 10] = [
     "kernel_offsets",
     "cgroup",
     "capabilities",
+    "bpf_memory",
     "ring_buffer",
     "bpf_limits",
     "proc",
@@ -234,7 +238,9 @@ impl PreflightError {
 
 /// Runs every check of [`CHECK_NAMES`] (sync; reads files and makes a few
 /// syscalls, loads no program). May mount tracefs when
-/// `opts.mount_tracefs` is set and tracefs is missing, as the loader would.
+/// `opts.mount_tracefs` is set and tracefs is missing, and below kernel
+/// 5.11 raises RLIMIT_MEMLOCK, as the loader would (so the ring buffer is
+/// tried under the limit the probes will see).
 pub fn run_checks(opts: &PreflightOptions) -> Report {
     let release = kernel::uname_release();
     let version = release.as_deref().ok().and_then(KernelVersion::parse);
@@ -250,8 +256,9 @@ pub fn run_checks(opts: &PreflightOptions) -> Report {
     checks.push(tracing_checks::check_offsets(btf.as_ref()));
     checks.push(host::check_cgroup());
     checks.push(caps::check(&caps, version, mount_needed));
+    checks.push(bpf::check_memory(&memlock::prepare(version)));
     checks.push(bpf::check_ring_buffer(opts.ring_buffer_bytes));
-    checks.push(bpf::check_limits(version, caps.as_ref().ok()));
+    checks.push(bpf::check_limits());
     checks.push(host::check_proc(&opts.proc_root));
 
     tracing::info!(
@@ -265,5 +272,7 @@ pub fn run_checks(opts: &PreflightOptions) -> Report {
     }
 }
 
+#[cfg(test)]
+mod memlock_tests;
 #[cfg(test)]
 mod tests;

@@ -81,24 +81,14 @@ fn capability_names_map_both_spellings() {
 }
 
 #[test]
-fn missing_capabilities_follow_kernel_and_tracefs() {
+fn missing_capabilities_follow_tracefs_mounting() {
     let bpf_perfmon = CapSet((1 << 39) | (1 << 38));
-    let new = Some(KernelVersion::new(6, 1, 0));
-    let old = Some(KernelVersion::new(5, 10, 0));
-    assert!(missing(bpf_perfmon, new, false, false).is_empty());
-    assert_eq!(
-        missing(bpf_perfmon, old, false, false),
-        ["cap_sys_resource"]
-    );
-    assert!(missing(bpf_perfmon, old, false, true).is_empty());
-    assert_eq!(missing(bpf_perfmon, new, true, false), ["cap_sys_admin"]);
-    assert_eq!(missing(CapSet(1 << 39), new, false, false), ["cap_perfmon"]);
-    assert_eq!(
-        missing(CapSet(0), new, false, false),
-        ["cap_bpf", "cap_perfmon"]
-    );
+    assert!(missing(bpf_perfmon, false).is_empty());
+    assert_eq!(missing(bpf_perfmon, true), ["cap_sys_admin"]);
+    assert_eq!(missing(CapSet(1 << 39), false), ["cap_perfmon"]);
+    assert_eq!(missing(CapSet(0), false), ["cap_bpf", "cap_perfmon"]);
     // CAP_SYS_ADMIN stands in for both.
-    assert!(missing(CapSet(1 << 21), new, true, false).is_empty());
+    assert!(missing(CapSet(1 << 21), true).is_empty());
 }
 
 #[test]

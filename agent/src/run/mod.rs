@@ -86,6 +86,7 @@ pub async fn run(
         container_processes = found.processes.len(),
         unreadable = found.unreadable,
         unresolved = found.unresolved,
+        runtime_setup = found.runtime_setup,
         "running containers recovered from cgroups and /proc"
     );
 

@@ -4,6 +4,12 @@
 //! `/proc`. Each becomes a `process_exec` record marked `recovered`, so a
 //! pod that is terminating while the agent comes back is still audited from
 //! what can be seen, and its audit says it is partial.
+//!
+//! A container's cgroup can also hold the runtime still setting a container
+//! up (runc's `runc:[0:PARENT]` and `runc:[1:CHILD]`, or `runc:[2:INIT]`
+//! before it execs the entrypoint). Those are not the container's
+//! processes and are only counted; the probes see `[2:INIT]`'s exec when
+//! it comes.
 
 use std::{
     os::unix::fs::MetadataExt,
@@ -14,6 +20,7 @@ use thiserror::Error;
 
 use crate::{
     attribution::{CgroupCache, CgroupClass, HierarchyWalker},
+    audit::timeline::is_runtime_bootstrap,
     clock::format_rfc3339_nanos,
     event::{Event, Process, ProcessExec, Record, Recovered},
 };
@@ -56,6 +63,8 @@ pub struct Scan {
     pub unreadable: u64,
     /// Processes whose cgroup path did not resolve to a cgroup id.
     pub unresolved: u64,
+    /// Processes of the container runtime's setup, left out.
+    pub runtime_setup: u64,
     /// Nanoseconds per clock tick of `/proc/<pid>/stat`.
     pub resolution_ns: u64,
 }
@@ -182,6 +191,10 @@ pub fn scan<W: HierarchyWalker>(
         let comm = std::fs::read_to_string(dir.join("comm"))
             .map(|c| c.trim_end().to_owned())
             .unwrap_or_default();
+        if is_runtime_bootstrap(&comm) {
+            out.runtime_setup += 1;
+            continue;
+        }
         let filename = std::fs::read_link(dir.join("exe"))
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_else(|_| comm.clone());
@@ -232,76 +245,4 @@ pub fn records(scan: &Scan, now_ns: i64) -> Vec<Record> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stat_fields_are_counted_from_the_last_parenthesis() {
-        let stat = "4242 (we ird) (name) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10 18446744073709551615";
-        assert_eq!(parse_stat(stat), Some((17, 98765)));
-        assert_eq!(parse_stat("12 (x) S 1"), None);
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn the_v2_line_is_picked_in_a_hybrid_layout() {
-        let text = "12:pids:/kubepods/pod1\n1:name=systemd:/x\n0::/kubepods.slice/a.scope\n";
-        assert_eq!(parse_cgroup_v2(text), Some("/kubepods.slice/a.scope"));
-        assert_eq!(parse_cgroup_v2("1:cpu:/x\n"), None);
-    }
-
-    #[test]
-    fn paths_seen_from_a_private_cgroup_namespace_resolve_by_their_tail() {
-        let scope = "/kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope";
-        let index = PathIndex {
-            paths: vec![
-                (scope.to_owned(), 42),
-                (
-                    "/kubepods.slice/kubepods-pod2.slice/cri-containerd-def.scope".to_owned(),
-                    43,
-                ),
-            ],
-        };
-        let nowhere = Path::new("/nonexistent");
-        assert_eq!(index.resolve(scope, nowhere), Some(42));
-        assert_eq!(
-            index.resolve(
-                "/../../kubepods-pod2.slice/cri-containerd-def.scope",
-                nowhere
-            ),
-            Some(43)
-        );
-        assert_eq!(
-            index.resolve(
-                "/../../kubepods.slice/kubepods-pod1.slice/cri-containerd-abc.scope",
-                nowhere
-            ),
-            Some(42)
-        );
-        // A tail must end on a component boundary.
-        assert_eq!(index.resolve("/containerd-abc.scope", nowhere), None);
-        assert_eq!(index.resolve("/", nowhere), None);
-    }
-
-    #[test]
-    fn this_process_reads_back_with_its_parent_and_start() {
-        let me = std::process::id();
-        let stat = std::fs::read_to_string(format!("/proc/{me}/stat")).expect("own stat");
-        let (ppid, start) = parse_stat(&stat).expect("parses");
-        assert_eq!(ppid, std::os::unix::process::parent_id());
-        assert!(start > 0);
-        // Our own start, in ns since boot, is before now.
-        let now = nix_like_boottime().expect("boottime");
-        assert!(start * tick_ns() <= now.as_nanos() as u64);
-    }
-
-    fn nix_like_boottime() -> Option<std::time::Duration> {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes into the timespec we own.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-        (rc == 0).then(|| std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
-    }
-}
+mod tests;

@@ -1,5 +1,7 @@
-//! Loading `deploy/` into Kubernetes API types, and the capability table
-//! of docs/operations.md. Shared by two test binaries, each using a part.
+//! Loading `deploy/` into Kubernetes API types, building its overlays as
+//! kustomize would (JSON 6902 patches on the base DaemonSet), and the
+//! capability table of docs/operations.md. Shared by two test binaries,
+//! each using a part.
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
@@ -13,10 +15,34 @@ use k8s_openapi::api::{
 use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::Value;
 
+mod capabilities;
+mod collector;
+
+// Each test binary uses one of the two.
+#[allow(unused_imports)]
+pub use capabilities::*;
+#[allow(unused_imports)]
+pub use collector::*;
+
 pub const NAMESPACE: &str = "lifecycle-agent";
 
 pub fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+/// The base kustomization (`deploy/` itself only points at it).
+pub fn base_dir() -> PathBuf {
+    deploy_dir().join("base")
+}
+
+/// The overlay directories under `deploy/overlays`, by name.
+pub fn overlay_names() -> BTreeSet<String> {
+    std::fs::read_dir(deploy_dir().join("overlays"))
+        .expect("deploy/overlays")
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 pub fn read(path: &Path) -> String {
@@ -83,7 +109,27 @@ pub fn typed(doc: &Value, origin: &str) -> Object {
     }
 }
 
-/// The resources of `deploy/kustomization.yaml`, in order.
+/// The `.yaml` files of `dir` other than its kustomization.
+pub fn yaml_files(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+        .collect()
+}
+
+/// The `path` of every patch of `dir/kustomization.yaml`.
+pub fn patch_files(dir: &Path) -> BTreeSet<String> {
+    let doc = &documents(&dir.join("kustomization.yaml"))[0];
+    let patches = doc["patches"].as_array().expect("patches");
+    patches
+        .iter()
+        .map(|p| p["path"].as_str().expect("patch path").to_owned())
+        .collect()
+}
+
+/// The `resources` of `dir/kustomization.yaml`, in order.
 pub fn kustomization_resources(dir: &Path) -> Vec<String> {
     let doc = &documents(&dir.join("kustomization.yaml"))[0];
     doc["resources"]
@@ -97,7 +143,7 @@ pub fn kustomization_resources(dir: &Path) -> Vec<String> {
 /// Every object of the base (the kustomization's resources), with the
 /// file it came from.
 pub fn base_objects() -> Vec<(String, Value, Object)> {
-    let dir = deploy_dir();
+    let dir = base_dir();
     let mut out = Vec::new();
     for file in kustomization_resources(&dir) {
         for doc in documents(&dir.join(&file)) {
@@ -110,79 +156,63 @@ pub fn base_objects() -> Vec<(String, Value, Object)> {
 
 /// The base DaemonSet as JSON.
 pub fn daemonset_json() -> Value {
-    documents(&deploy_dir().join("daemonset.yaml"))
+    documents(&base_dir().join("daemonset.yaml"))
         .into_iter()
         .find(|d| kind(d) == "DaemonSet")
         .expect("a DaemonSet in daemonset.yaml")
 }
 
-/// One row of the capability table of docs/operations.md.
-#[derive(Debug)]
-pub struct CapabilityRow {
-    /// Kubernetes spelling, e.g. `BPF`.
-    pub name: String,
-    pub daemonset: bool,
-    pub sys_admin_overlay: bool,
+/// `json` with the JSON 6902 patches of the overlay `name` applied, as
+/// kustomize does: each patch must target the agent's DaemonSet.
+pub fn patched_by(name: &str, mut json: Value) -> Value {
+    let dir = deploy_dir().join("overlays").join(name);
+    let doc = &documents(&dir.join("kustomization.yaml"))[0];
+    for patch in doc["patches"].as_array().expect("patches") {
+        let target = &patch["target"];
+        assert_eq!(target["kind"], "DaemonSet", "{name}: {patch}");
+        assert_eq!(target["name"], "lifecycle-agent", "{name}: {patch}");
+        let file = patch["path"].as_str().expect("patch path");
+        let ops = documents(&dir.join(file)).remove(0);
+        let ops: json_patch::Patch = serde_json::from_value(ops)
+            .unwrap_or_else(|e| panic!("{name}/{file}: not a JSON 6902 patch: {e}"));
+        json_patch::patch(&mut json, &ops)
+            .unwrap_or_else(|e| panic!("{name}/{file} does not apply: {e}"));
+    }
+    json
 }
 
-const TABLE_MARKER: &str = "<!-- capabilities-table: read by agent/tests/deploy_daemonset.rs -->";
+/// The DaemonSet the overlay `name` builds (its only resource is the base).
+pub fn overlay_daemonset_json(name: &str) -> Value {
+    let dir = deploy_dir().join("overlays").join(name);
+    assert_eq!(
+        kustomization_resources(&dir),
+        ["../../base"],
+        "{name} builds on the base"
+    );
+    patched_by(name, daemonset_json())
+}
 
-/// The table after the marker in docs/operations.md: `| `CAP_X` | yes | no | why |`.
-pub fn capability_table() -> Vec<CapabilityRow> {
-    let text = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md"));
-    let start = text
-        .find(TABLE_MARKER)
-        .expect("capability table marker in docs/operations.md");
-    let yes = |cell: &str| match cell.trim() {
-        "yes" => true,
-        "no" => false,
-        other => panic!("capability table cell {other:?} is neither yes nor no"),
+/// A Kubernetes quantity (`512Mi`, `100m`, `1`, `2G`) as a number of units.
+pub fn quantity(q: &str) -> f64 {
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let number: f64 = number
+        .parse()
+        .unwrap_or_else(|e| panic!("quantity {q:?}: {e}"));
+    let scale = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        other => panic!("quantity {q:?}: unknown suffix {other:?}"),
     };
-    text[start + TABLE_MARKER.len()..]
-        .lines()
-        .skip_while(|l| l.trim().is_empty())
-        .take_while(|l| l.starts_with('|'))
-        .skip(2) // header and separator
-        .map(|line| {
-            let cells: Vec<&str> = line.trim_matches('|').split('|').collect();
-            assert!(cells.len() >= 4, "short capability table row: {line}");
-            let name = cells[0].trim().trim_matches('`');
-            CapabilityRow {
-                name: name.strip_prefix("CAP_").unwrap_or(name).to_owned(),
-                daemonset: yes(cells[1]),
-                sys_admin_overlay: yes(cells[2]),
-            }
-        })
-        .collect()
-}
-
-/// The names of the rows where `pick` is true.
-pub fn granted(rows: &[CapabilityRow], pick: impl Fn(&CapabilityRow) -> bool) -> BTreeSet<String> {
-    rows.iter()
-        .filter(|r| pick(r))
-        .map(|r| r.name.clone())
-        .collect()
-}
-
-/// `securityContext.capabilities.add` of the DaemonSet's agent container.
-pub fn added_capabilities(ds: &DaemonSet) -> BTreeSet<String> {
-    let container = &ds
-        .spec
-        .as_ref()
-        .expect("spec")
-        .template
-        .spec
-        .as_ref()
-        .expect("pod spec")
-        .containers[0];
-    container
-        .security_context
-        .as_ref()
-        .and_then(|s| s.capabilities.as_ref())
-        .and_then(|c| c.add.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
+    number * scale
 }
 
 /// The base DaemonSet.

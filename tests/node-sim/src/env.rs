@@ -1,30 +1,28 @@
-//! What every pod on the node shares: time scale and the cluster's clock,
-//! kubelet version, cgroup driver, binaries, the cluster network, the API
-//! server and the log.
+//! What every pod on the node shares: the kubelet version, the runtime
+//! (containerd and the CRI client), the node network with the peers, the
+//! API server and the log.
 
 use std::{collections::BTreeMap, net::SocketAddrV4, path::PathBuf, sync::Arc};
 
 use kube_api_server::TestApiServer;
 
 use crate::{
-    clock::{ScenarioClock, TimeScale},
     kubelet::version::KubeletVersion,
     log::SimLog,
     net::ClusterNetwork,
-    runtime::{Binaries, CgroupDriver},
+    runtime::{Cri, containerd::Containerd},
 };
 
-/// The node-wide context of every pod worker.
+/// The node-wide context of every pod worker. Fields drop in order: the
+/// client, then the runtime (which kills what is left and cleans up), then
+/// the node namespace it lived in.
 pub struct NodeEnv {
     pub node_name: String,
-    pub scale: TimeScale,
-    /// The cluster's clock, for the API's timestamps.
-    pub clock: ScenarioClock,
     pub version: KubeletVersion,
-    pub driver: CgroupDriver,
     /// The cgroup2 mount.
     pub cgroup_root: PathBuf,
-    pub binaries: Binaries,
+    pub cri: Arc<Cri>,
+    pub containerd: Containerd,
     pub cluster: ClusterNetwork,
     pub peers: BTreeMap<String, SocketAddrV4>,
     /// Pod logs and capture rules live here.

@@ -3,7 +3,10 @@
 use crate::{
     kubelet::plan::PlanError,
     net::{NetError, cluster::PeerError},
-    runtime::{ShimError, binaries::BinariesError, cgroups::CgroupError, spawn::SpawnError},
+    runtime::{
+        CriError, binaries::BinariesError, cgroups::CgroupError, container::StartError,
+        containerd::ContainerdError, hierarchy::HierarchyError,
+    },
     scenario::ScenarioError,
 };
 
@@ -17,23 +20,29 @@ pub enum SimError {
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
+    Hierarchy(#[from] HierarchyError),
+    #[error(transparent)]
     Net(#[from] NetError),
     #[error(transparent)]
     Peers(#[from] PeerError),
     #[error(transparent)]
-    Spawn(#[from] SpawnError),
-    #[error(transparent)]
-    Shim(#[from] ShimError),
-    #[error(transparent)]
     Binaries(#[from] BinariesError),
+    #[error(transparent)]
+    Containerd(#[from] ContainerdError),
+    #[error(transparent)]
+    Cri(#[from] CriError),
+    #[error(transparent)]
+    Start(#[from] StartError),
     #[error("the API server refused {what}: {source}")]
     ApiRefused {
         what: String,
+        #[source]
         source: kube_api_server::DriverError,
     },
     #[error("cannot prepare the node's work directory {path}: {source}")]
     WorkDirFailed {
         path: std::path::PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error("pod {0} is not on this node")]

@@ -1,26 +1,30 @@
-//! A kubelet-like node simulator: runs pod specs on this machine with real
-//! cgroups (kubelet systemd or cgroupfs names, cgroup v2 or hybrid), a
-//! network namespace per pod wired to a "cluster" namespace holding the
-//! pods' peers, Istio/Linkerd-style iptables capture, containers as
-//! processes (`node-sim-workload` roles) placed like runc places them,
-//! stop signals sent like containerd sends them (a short-lived `runc` whose
-//! parent is `containerd-shim`), the kubelet's startup and termination
-//! ordering per version, and the pod's status published through the test
-//! API server with whole-second times.
+//! A kubelet-like node driver on a real container runtime. Each node gets
+//! its own containerd (CRI plugin, runc, CNI bridge) running inside a
+//! network namespace of its own, and this crate plays the kubelet above
+//! it over CRI v1: pod cgroups as the cgroupfs driver names them,
+//! `RunPodSandbox` with a locally built pause image, `CreateContainer` /
+//! `StartContainer` with the pod's namespaces and security context,
+//! `StopContainer` with the remaining grace after the preStop, exits read
+//! from `ContainerStatus`, hooks and exec probes through `ExecSync`, HTTP
+//! and TCP probes against the pod's address, the kubelet's startup and
+//! termination ordering per version, and the pod's status published
+//! through the test API server. The containers run the node-sim workload
+//! (one static binary, packed as an OCI image and imported without a
+//! registry). Istio/Linkerd-style iptables capture goes into the pod's
+//! network namespace at the init container's step.
 //!
-//! Time runs scaled ([`TimeScale`]): a 30 s grace period takes 1.5 s at the
-//! default 0.05. The cluster's clock ([`ScenarioClock`]), which stamps the
-//! API's times, runs at the same speed; a recording is put on it for the
-//! audits with [`ScenarioClock::to_scenario_time`]. What the driver did,
-//! and when, is in its [`SimLog`] — the ground truth tests compare the
-//! agent's recording with.
+//! Scenarios play at real speed: the kernel's times and the API's whole
+//! seconds are one clock. What the driver did, and when, is in its
+//! [`SimLog`] — the ground truth tests compare the agent's recording with.
 //!
-//! Everything it creates (cgroups, namespaces with their veths and
-//! iptables rules, processes, files) is removed when the [`Node`] drops,
-//! also on error paths.
+//! Everything a node creates (containers, sandboxes, shims, mounts,
+//! namespaces, pod cgroups, the files containerd writes outside its root)
+//! is removed when the [`Node`] drops, also on error paths; what a killed
+//! run left behind is cleared when the next node starts.
 
 pub mod api;
 pub mod clock;
+pub mod daemonset;
 pub mod env;
 pub mod error;
 pub mod kubelet;
@@ -31,10 +35,9 @@ pub mod runtime;
 pub mod scenario;
 
 pub use api::SimApi;
-pub use clock::{ScenarioClock, Stamp, TimeScale};
+pub use clock::Stamp;
 pub use error::SimError;
 pub use kubelet::{ContainerKind, KubeletVersion, PodPlan};
 pub use log::{Action, Entry, HookPhase, ProbeKind, SimLog, StopCause};
 pub use node::{Node, NodeOptions, PodInfo};
-pub use runtime::CgroupDriver;
 pub use scenario::{RunOptions, Scenario, ScenarioReport, WorkloadEvent};

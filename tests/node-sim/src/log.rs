@@ -24,6 +24,7 @@ pub enum HookPhase {
 pub enum ProbeKind {
     Startup,
     Readiness,
+    Liveness,
 }
 
 /// Why containers are being stopped.
@@ -43,30 +44,52 @@ pub enum Action {
     PodCreated {
         uid: String,
     },
+    /// RunPodSandbox returned: the pause process and the pod's network.
     SandboxStarted {
         container_id: String,
         pid: u32,
+        /// The pod's `containerd-shim-runc-v2` (the pause process's parent).
         shim_pid: u32,
         netns: String,
         pod_ip: String,
     },
+    /// The mesh's capture rules are in the pod's network namespace (at the
+    /// init container's step, or at sandbox creation for a CNI plugin).
+    CaptureInstalled {
+        by_init: bool,
+    },
+    /// StartContainer returned (`at` is the runtime's `startedAt`).
     ContainerStarted {
         container_id: String,
+        /// Host pid of the init, from the runtime's verbose status.
         pid: u32,
+        /// Its pid in its own pid namespace (`NSpid`), when it still ran.
+        ns_pid: Option<u32>,
         restart: u32,
+        /// runc's cgroup directory (cgroup v2) and its inode, the id the
+        /// kernel reports for it.
         cgroup: String,
+        cgroup_id: u64,
         uid: u32,
     },
+    /// The runtime reported the exit (`ContainerStatus`; `at` is its
+    /// finish time).
     ContainerExited {
         container_id: String,
         pid: u32,
         exit_code: i32,
         signal: Option<i32>,
+        reason: String,
+    },
+    /// A liveness probe failed `failures` times in a row: the kubelet kills
+    /// the container, which restarts by the restart policy.
+    LivenessFailed {
+        failures: u32,
     },
     HookStarted {
         hook: HookPhase,
-        /// The hook's process inside the container (exec hooks only).
-        pid: Option<u32>,
+        /// The command run through `ExecSync` (exec hooks only).
+        exec: Option<Vec<String>>,
     },
     HookFinished {
         hook: HookPhase,
@@ -85,15 +108,13 @@ pub enum Action {
         waited_ms: u64,
         deadline_hit: bool,
     },
-    SignalSent {
-        signal: i32,
-        target_pid: u32,
-        runc_pid: u32,
-        shim_pid: u32,
-        before_boot_ns: u64,
-        after_boot_ns: u64,
-        errno: i32,
+    /// `StopContainer(timeout)` was called: the runtime sends the stop
+    /// signal now and SIGKILL once `timeout_s` passed.
+    StopRequested {
+        timeout_s: i64,
     },
+    /// `StopContainer` returned (the container stopped).
+    StopReturned,
     DeletionRequested {
         grace_s: i64,
     },
@@ -105,6 +126,10 @@ pub enum Action {
     PhaseChanged {
         phase: String,
     },
+    /// StopPodSandbox returned (the pause process is gone).
+    SandboxStopped,
+    /// RemovePodSandbox returned and the pod cgroup was removed.
+    SandboxRemoved,
     PodDeleted,
 }
 

@@ -1,5 +1,6 @@
-//! A simulated node: pods run by kubelet-like workers, sharing the cluster
-//! network, the runtime binaries, the API server and the action log.
+//! A node: pods run by kubelet-like workers on a real containerd (with
+//! runc and CNI) of the node's own, sharing the node network, the API
+//! server and the action log.
 
 use std::{
     collections::BTreeMap,
@@ -14,22 +15,20 @@ use kube_api_server::TestApiServer;
 use serde::Serialize;
 
 use crate::{
-    clock::{ScenarioClock, Stamp, TimeScale},
+    clock::Stamp,
     env::NodeEnv,
     error::SimError,
     kubelet::{KubeletVersion, Monitor, PodPlan, PodState, Stage, worker},
     log::{Action, SimLog},
     net::ClusterNetwork,
-    runtime::{Binaries, CgroupDriver, cgroups::cgroup2_mount},
+    runtime::{Cri, binaries::locate_workload, cgroups::cgroup2_mount, containerd::Containerd},
 };
 
 /// How to build a node.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
     pub node_name: String,
-    pub scale: TimeScale,
     pub version: KubeletVersion,
-    pub driver: CgroupDriver,
     pub peers: BTreeMap<String, SocketAddrV4>,
     /// Where pod logs go; a fresh temporary directory (removed with the
     /// node) when `None`.
@@ -40,9 +39,7 @@ impl Default for NodeOptions {
     fn default() -> Self {
         Self {
             node_name: "node-a".into(),
-            scale: TimeScale::default(),
             version: KubeletVersion::LATEST,
-            driver: CgroupDriver::Systemd,
             peers: BTreeMap::new(),
             workdir: None,
         }
@@ -74,13 +71,18 @@ pub struct Node {
     owns_workdir: bool,
 }
 
+/// Six random hex digits.
 fn random_suffix() -> String {
-    crate::runtime::new_container_id()[..6].to_owned()
+    let mut bytes = [0u8; 3];
+    if let Ok(mut file) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut file, &mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Node {
-    /// Prepares the work directory, the runtime binaries and the cluster
-    /// namespace with the peers.
+    /// Prepares the work directory, the node namespace with the peers, and
+    /// the node's containerd in it (images imported), connected over CRI.
     pub fn start(options: NodeOptions, api: Arc<TestApiServer>) -> Result<Self, SimError> {
         let suffix = random_suffix();
         let (workdir, owns_workdir) = match options.workdir {
@@ -100,23 +102,25 @@ impl Node {
             }
             e
         };
-        let binaries = Binaries::install(&workdir.join("bin")).map_err(|e| cleanup(e.into()))?;
         let cgroup_root = cgroup2_mount().map_err(|e| cleanup(e.into()))?;
         let cluster =
             ClusterNetwork::create(&format!("nsim{suffix}")).map_err(|e| cleanup(e.into()))?;
         let peers: Vec<SocketAddrV4> = options.peers.values().copied().collect();
-        let peer_log = std::fs::File::create(workdir.join("peers.log")).ok();
-        cluster
-            .start_peers(&binaries.workload, &peers, peer_log)
-            .map_err(|e| cleanup(e.into()))?;
+        if !peers.is_empty() {
+            let workload = locate_workload().map_err(|e| cleanup(e.into()))?;
+            let peer_log = std::fs::File::create(workdir.join("peers.log")).ok();
+            cluster
+                .start_peers(&workload, &peers, peer_log)
+                .map_err(|e| cleanup(e.into()))?;
+        }
+        let containerd = Containerd::start(cluster.netns()).map_err(|e| cleanup(e.into()))?;
+        let cri = Cri::connect(containerd.address()).map_err(|e| cleanup(e.into()))?;
         let env = NodeEnv {
             node_name: options.node_name,
-            scale: options.scale,
-            clock: ScenarioClock::start(options.scale),
             version: options.version,
-            driver: options.driver,
             cgroup_root,
-            binaries,
+            cri: Arc::new(cri),
+            containerd,
             cluster,
             peers: options.peers,
             workdir,
@@ -134,13 +138,24 @@ impl Node {
         &self.env.log
     }
 
-    pub fn scale(&self) -> TimeScale {
-        self.env.scale
+    /// The node's CRI client (for pods outside a scenario, such as the
+    /// agent's own DaemonSet pod).
+    pub fn cri(&self) -> &Cri {
+        &self.env.cri
     }
 
-    /// The cluster's clock (the API's timestamps run at scenario speed).
-    pub fn clock(&self) -> ScenarioClock {
-        self.env.clock
+    pub fn containerd(&self) -> &Containerd {
+        &self.env.containerd
+    }
+
+    /// The node's network namespace (containerd, the bridge, the peers).
+    pub fn netns(&self) -> &crate::net::NetNs {
+        self.env.cluster.netns()
+    }
+
+    /// containerd's log (for a failed run's message).
+    pub fn runtime_log_tail(&self, lines: usize) -> String {
+        self.env.containerd.log_tail(lines)
     }
 
     pub fn workdir(&self) -> &std::path::Path {
@@ -161,7 +176,7 @@ impl Node {
         let created = self
             .env
             .api
-            .create_pod_at(plan.manifest.clone(), self.env.clock.api_now())
+            .create_pod_at(plan.manifest.clone(), crate::clock::api_now())
             .map_err(|source| SimError::ApiRefused {
                 what: format!("creating pod {}", plan.key()),
                 source,
@@ -226,12 +241,7 @@ impl Node {
             let at = Stamp::now();
             self.env
                 .api
-                .request_deletion(
-                    &info.namespace,
-                    &info.name,
-                    grace_s,
-                    self.env.clock.api_seconds(at),
-                )
+                .request_deletion(&info.namespace, &info.name, grace_s, at.api_seconds())
                 .map_err(|source| SimError::ApiRefused {
                     what: format!("deleting pod {}/{}", info.namespace, info.name),
                     source,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use lifecycle_agent::audit::{FindingKind, RuleId, Severity};
-use node_sim::{PodPlan, Scenario, TimeScale, scenario::ExpectedFinding};
+use node_sim::{PodPlan, Scenario, scenario::ExpectedFinding};
 
 fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
@@ -50,8 +50,7 @@ fn every_scenario_parses_and_plans() {
             check_vocabulary(stem, finding, &pods);
         }
         for entry in &scenario.pods {
-            PodPlan::build(entry, "node-a", TimeScale::default())
-                .unwrap_or_else(|e| panic!("{stem}: {e}"));
+            PodPlan::build(entry, "node-a").unwrap_or_else(|e| panic!("{stem}: {e}"));
         }
     }
 }
@@ -102,7 +101,7 @@ fn malformed_scenarios_are_refused_with_the_reason() {
         "name: x\ndescription: y\npods:\n  - manifest: {metadata: {name: p}, spec: {containers: [{name: a}]}}\n    containers: {}\n",
     )
     .expect("valid file");
-    let error = PodPlan::build(&scenario.pods[0], "n", TimeScale::default()).unwrap_err();
+    let error = PodPlan::build(&scenario.pods[0], "n").unwrap_err();
     assert!(
         error.to_string().contains("container a has no behaviour"),
         "{error}"

@@ -15,7 +15,7 @@ use std::{
 
 use lifecycle_agent::audit::{AuditConfig, audit_records, read_recording};
 use lifecycle_testkit::{free_local_addr, http_get, require_root};
-use node_sim::{RunOptions, Scenario, SimApi, TimeScale};
+use node_sim::{RunOptions, Scenario, SimApi};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as AnyValue};
 use otlp_receiver::Receiver;
 use serde_json::Value;
@@ -187,7 +187,6 @@ fn legacy_scenario() -> Scenario {
 fn real_speed() -> RunOptions {
     RunOptions {
         node_name: Some(NODE.into()),
-        scale: Some(TimeScale::new(1.0)),
         ..RunOptions::default()
     }
 }

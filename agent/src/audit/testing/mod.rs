@@ -3,6 +3,7 @@
 //! times, written as the recorder would write them ([`net`]: sockets).
 
 mod net;
+mod runtime;
 
 use std::collections::HashMap;
 
@@ -36,6 +37,13 @@ pub struct Proc {
     pub pid: u32,
     pub start_ns: u64,
     process: Process,
+}
+
+impl Proc {
+    /// The process as the last record written for it shows it.
+    pub fn process(&self) -> &Process {
+        &self.process
+    }
 }
 
 /// Who sends a signal.
@@ -303,15 +311,21 @@ impl Script {
         }
     }
 
-    /// A new run of `container`: its PID 1 execs `filename`.
+    /// A new run of `container`: its PID 1 execs `filename` (the
+    /// simulator's way: no runtime process shows in the cgroup).
     pub fn start(&mut self, container: &str, filename: &str) -> Proc {
+        self.new_run(container);
+        self.exec(container, filename, 1)
+    }
+
+    /// Gives `container` the container id and cgroup of a new run.
+    fn new_run(&mut self, container: &str) {
         let id = match self.reserved.remove(container) {
             Some(id) => id,
             None => self.new_id(container),
         };
         let cgroup_id = 5000 + self.records.len() as u64;
         self.current.insert(container.into(), (id, cgroup_id));
-        self.exec(container, filename, 1)
     }
 
     /// The runtime execs `filename` into the running container (a hook).

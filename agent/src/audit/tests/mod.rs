@@ -4,6 +4,7 @@ mod bypass;
 mod engine;
 mod kill;
 mod recovery;
+mod runtime;
 mod startup;
 mod termination;
 mod timeline;

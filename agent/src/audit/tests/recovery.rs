@@ -3,8 +3,9 @@
 //! exact ones; the engine must see one process, and say the audit is partial.
 
 use super::istio_legacy;
+use crate::audit::termination::StateAtStart;
 use crate::audit::{AuditConfig, AuditEngine, Completion, audit_records, testing::Script};
-use crate::event::{Event, Record, Recovered};
+use crate::event::{Event, Process, ProcessExec, Record, Recovered};
 
 const TICK_NS: u64 = 10_000_000;
 
@@ -156,4 +157,102 @@ fn compaction_drops_old_sockets_not_the_termination() {
         lane.runs[0].end.is_some(),
         "the exit survived compaction: {audit:#?}"
     );
+}
+
+/// A record as `run/recover.rs` writes it for a process `/proc` shows at
+/// `now_ns`: its comm then, its executable, its start rounded to a tick.
+fn from_proc(now_ns: i64, process: &Process, comm: &str, exe: &str) -> Record {
+    let mut process = process.clone();
+    process.comm = comm.into();
+    process.start_ns = process.start_ns / TICK_NS * TICK_NS;
+    Record {
+        seq: 0,
+        time: crate::clock::format_rfc3339_nanos(i128::from(now_ns)),
+        time_ns: now_ns,
+        boot_ns: None,
+        cpu: None,
+        event: Event::ProcessExec(ProcessExec {
+            process,
+            parent_pid: 1,
+            filename: exe.into(),
+            filename_truncated: false,
+            recovered: Some(Recovered {
+                source: "proc".into(),
+                start_resolution_ns: TICK_NS,
+            }),
+        }),
+    }
+}
+
+#[test]
+fn runc_s_bootstrap_found_in_proc_is_not_the_container() {
+    // The agent comes back 2.5 ms into runc's start of the app: /proc
+    // shows the proxy's PID 1 and all three runc stages in the app's
+    // cgroup; [2:INIT] execs the entrypoint 35 ms later.
+    let mut s = Script::with_uid(istio_legacy(30), "u-runc");
+    s.at(0.0);
+    let proxy = s.start("istio-proxy", "/pilot-agent");
+    s.at(100.0);
+    let init = s.runc_create("app");
+    s.at(139.0);
+    let app = s.runc_init_execs(&init, "/app");
+    s.at(1000.0).delete(30);
+    s.at(1010.0).term(&app).term(&proxy);
+    s.at(1020.0).exit(&app, 0).exit(&proxy, 0);
+    s.at(2000.0).deleted();
+
+    let restart = crate::audit::testing::BASE_NS + 102_500_000;
+    let all = s.records();
+    let bootstrap = |comm: &str| {
+        all.iter()
+            .find_map(|r| match &r.event {
+                Event::ProcessExit(e) if e.process.comm == comm => Some(e.process.clone()),
+                _ => None,
+            })
+            .expect("a runc stage")
+    };
+    let mut records = vec![
+        from_proc(restart, proxy.process(), "pilot-agent", "/pilot-agent"),
+        from_proc(
+            restart,
+            &bootstrap("runc:[0:PARENT]"),
+            "runc:[0:PARENT]",
+            "/usr/bin/runc",
+        ),
+        from_proc(
+            restart,
+            &bootstrap("runc:[1:CHILD]"),
+            "runc:[1:CHILD]",
+            "/usr/bin/runc",
+        ),
+        from_proc(restart, init.process(), "runc:[2:INIT]", "/usr/bin/runc"),
+    ];
+    for r in all {
+        match &r.event {
+            Event::Pod(_) if r.time_ns < restart => records.push(Record {
+                time_ns: restart,
+                ..r
+            }),
+            _ if r.time_ns < restart => {}
+            _ => records.push(r),
+        }
+    }
+    let audits = audit_records(records, &AuditConfig::default());
+    let audit = &audits[0];
+    assert!(audit.partial);
+    let lane = audit.lanes.iter().find(|l| l.container == "app").unwrap();
+    assert_eq!(lane.runs.len(), 1, "{:#?}", lane.runs);
+    let run = &lane.runs[0];
+    assert_eq!(run.pid, init.pid, "[2:INIT] is PID 1 once it exec'd");
+    assert_eq!(
+        run.start.map(|a| a.ns),
+        Some(crate::audit::testing::BASE_NS + 139_000_000),
+        "the run starts at the entrypoint's exec"
+    );
+    assert!(run.end.is_some());
+    let t = audit.termination.as_ref().unwrap();
+    let app_t = t.container("app").unwrap();
+    assert_eq!(app_t.state_at_start, StateAtStart::Running);
+    assert!(app_t.stop_signal.is_some(), "the SIGTERM went to PID 1");
+    assert_eq!(app_t.exit.map(|x| x.code), Some(0));
 }

@@ -6,6 +6,7 @@ use crate::audit::{
     testing::{By, Script},
     timeline::{PodTimeline, ProcRole, SenderClass},
 };
+use crate::event::{Event, Record};
 
 #[test]
 fn pid1_children_and_runtime_execs_are_told_apart() {
@@ -52,4 +53,30 @@ fn a_kill_from_inside_the_container_is_not_an_x1_violation() {
     let stop = t.container("app").unwrap().stop_signal.as_ref().unwrap();
     assert_eq!(stop.sender, SenderClass::SameContainer);
     assert_eq!(outcome(&audit, RuleId::X1), Outcome::Held);
+}
+
+#[test]
+fn a_pid1_seen_only_forking_is_still_pid1() {
+    // The recording began after the app's exec: its PID 1 shows up only
+    // as the parent of a fork.
+    let mut s = Script::new(istio_legacy(30));
+    s.at(0.0);
+    let app = s.start("app", "/bin/sh");
+    s.at(10.0);
+    let child = s.child(&app, "/usr/bin/curl");
+    s.at(20.0).exit(&child, 0);
+    let records: Vec<Record> = s
+        .records()
+        .into_iter()
+        .filter(|r| !matches!(&r.event, Event::ProcessExec(e) if e.process.pid == app.pid))
+        .collect();
+    let tl = PodTimeline::build(s.uid(), &records, 0);
+
+    let c = tl.container("app").unwrap();
+    assert_eq!(c.instances.len(), 1);
+    assert_eq!((c.instances[0].pid, c.instances[0].exec), (app.pid, None));
+    assert_eq!(
+        tl.places[&(child.pid, child.start_ns)].role,
+        ProcRole::Child
+    );
 }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod locate;
 pub mod process;
+pub mod runs;
 pub mod signal;
 pub mod socket;
 
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use api::{ApiFacts, ContainerApi, DeletionObs};
 pub use process::{ExitObs, HookExec, Instance, Place, ProcKey, ProcRole};
+pub use runs::is_runtime_bootstrap;
 pub use signal::{SenderClass, SignalObs};
 pub use socket::{Accepted, Connection, ListenPeriod, SocketActivity};
 
@@ -60,6 +62,10 @@ pub struct ContainerTimeline {
     pub spec: Option<ContainerSpecFacts>,
     pub instances: Vec<Instance>,
     pub hooks: Vec<HookExec>,
+    /// Processes of the container runtime's own setup seen in the
+    /// container's cgroups (runc's bootstrap stages): not the container's,
+    /// counted only.
+    pub runtime_setup: usize,
     pub sockets: SocketActivity,
     pub api: ContainerApi,
 }
@@ -73,6 +79,7 @@ impl ContainerTimeline {
             spec: None,
             instances: Vec::new(),
             hooks: Vec::new(),
+            runtime_setup: 0,
             sockets: SocketActivity::default(),
             api: ContainerApi::default(),
         }
@@ -187,6 +194,7 @@ impl PodTimeline {
             if let Some(p) = procs.remove(&name) {
                 c.instances = p.instances;
                 c.hooks = p.hooks;
+                c.runtime_setup = p.runtime_setup;
             }
             c.sockets = sockets.remove(&name).unwrap_or_default();
             containers.push(c);

@@ -1,17 +1,13 @@
-//! Processes of a pod's containers: which one is a run's PID 1, which are
-//! the runtime's execs (hooks, exec probes) and which are children.
-//!
-//! A container's PID 1 is the oldest process of its run (smallest
-//! `start_ns`): runc starts it before anything else can enter the cgroup.
-//! A later process whose parent is not a process of the same run entered
-//! from outside: that is the runtime's exec (`runc exec` for a preStop or
-//! postStart hook or an exec probe). Forks inside the run are children.
+//! Processes of a pod's containers, collected per process from the
+//! records: what each one showed (its comm, exec, fork parent, exit), and
+//! the types a run is described with. Which process is a run's PID 1, a
+//! runtime exec, a child or the runtime's own is decided in [`super::runs`].
 
 use std::collections::{HashMap, hash_map::Entry};
 
 use serde::{Deserialize, Serialize};
 
-use super::{At, locate::Locator};
+use super::{At, locate::Locator, runs};
 use crate::event::{Event, Process, Record};
 
 /// `(pid, start_ns)`: a process across pid reuse.
@@ -26,19 +22,23 @@ pub struct ExitObs {
     pub killed_by: Option<i32>,
 }
 
-/// One run of a container, represented by its PID 1.
+/// One run of a container, represented by its PID 1: the process that
+/// exec'd the entrypoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     /// Container id (or `cgroup:<id>`).
     pub key: String,
     pub pid: u32,
+    /// When the process was forked, which for runc's `[2:INIT]` is some
+    /// 35 ms before the entrypoint's exec.
     pub start_ns: u64,
     pub comm: String,
     /// Last program PID 1 exec'd.
     pub filename: Option<String>,
-    /// PID 1's first exec; `None` when it predates the recording.
+    /// PID 1's first exec (the entrypoint); `None` when it predates the
+    /// recording.
     pub exec: Option<At>,
-    /// First record that showed the run.
+    /// First record that showed PID 1 (its fork, when that was seen).
     pub first: At,
     pub exit: Option<ExitObs>,
 }
@@ -68,7 +68,8 @@ pub struct HookExec {
     pub exit: Option<ExitObs>,
 }
 
-/// What a process is to its container.
+/// What a process is to its container. The container runtime's own setup
+/// processes have no role: they are not the container's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProcRole {
     Pid1,
@@ -84,18 +85,32 @@ pub struct Place {
     pub role: ProcRole,
 }
 
+/// What the records showed of one process.
 #[derive(Clone, Debug)]
-struct ProcInfo {
-    key: ProcKey,
-    comm: String,
-    container: String,
-    instance: String,
-    first: At,
-    exec: Option<At>,
-    exec_parent: Option<u32>,
-    filename: Option<String>,
-    forked_inside: bool,
-    exit: Option<ExitObs>,
+pub(super) struct ProcInfo {
+    pub key: ProcKey,
+    pub comm: String,
+    pub container: String,
+    pub instance: String,
+    pub first: At,
+    /// Its first exec seen (a `/proc` recovery is not one).
+    pub exec: Option<At>,
+    pub exec_parent: Option<u32>,
+    pub filename: Option<String>,
+    /// The process that forked it, when the fork was seen in the pod.
+    pub forked_by: Option<ProcKey>,
+    /// Seen under a comm of the runtime's bootstrap since its last exec.
+    pub bootstrap: bool,
+    pub exit: Option<ExitObs>,
+}
+
+impl ProcInfo {
+    /// Notes the comm a record showed. An exec starts a new program, so
+    /// what the process was called before no longer counts.
+    fn saw(&mut self, comm: &str, exec: bool) {
+        let bootstrap = runs::is_runtime_bootstrap(comm);
+        self.bootstrap = bootstrap || (self.bootstrap && !exec);
+    }
 }
 
 /// The processes of one container, sorted into runs and hooks.
@@ -103,6 +118,8 @@ struct ProcInfo {
 pub struct ContainerProcesses {
     pub instances: Vec<Instance>,
     pub hooks: Vec<HookExec>,
+    /// Processes of the container runtime's setup seen in its cgroups.
+    pub runtime_setup: usize,
 }
 
 /// Collects every process of the pod, by container name.
@@ -124,18 +141,21 @@ impl ProcessTable {
                             // Found running at agent start: its exec was
                             // not seen, only its parent is known.
                             info.exec_parent.get_or_insert(e.parent_pid);
-                        } else if info.exec.is_none() {
-                            info.exec = Some(at);
-                            info.exec_parent = Some(e.parent_pid);
+                        } else {
+                            info.saw(&e.process.comm, true);
+                            if info.exec.is_none() {
+                                info.exec = Some(at);
+                                info.exec_parent = Some(e.parent_pid);
+                            }
                         }
                         info.filename = Some(e.filename.clone());
                         info.comm.clone_from(&e.process.comm);
                     }
                 }
                 Event::ProcessFork(e) => {
-                    let parent_inside = locator.process(&e.parent).is_some();
+                    let parent = table.see(&e.parent, at, locator).map(|p| p.key);
                     if let Some(info) = table.see(&e.child, at, locator) {
-                        info.forked_inside |= parent_inside;
+                        info.forked_by = info.forked_by.or(parent);
                     }
                 }
                 Event::ProcessExit(e) => {
@@ -165,13 +185,15 @@ impl ProcessTable {
         table
     }
 
+    /// The process of a record, when it is one of the pod's; notes the
+    /// comm the record showed.
     fn see(&mut self, p: &Process, at: At, locator: &Locator<'_>) -> Option<&mut ProcInfo> {
         let key = (p.pid, p.start_ns);
-        match self.procs.entry(key) {
-            Entry::Occupied(known) => Some(known.into_mut()),
+        let info = match self.procs.entry(key) {
+            Entry::Occupied(known) => known.into_mut(),
             Entry::Vacant(slot) => {
                 let located = locator.process(p)?;
-                Some(slot.insert(ProcInfo {
+                slot.insert(ProcInfo {
                     key,
                     comm: p.comm.clone(),
                     container: located.container,
@@ -180,11 +202,14 @@ impl ProcessTable {
                     exec: None,
                     exec_parent: None,
                     filename: None,
-                    forked_inside: false,
+                    forked_by: None,
+                    bootstrap: false,
                     exit: None,
-                }))
+                })
             }
-        }
+        };
+        info.saw(&p.comm, false);
+        Some(info)
     }
 
     /// Container names with processes.
@@ -196,74 +221,8 @@ impl ProcessTable {
     }
 
     /// Sorts the processes into runs and hooks; returns them per container
-    /// and the place of every process.
+    /// and the place of every process of a container.
     pub fn organise(self) -> (HashMap<String, ContainerProcesses>, HashMap<ProcKey, Place>) {
-        let mut by_run: HashMap<(String, String), Vec<ProcInfo>> = HashMap::new();
-        for info in self.procs.into_values() {
-            by_run
-                .entry((info.container.clone(), info.instance.clone()))
-                .or_default()
-                .push(info);
-        }
-        let mut runs: Vec<((String, String), Vec<ProcInfo>)> = by_run.into_iter().collect();
-        for (_, procs) in &mut runs {
-            procs.sort_by_key(|p| (p.key.1, p.key.0));
-        }
-        // Runs in the order their PID 1 started.
-        runs.sort_by_key(|(_, procs)| procs[0].key.1);
-
-        let mut out: HashMap<String, ContainerProcesses> = HashMap::new();
-        let mut places = HashMap::new();
-        for ((container, instance_key), procs) in runs {
-            let entry = out.entry(container.clone()).or_default();
-            let index = entry.instances.len();
-            let pid1 = &procs[0];
-            entry.instances.push(Instance {
-                key: instance_key,
-                pid: pid1.key.0,
-                start_ns: pid1.key.1,
-                comm: pid1.comm.clone(),
-                filename: pid1.filename.clone(),
-                exec: pid1.exec,
-                first: pid1.first,
-                exit: pid1.exit,
-            });
-            let pids: Vec<u32> = procs.iter().map(|p| p.key.0).collect();
-            for (i, p) in procs.iter().enumerate() {
-                let role = if i == 0 {
-                    ProcRole::Pid1
-                } else if p.forked_inside
-                    || p.exec_parent.is_none_or(|parent| pids.contains(&parent))
-                {
-                    ProcRole::Child
-                } else {
-                    ProcRole::RuntimeExec
-                };
-                if role == ProcRole::RuntimeExec
-                    && let Some(exec) = p.exec
-                {
-                    entry.hooks.push(HookExec {
-                        pid: p.key.0,
-                        start_ns: p.key.1,
-                        instance: index,
-                        exec,
-                        filename: p.filename.clone().unwrap_or_default(),
-                        exit: p.exit,
-                    });
-                }
-                places.insert(
-                    p.key,
-                    Place {
-                        container: container.clone(),
-                        instance: index,
-                        role,
-                    },
-                );
-            }
-        }
-        for entry in out.values_mut() {
-            entry.hooks.sort_by_key(|h| h.exec);
-        }
-        (out, places)
+        runs::organise(self.procs.into_values())
     }
 }

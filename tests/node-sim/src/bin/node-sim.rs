@@ -10,7 +10,7 @@ use std::{
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use node_sim::{
-    RunOptions, Scenario, ScenarioReport, SimApi, TimeScale,
+    RunOptions, Scenario, ScenarioReport, SimApi,
     log::Action,
     net::{CaptureConfig, Mesh},
 };
@@ -51,9 +51,6 @@ struct RunArgs {
     scenario: PathBuf,
     #[arg(long, default_value = "node-a")]
     node_name: String,
-    /// Real seconds per scenario second (default: the scenario's, or 0.05).
-    #[arg(long)]
-    time_scale: Option<f64>,
     /// Plays the scenario with this kubelet version's behaviour instead.
     #[arg(long)]
     kubelet: Option<String>,
@@ -69,11 +66,6 @@ struct RunArgs {
     /// The agent's recording (with --agent).
     #[arg(long, default_value = "recording.ndjson")]
     recording: PathBuf,
-    /// Also writes the recording on the cluster's clock here (with
-    /// --agent): times stretched back to scenario seconds, as
-    /// `lifecycle-agent report` must see them to judge grace periods.
-    #[arg(long)]
-    scenario_recording: Option<PathBuf>,
     /// Writes the driver's log (NDJSON, one action a line) here.
     #[arg(long)]
     actions: Option<PathBuf>,
@@ -151,7 +143,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         api.server(),
         RunOptions {
             node_name: Some(args.node_name.clone()),
-            scale: args.time_scale.map(TimeScale::new),
             workdir: args.workdir.clone(),
             wait_timeout: None,
             kubelet: None,
@@ -166,13 +157,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_dir_all(&temp);
     let report = result?;
     eprintln!("node-sim: done in {:.1} s", started.elapsed().as_secs_f64());
-    if let (Some(_), Some(path)) = (&args.agent, &args.scenario_recording) {
-        write_on_cluster_clock(&args.recording, path, &report)?;
-        eprintln!(
-            "node-sim: recording on the cluster's clock in {}",
-            path.display()
-        );
-    }
     print_summary(&report);
     if let Some(path) = &args.actions {
         let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -185,21 +169,6 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
     }
     Ok(())
-}
-
-/// Copies the agent's recording with its times on the cluster's clock.
-fn write_on_cluster_clock(from: &Path, to: &Path, report: &ScenarioReport) -> anyhow::Result<()> {
-    let text =
-        std::fs::read_to_string(from).with_context(|| format!("reading {}", from.display()))?;
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let mut record: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("a line of {}", from.display()))?;
-        report.clock.to_scenario_time(&mut record);
-        out.push_str(&record.to_string());
-        out.push('\n');
-    }
-    std::fs::write(to, out).with_context(|| format!("writing {}", to.display()))
 }
 
 fn start_agent(
@@ -255,15 +224,18 @@ fn print_summary(report: &ScenarioReport) {
             Action::ContainerStarted { pid, restart, .. } => {
                 format!("started pid {pid} (run {restart})")
             }
-            Action::ContainerExited { exit_code, .. } => format!("exited {exit_code}"),
-            Action::SignalSent {
-                signal,
-                target_pid,
-                runc_pid,
-                ..
-            } => {
-                format!("signal {signal} -> pid {target_pid} (runc {runc_pid})")
+            Action::ContainerExited {
+                exit_code, reason, ..
+            } => format!("exited {exit_code} ({reason})"),
+            Action::StopRequested { timeout_s } => format!("StopContainer, timeout {timeout_s} s"),
+            Action::StopReturned => "StopContainer returned".into(),
+            Action::LivenessFailed { failures } => {
+                format!("liveness failed {failures} times: killing")
             }
+            Action::CaptureInstalled { by_init } => format!(
+                "capture installed ({})",
+                if *by_init { "init container" } else { "CNI" }
+            ),
             Action::HookStarted { hook, .. } => format!("{hook:?} hook"),
             Action::HookFinished { hook, ok } => format!("{hook:?} hook done, ok={ok}"),
             Action::ProbeSucceeded { probe } => format!("{probe:?} probe ok"),
@@ -284,6 +256,8 @@ fn print_summary(report: &ScenarioReport) {
             Action::PhaseChanged { phase } => format!("phase {phase}"),
             Action::PodCreated { .. } => "created".into(),
             Action::SandboxStarted { pod_ip, .. } => format!("sandbox up, ip {pod_ip}"),
+            Action::SandboxStopped => "sandbox stopped".into(),
+            Action::SandboxRemoved => "sandbox and pod cgroup removed".into(),
             Action::PodDeleted => "deleted".into(),
         };
         let at = entry.at.boot_ns.saturating_sub(t0) as f64 / 1e6;

@@ -1,34 +1,149 @@
-//! Starting a container (cgroup, process, status), reaping it, running its
-//! hooks, and probing it.
+//! Starting a container (`CreateContainer` + `StartContainer`, status),
+//! seeing it exit (the runtime's status), running its hooks (`ExecSync`,
+//! HTTP calls to the pod) and probing it.
 
 use std::{
     fs::File,
-    process::Command,
+    io::Write,
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use k8s_cri::v1::{
+    Capability, ContainerConfig, ContainerMetadata, ImageSpec, Int64Value, KeyValue,
+    LinuxContainerConfig, LinuxContainerSecurityContext, SecurityProfile,
+    security_profile::ProfileType,
+};
+use serde_json::Value;
+
 use super::{
     hooks::Hook,
     plan::{ContainerKind, ContainerPlan},
-    pod::PodContext,
+    pod::{PodContext, namespaces, pod_labels},
     probes::Probe,
 };
 use crate::{
+    daemonset::cri_capabilities,
     error::SimError,
     log::{Action, HookPhase, ProbeKind},
     net::netns,
-    runtime::{
-        CgroupDir, ExitInfo, Instance, Launch,
-        cgroups::container_name,
-        new_container_id,
-        spawn::{Placement, spawn},
+    runtime::{ExitInfo, Instance, Launch, images::WORKLOAD_PATH},
+    scenario::{
+        Role,
+        roles::{RoleContext, workload_args},
     },
-    scenario::roles::{RoleContext, workload_args},
 };
 
-/// Creates the container's cgroup, starts its process there (in the pod's
-/// network namespace, as its user) and reports it running.
+/// Where the kubelet keeps `Localhost` seccomp profiles.
+const SECCOMP_ROOT: &str = "/var/lib/kubelet/seccomp";
+
+/// The container's seccomp profile: `securityContext.seccompProfile` of
+/// the container, else of the pod; Unconfined when neither says, as the
+/// kubelet without `--seccomp-default`.
+fn seccomp(container: &Value, pod_spec: &Value) -> SecurityProfile {
+    let profile = container
+        .pointer("/securityContext/seccompProfile")
+        .or_else(|| pod_spec.pointer("/securityContext/seccompProfile"));
+    let kind = profile.and_then(|p| p["type"].as_str());
+    let (profile_type, localhost_ref) = match kind {
+        Some("RuntimeDefault") => (ProfileType::RuntimeDefault, String::new()),
+        Some("Localhost") => (
+            ProfileType::Localhost,
+            format!(
+                "{SECCOMP_ROOT}/{}",
+                profile
+                    .and_then(|p| p["localhostProfile"].as_str())
+                    .unwrap_or_default()
+            ),
+        ),
+        _ => (ProfileType::Unconfined, String::new()),
+    };
+    SecurityProfile {
+        profile_type: profile_type as i32,
+        localhost_ref,
+    }
+}
+
+/// The `ContainerConfig` the kubelet sends for `plan`'s run `restart`: the
+/// node-sim workload image, `argv` as its arguments, the manifest's env
+/// and security context, the pod's namespaces.
+fn container_config(
+    ctx: &PodContext,
+    plan: &ContainerPlan,
+    argv: Vec<String>,
+    restart: u32,
+) -> ContainerConfig {
+    let spec = &plan.spec;
+    let pod_spec = ctx.plan.manifest.get("spec").cloned().unwrap_or_default();
+    let envs = spec
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            Some(KeyValue {
+                key: e.get("name")?.as_str()?.to_owned(),
+                value: e
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+        })
+        .collect();
+    let mut labels = pod_labels(&ctx.plan, &ctx.uid);
+    labels.insert("io.kubernetes.container.name".into(), plan.name.clone());
+    let security = LinuxContainerSecurityContext {
+        capabilities: Some(Capability {
+            add_capabilities: cri_capabilities(&spec["securityContext"]["capabilities"]["add"]),
+            drop_capabilities: cri_capabilities(&spec["securityContext"]["capabilities"]["drop"]),
+            add_ambient_capabilities: Vec::new(),
+        }),
+        privileged: spec
+            .pointer("/securityContext/privileged")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        namespace_options: Some(namespaces(ctx.plan.share_pid)),
+        run_as_user: plan.user.map(|(uid, _)| Int64Value { value: uid.into() }),
+        run_as_group: plan.user.map(|(_, gid)| Int64Value { value: gid.into() }),
+        readonly_rootfs: spec
+            .pointer("/securityContext/readOnlyRootFilesystem")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        seccomp: Some(seccomp(spec, &pod_spec)),
+        ..LinuxContainerSecurityContext::default()
+    };
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: plan.name.clone(),
+            attempt: restart,
+        }),
+        image: Some(ImageSpec {
+            image: ctx.env.containerd.images().workload.clone(),
+            ..ImageSpec::default()
+        }),
+        command: vec![WORKLOAD_PATH.to_owned()],
+        args: argv,
+        envs,
+        labels,
+        log_path: format!("{}-{restart}.log", plan.name),
+        linux: Some(LinuxContainerConfig {
+            resources: None,
+            security_context: Some(security),
+        }),
+        ..ContainerConfig::default()
+    }
+}
+
+/// The innermost pid of `pid` (the last field of `NSpid:` in its status).
+fn ns_pid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
+/// Creates and starts the container in the pod's sandbox and reports it
+/// running.
 pub fn start(ctx: &Arc<PodContext>, plan: &ContainerPlan) -> Result<Arc<Instance>, SimError> {
     let restart = ctx
         .state
@@ -38,51 +153,46 @@ pub fn start(ctx: &Arc<PodContext>, plan: &ContainerPlan) -> Result<Arc<Instance
         plan.role,
         &plan.sim,
         &RoleContext {
-            scale: ctx.env.scale,
             peers: &ctx.env.peers,
             mesh: ctx.plan.capture.as_ref().map(|c| c.mesh),
-            rules_file: ctx.rules_file.as_deref(),
             restart,
         },
     )?;
-    let id = new_container_id();
-    let cgroup = CgroupDir::create(ctx.cgroup.path.join(container_name(ctx.env.driver, &id)))?;
-    let log_path = ctx.log_dir.join(format!("{}-{restart}.log", plan.name));
-    let log = File::create(&log_path).map_err(|source| SimError::WorkDirFailed {
-        path: log_path,
-        source,
-    })?;
-    let mut command = Command::new(&ctx.env.binaries.workload);
-    command.args(&argv);
     let launch = Launch {
-        command,
-        netns: Some(ctx.net.ns.open()?),
-        user: plan.user,
-        log: Some(log),
+        target: ctx.target(&plan.name),
+        sandbox_id: ctx.sandbox.id.clone(),
+        sandbox_config: ctx.sandbox_config.clone(),
+        config: container_config(ctx, plan, argv, restart),
+        pod_cgroup: ctx.env.cgroup_root.join(&ctx.cgroup),
     };
     let watcher = ctx.clone();
-    let (name, exit_id) = (plan.name.clone(), id.clone());
+    let name = plan.name.clone();
     let instance = Arc::new(Instance::start(
+        ctx.env.cri.clone(),
         &plan.name,
-        id.clone(),
-        cgroup,
         launch,
-        move |exit| {
-            exited(&watcher, &name, &exit_id, exit);
-        },
+        move |exit| exited(&watcher, &name, exit),
     )?);
     ctx.env.log.record_at(
         instance.started,
         &ctx.key,
         Some(&plan.name),
         Action::ContainerStarted {
-            container_id: id.clone(),
+            container_id: instance.id.clone(),
             pid: instance.pid,
+            ns_pid: ns_pid(instance.pid),
             restart,
-            cgroup: instance.cgroup.path.display().to_string(),
+            cgroup: instance.cgroup.display().to_string(),
+            cgroup_id: std::fs::metadata(&instance.cgroup)
+                .map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m)),
             uid: plan.user.map_or(0, |(uid, _)| uid),
         },
     );
+    if plan.role == Role::MeshInit {
+        // istio-init's / linkerd-init's step: the capture goes in now,
+        // before the init container exits and the next one starts.
+        ctx.install_capture(true)?;
+    }
     ctx.state.update(|s| {
         let c = s.container_mut(&plan.name);
         if let Some(old) = c.current.replace(instance.clone()) {
@@ -94,37 +204,31 @@ pub fn start(ctx: &Arc<PodContext>, plan: &ContainerPlan) -> Result<Arc<Instance
         c.ready = false;
         c.stop_done = false;
     });
-    ctx.status.running(&plan.name, &id);
+    ctx.status.running(&plan.name, &instance.id);
     Ok(instance)
 }
 
-/// Reaped: leftovers in the cgroup are killed (`runc kill --all`, as for a
-/// container without its own PID namespace), the state and status updated.
-fn exited(ctx: &Arc<PodContext>, name: &str, id: &str, exit: ExitInfo) {
+/// The runtime reported the exit: state and status updated.
+fn exited(ctx: &Arc<PodContext>, name: &str, exit: ExitInfo) {
     let instance = ctx
         .state
-        .read(|s| s.container(name).and_then(|c| c.current.clone()))
-        .filter(|i| i.id == id);
-    let pid = instance.as_ref().map_or(0, |i| i.pid);
+        .read(|s| s.container(name).and_then(|c| c.current.clone()));
+    let (id, pid) = instance
+        .as_ref()
+        .map_or((String::new(), 0), |i| (i.id.clone(), i.pid));
     ctx.env.log.record_at(
         exit.at,
         &ctx.key,
         Some(name),
         Action::ContainerExited {
-            container_id: id.to_owned(),
+            container_id: id.clone(),
             pid,
             exit_code: exit.exit_code,
             signal: exit.signal,
+            reason: exit.reason.clone(),
         },
     );
-    if let Some(instance) = &instance
-        && !instance.cgroup.pids().is_empty()
-    {
-        match ctx.shim.kill_all(&instance.cgroup.path, libc::SIGKILL) {
-            Ok(report) => ctx.log_kill(Some(name), &report),
-            Err(error) => tracing::warn!(%error, container = name, "runc kill --all failed"),
-        }
-    }
+    let (code, reason) = (exit.exit_code, exit.reason.clone());
     ctx.state.update(|s| {
         let c = s.container_mut(name);
         if c.current.as_ref().is_some_and(|i| i.id == id) {
@@ -134,11 +238,10 @@ fn exited(ctx: &Arc<PodContext>, name: &str, id: &str, exit: ExitInfo) {
             c.ready = false;
         }
     });
-    ctx.status.terminated(name, exit.exit_code);
+    ctx.status.terminated(name, code, &reason);
 }
 
-/// Runs a hook against `instance`; returns whether it succeeded. An exec
-/// hook still running at `timeout` is left to end with its container.
+/// Runs a hook against `instance`; returns whether it succeeded.
 pub fn run_hook(
     ctx: &Arc<PodContext>,
     plan: &ContainerPlan,
@@ -147,30 +250,22 @@ pub fn run_hook(
     hook: &Hook,
     timeout: Duration,
 ) -> bool {
-    let deadline = Instant::now() + timeout;
+    let started = |exec: Option<Vec<String>>| {
+        ctx.env.log.record(
+            &ctx.key,
+            Some(&plan.name),
+            Action::HookStarted { hook: phase, exec },
+        );
+    };
     let ok = match hook {
         Hook::Sleep(duration) => {
-            ctx.env.log.record(
-                &ctx.key,
-                Some(&plan.name),
-                Action::HookStarted {
-                    hook: phase,
-                    pid: None,
-                },
-            );
+            started(None);
             let until = Instant::now() + (*duration).min(timeout);
             ctx.state.wait_for(Some(until), |s| s.aborted.then_some(()));
             true
         }
         Hook::Http { port, path } => {
-            ctx.env.log.record(
-                &ctx.key,
-                Some(&plan.name),
-                Action::HookStarted {
-                    hook: phase,
-                    pid: None,
-                },
-            );
+            started(None);
             let addr = std::net::SocketAddr::new(ctx.net.ip.into(), *port);
             ctx.env
                 .cluster
@@ -183,51 +278,26 @@ pub fn run_hook(
                 .is_some_and(|status| (200..300).contains(&status))
         }
         Hook::Exec { argv, .. } => {
-            let mut command = Command::new(&ctx.env.binaries.workload);
-            command.args(argv);
-            let log = File::options()
-                .create(true)
-                .append(true)
-                .open(ctx.log_dir.join(format!("{}-hooks.log", plan.name)))
-                .ok();
-            let netns = ctx.net.ns.open().ok();
-            let placement = Placement {
-                cgroup: Some(&instance.cgroup.path),
-                netns: netns.as_ref(),
-                user: plan.user,
-                log,
-            };
-            match spawn(command, placement) {
-                Ok(mut child) => {
-                    ctx.env.log.record(
-                        &ctx.key,
-                        Some(&plan.name),
-                        Action::HookStarted {
-                            hook: phase,
-                            pid: Some(child.id()),
-                        },
-                    );
-                    let mut outcome = None;
-                    while outcome.is_none()
-                        && Instant::now() < deadline
-                        && !ctx.state.read(|s| s.aborted)
-                    {
-                        match child.try_wait() {
-                            Ok(Some(status)) => outcome = Some(status.success()),
-                            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                            Err(_) => outcome = Some(false),
-                        }
+            let mut cmd = vec![WORKLOAD_PATH.to_owned()];
+            cmd.extend(argv.iter().cloned());
+            started(Some(cmd.clone()));
+            // ExecSync counts whole seconds; a hook still running then is
+            // killed by the runtime, as the kubelet's hook timeout does.
+            let timeout_s = timeout.as_secs_f64().ceil().max(1.0) as i64;
+            match ctx
+                .env
+                .cri
+                .exec_sync(&ctx.target(&plan.name), &instance.id, cmd, timeout_s)
+            {
+                Ok(result) => {
+                    let log = ctx.log_dir.join(format!("{}-hooks.log", plan.name));
+                    if let Ok(mut file) = File::options().create(true).append(true).open(log) {
+                        let _ = file.write_all(result.stdout.as_bytes());
                     }
-                    if outcome.is_none() {
-                        // Reaped whenever it ends (with its container at the latest).
-                        std::thread::spawn(move || {
-                            let _ = child.wait();
-                        });
-                    }
-                    outcome.unwrap_or(false)
+                    result.exit_code == 0
                 }
                 Err(error) => {
-                    tracing::warn!(%error, container = plan.name, "hook did not start");
+                    tracing::warn!(%error, container = plan.name, "exec hook failed");
                     false
                 }
             }
@@ -252,8 +322,11 @@ pub fn launch(ctx: &Arc<PodContext>, plan: &ContainerPlan) -> Result<Arc<Instanc
             &instance,
             HookPhase::PostStart,
             hook,
-            ctx.env.scale.real(120.0),
+            crate::clock::secs(120.0),
         );
+    }
+    if let Some(probe) = &plan.liveness_probe {
+        spawn_prober(ctx, plan, &instance, probe.clone(), ProbeKind::Liveness);
     }
     match &plan.startup_probe {
         Some(probe) => spawn_prober(ctx, plan, &instance, probe.clone(), ProbeKind::Startup),
@@ -308,7 +381,6 @@ fn spawn_prober(
         if netns::enter(ctx.env.cluster.netns().file()).is_err() {
             return;
         }
-        let scale = ctx.env.scale;
         let alive = |ctx: &PodContext| {
             ctx.state.read(|s| {
                 !s.interrupted()
@@ -317,16 +389,17 @@ fn spawn_prober(
                     })
             })
         };
-        let mut next = Instant::now() + scale.real(probe.initial_delay_s);
+        let mut next = Instant::now() + crate::clock::secs(probe.initial_delay_s);
         let mut first_success = true;
+        let mut failures = 0;
         loop {
             ctx.state
                 .wait_for(Some(next), |s| s.interrupted().then_some(()));
             if !alive(&ctx) {
                 return;
             }
-            next = Instant::now() + scale.real(probe.period_s);
-            let ok = probe.check(ctx.net.ip, scale.real(probe.timeout_s));
+            next = Instant::now() + crate::clock::secs(probe.period_s);
+            let ok = probe.check(ctx.net.ip, crate::clock::secs(probe.timeout_s));
             match kind {
                 ProbeKind::Startup if ok => {
                     ctx.env.log.record(
@@ -338,6 +411,23 @@ fn spawn_prober(
                     return;
                 }
                 ProbeKind::Startup => {}
+                // Liveness counts only once the container started (after
+                // its startup probe, as the kubelet's prober does).
+                ProbeKind::Liveness => {
+                    let started = ctx
+                        .state
+                        .read(|s| s.container(&name).is_some_and(|c| c.started));
+                    failures = if ok || !started { 0 } else { failures + 1 };
+                    if failures >= probe.failure_threshold {
+                        ctx.env.log.record(
+                            &ctx.key,
+                            Some(&name),
+                            Action::LivenessFailed { failures },
+                        );
+                        kill_for_restart(&ctx, &name, &id);
+                        return;
+                    }
+                }
                 ProbeKind::Readiness => {
                     if ok && first_success {
                         first_success = false;
@@ -367,6 +457,23 @@ fn spawn_prober(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(thread);
+}
+
+/// The kubelet kills a container whose liveness probe failed, with the
+/// pod's grace period; its exit then restarts it by the restart policy.
+fn kill_for_restart(ctx: &PodContext, name: &str, id: &str) {
+    let timeout_s = ctx.plan.grace_s.max(0);
+    ctx.env
+        .log
+        .record(&ctx.key, Some(name), Action::StopRequested { timeout_s });
+    match ctx.env.cri.stop_container(&ctx.target(name), id, timeout_s) {
+        Ok(()) => {
+            ctx.env
+                .log
+                .record(&ctx.key, Some(name), Action::StopReturned);
+        }
+        Err(error) => tracing::warn!(%error, container = name, "StopContainer failed"),
+    }
 }
 
 /// Whether the container is a sidecar in the native sense.

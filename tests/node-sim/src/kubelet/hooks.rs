@@ -13,7 +13,6 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{plan::PlanError, probes::resolve_port};
-use crate::clock::TimeScale;
 
 /// A hook as the driver runs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,14 +33,9 @@ fn basename(token: &str) -> &str {
 }
 
 impl Hook {
-    pub fn from_handler(
-        handler: &Value,
-        container: &str,
-        spec: &Value,
-        scale: TimeScale,
-    ) -> Result<Self, PlanError> {
+    pub fn from_handler(handler: &Value, container: &str, spec: &Value) -> Result<Self, PlanError> {
         if let Some(seconds) = handler.pointer("/sleep/seconds").and_then(Value::as_f64) {
-            return Ok(Self::Sleep(scale.real(seconds)));
+            return Ok(Self::Sleep(crate::clock::secs(seconds)));
         }
         if let Some(http) = handler.get("httpGet") {
             let port = resolve_port(http.get("port"), container, spec)?;
@@ -57,11 +51,10 @@ impl Hook {
                 .iter()
                 .filter_map(|c| c.as_str().map(str::to_owned))
                 .collect();
-            let argv =
-                recognise(&command, scale).ok_or_else(|| PlanError::UnrecognisedExecHook {
-                    container: container.to_owned(),
-                    command: command.clone(),
-                })?;
+            let argv = recognise(&command).ok_or_else(|| PlanError::UnrecognisedExecHook {
+                container: container.to_owned(),
+                command: command.clone(),
+            })?;
             return Ok(Self::Exec { argv, command });
         }
         Err(PlanError::UnsupportedHook {
@@ -72,7 +65,7 @@ impl Hook {
 }
 
 /// The workload arguments that play an exec hook's command.
-fn recognise(command: &[String], scale: TimeScale) -> Option<Vec<String>> {
+fn recognise(command: &[String]) -> Option<Vec<String>> {
     let tokens: Vec<String> = match command {
         [shell, flag, script] if basename(shell).ends_with("sh") && flag == "-c" => {
             script.split_whitespace().map(str::to_owned).collect()
@@ -85,7 +78,7 @@ fn recognise(command: &[String], scale: TimeScale) -> Option<Vec<String>> {
         return Some(strings(&[
             "hook-sleep",
             "--ms",
-            &scale.real_ms(seconds).to_string(),
+            &crate::clock::millis(seconds).to_string(),
         ]));
     }
     if tokens.iter().any(|t| t.contains("quitquitquit")) {
@@ -107,7 +100,7 @@ fn recognise(command: &[String], scale: TimeScale) -> Option<Vec<String>> {
             "--path",
             "/healthz/ready",
             "--timeout-ms",
-            &scale.real_ms(60.0).to_string(),
+            &crate::clock::millis(60.0).to_string(),
             "--period-ms",
             "5",
         ]));
@@ -125,7 +118,7 @@ fn recognise(command: &[String], scale: TimeScale) -> Option<Vec<String>> {
             "--path",
             "/ready",
             "--timeout-ms",
-            &scale.real_ms(120.0).to_string(),
+            &crate::clock::millis(120.0).to_string(),
             "--period-ms",
             "5",
         ]));
@@ -143,7 +136,6 @@ mod tests {
             &handler,
             "c",
             &json!({"name": "c", "ports": [{"name": "admin", "containerPort": 15020}]}),
-            TimeScale::new(0.1),
         )
     }
 
@@ -151,20 +143,20 @@ mod tests {
     fn recognises_the_common_hooks() {
         assert_eq!(
             hook(json!({"sleep": {"seconds": 5}})).unwrap(),
-            Hook::Sleep(Duration::from_millis(500))
+            Hook::Sleep(Duration::from_secs(5))
         );
         let Hook::Exec { argv, .. } =
             hook(json!({"exec": {"command": ["/bin/sh", "-c", "sleep 3"]}})).unwrap()
         else {
             panic!("exec expected")
         };
-        assert_eq!(argv, ["hook-sleep", "--ms", "300"]);
+        assert_eq!(argv, ["hook-sleep", "--ms", "3000"]);
         let Hook::Exec { argv, .. } =
             hook(json!({"exec": {"command": ["/bin/sleep", "20"]}})).unwrap()
         else {
             panic!("exec expected")
         };
-        assert_eq!(argv[2], "2000");
+        assert_eq!(argv[2], "20000");
         let Hook::Exec { argv, .. } =
             hook(json!({"exec": {"command": ["pilot-agent", "wait"]}})).unwrap()
         else {

@@ -6,7 +6,6 @@ use serde_json::Value;
 
 use super::{hooks::Hook, probes::Probe};
 use crate::{
-    clock::TimeScale,
     net::{CaptureConfig, Mesh},
     runtime::Qos,
     scenario::{ContainerSim, PodEntry, Role},
@@ -81,8 +80,11 @@ pub struct ContainerPlan {
     pub pre_stop: Option<Hook>,
     pub startup_probe: Option<Probe>,
     pub readiness_probe: Option<Probe>,
+    pub liveness_probe: Option<Probe>,
     /// (uid, gid) from `runAsUser` / `runAsGroup` (container, then pod).
     pub user: Option<(u32, u32)>,
+    /// The container's entry in the manifest (env, securityContext).
+    pub spec: Value,
 }
 
 /// A pod as the kubelet will run it.
@@ -101,6 +103,9 @@ pub struct PodPlan {
     /// (otherwise the driver does, as a CNI plugin would).
     pub capture: Option<CaptureConfig>,
     pub capture_by_init: bool,
+    /// `shareProcessNamespace`: one pid namespace for the pod (pause is
+    /// its PID 1) instead of one per container.
+    pub share_pid: bool,
 }
 
 impl PodPlan {
@@ -117,7 +122,7 @@ impl PodPlan {
         self.containers.iter().filter(move |c| c.kind == kind)
     }
 
-    pub fn build(entry: &PodEntry, node_name: &str, scale: TimeScale) -> Result<Self, PlanError> {
+    pub fn build(entry: &PodEntry, node_name: &str) -> Result<Self, PlanError> {
         let mut manifest = entry.manifest.clone();
         let meta = manifest.get("metadata").cloned().unwrap_or(Value::Null);
         let name = meta
@@ -168,7 +173,7 @@ impl PodPlan {
                 };
                 let hook = |which: &str| {
                     c.pointer(&format!("/lifecycle/{which}"))
-                        .map(|h| Hook::from_handler(h, &cname, c, scale))
+                        .map(|h| Hook::from_handler(h, &cname, c))
                         .transpose()
                 };
                 let probe = |which: &str| {
@@ -187,6 +192,8 @@ impl PodPlan {
                     pre_stop: hook("preStop")?,
                     startup_probe: probe("startupProbe")?,
                     readiness_probe: probe("readinessProbe")?,
+                    liveness_probe: probe("livenessProbe")?,
+                    spec: c.clone(),
                     name: cname,
                     kind,
                     role,
@@ -228,6 +235,10 @@ impl PodPlan {
             containers,
             capture,
             capture_by_init,
+            share_pid: spec
+                .get("shareProcessNamespace")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         })
     }
 }

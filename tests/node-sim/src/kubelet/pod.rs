@@ -1,13 +1,23 @@
-//! A pod's resources on the node: its cgroup, network namespace, shim and
-//! sandbox, set up before its containers and torn down after them.
+//! A pod's resources on the node: its cgroup (made by the kubelet, as the
+//! cgroupfs driver does), its sandbox (`RunPodSandbox`: pause, network
+//! namespace, CNI address) and its log directory, set up before its
+//! containers and torn down after them (`StopPodSandbox`,
+//! `RemoveContainer`, `RemovePodSandbox`, the pod cgroup removed).
 
 use std::{
+    collections::HashMap,
     fs,
     path::PathBuf,
-    process::Command,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     thread::JoinHandle,
-    time::{Duration, Instant},
+};
+
+use k8s_cri::v1::{
+    LinuxPodSandboxConfig, LinuxSandboxSecurityContext, NamespaceMode, NamespaceOption,
+    PodSandboxConfig, PodSandboxMetadata,
 };
 
 use super::{
@@ -19,12 +29,8 @@ use crate::{
     env::NodeEnv,
     error::SimError,
     log::Action,
-    net::{PodNetwork, netns::tool},
-    runtime::{
-        CgroupDir, Instance, Launch, Shim,
-        cgroups::{container_name, pod_path},
-        new_container_id,
-    },
+    net::{PodNetwork, cluster::NODE_IP, netns},
+    runtime::{Instance, cgroups::pod_path, cri::SandboxInfo, hierarchy},
 };
 
 /// Everything one pod's threads share.
@@ -34,24 +40,91 @@ pub struct PodContext {
     /// `namespace/name`
     pub key: String,
     pub state: Arc<Monitor<PodState>>,
-    pub sandbox: Mutex<Option<Arc<Instance>>>,
+    pub sandbox: SandboxInfo,
+    /// What `RunPodSandbox` got; `CreateContainer` needs it again.
+    pub sandbox_config: PodSandboxConfig,
     /// Prober threads, joined at teardown.
     pub threads: Mutex<Vec<JoinHandle<()>>>,
     /// Serialises readiness publications.
     publishing: Mutex<()>,
     pub status: StatusWriter,
     pub env: Arc<NodeEnv>,
-    pub shim: Shim,
     pub net: PodNetwork,
-    pub cgroup: CgroupDir,
-    /// Container logs: `<workdir>/pods/<namespace>_<name>_<uid>/`.
+    /// The pod cgroup, relative to each hierarchy's root.
+    pub cgroup: PathBuf,
+    /// Container logs (the sandbox's log directory):
+    /// `<workdir>/pods/<namespace>_<name>_<uid>/`.
     pub log_dir: PathBuf,
     pub rules_file: Option<PathBuf>,
+    sandbox_gone: AtomicBool,
+}
+
+/// The CRI labels the kubelet puts on sandboxes and containers.
+pub fn pod_labels(plan: &PodPlan, uid: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("io.kubernetes.pod.name".into(), plan.name.clone()),
+        ("io.kubernetes.pod.namespace".into(), plan.namespace.clone()),
+        ("io.kubernetes.pod.uid".into(), uid.to_owned()),
+    ])
+}
+
+fn pid_mode(share_pid: bool) -> i32 {
+    if share_pid {
+        NamespaceMode::Pod as i32
+    } else {
+        NamespaceMode::Container as i32
+    }
+}
+
+/// The namespaces of a pod's sandbox or container: network and IPC per
+/// pod, pid per container unless `shareProcessNamespace`.
+pub fn namespaces(share_pid: bool) -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Pod as i32,
+        pid: pid_mode(share_pid),
+        ipc: NamespaceMode::Pod as i32,
+        ..NamespaceOption::default()
+    }
+}
+
+fn sandbox_config(plan: &PodPlan, uid: &str, log_dir: &std::path::Path) -> PodSandboxConfig {
+    let cgroup = pod_path(plan.qos, uid);
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: plan.name.clone(),
+            uid: uid.to_owned(),
+            namespace: plan.namespace.clone(),
+            attempt: 0,
+        }),
+        hostname: plan.name.clone(),
+        log_directory: log_dir.display().to_string(),
+        labels: pod_labels(plan, uid),
+        linux: Some(LinuxPodSandboxConfig {
+            cgroup_parent: format!("/{}", cgroup.display()),
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(namespaces(plan.share_pid)),
+                ..LinuxSandboxSecurityContext::default()
+            }),
+            ..LinuxPodSandboxConfig::default()
+        }),
+        ..PodSandboxConfig::default()
+    }
+}
+
+/// The pause process's parent: the pod's `containerd-shim-runc-v2`.
+fn parent_of(pid: u32) -> u32 {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let after = stat.rsplit_once(')')?.1;
+            after.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
 }
 
 impl PodContext {
-    /// Pod cgroup, network namespace (capture rules written out), shim,
-    /// sandbox; the status says the sandbox is ready.
+    /// Pod cgroup, log directory (capture rules written out), sandbox; the
+    /// status says the sandbox is ready.
     pub fn prepare(
         env: Arc<NodeEnv>,
         plan: PodPlan,
@@ -59,55 +132,90 @@ impl PodContext {
         state: Arc<Monitor<PodState>>,
     ) -> Result<Arc<Self>, SimError> {
         let key = plan.key();
-        let cgroup = CgroupDir::create(env.cgroup_root.join(pod_path(env.driver, plan.qos, &uid)))?;
-        let net = env.cluster.add_pod()?;
+        let cgroup = pod_path(plan.qos, &uid);
+        hierarchy::create_pod_cgroup(&cgroup)?;
+        env.containerd.track_cgroup(&cgroup);
         let log_dir = env
             .workdir
             .join("pods")
             .join(format!("{}_{}_{uid}", plan.namespace, plan.name));
-        fs::create_dir_all(&log_dir).map_err(|source| SimError::WorkDirFailed {
-            path: log_dir.clone(),
-            source,
-        })?;
-        let rules_file = match &plan.capture {
-            Some(capture) => {
-                let path = log_dir.join("capture.rules");
-                fs::write(&path, capture.rules()).map_err(|source| SimError::WorkDirFailed {
-                    path: path.clone(),
-                    source,
-                })?;
-                Some(path)
+        let prepared = (|| {
+            fs::create_dir_all(&log_dir).map_err(|source| SimError::WorkDirFailed {
+                path: log_dir.clone(),
+                source,
+            })?;
+            let rules_file = match &plan.capture {
+                Some(capture) => {
+                    let path = log_dir.join("capture.rules");
+                    fs::write(&path, capture.rules()).map_err(|source| {
+                        SimError::WorkDirFailed {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
+                    Some(path)
+                }
+                None => None,
+            };
+            let config = sandbox_config(&plan, &uid, &log_dir);
+            let id = env.cri.run_pod_sandbox(&key, config.clone())?;
+            let sandbox = match env.cri.sandbox_status(&key, &id) {
+                Ok(sandbox) => sandbox,
+                Err(error) => {
+                    let _ = env.cri.stop_pod_sandbox(&key, &id);
+                    let _ = env.cri.remove_pod_sandbox(&key, &id);
+                    return Err(error.into());
+                }
+            };
+            Ok((rules_file, config, sandbox))
+        })();
+        let (rules_file, sandbox_config, sandbox) = match prepared {
+            Ok(p) => p,
+            Err(error) => {
+                let _ = hierarchy::remove_pod_cgroup(&cgroup);
+                return Err(error);
             }
-            None => None,
         };
-        let sandbox_id = new_container_id();
-        let shim = Shim::start(&env.binaries, &sandbox_id)?;
-        let status = StatusWriter::new(env.api.clone(), env.clock, &plan.namespace, &plan.name);
+        let net = PodNetwork {
+            netns: PathBuf::from(&sandbox.netns),
+            ip: sandbox
+                .ip
+                .parse()
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+            gateway: NODE_IP,
+        };
+        env.log.record(
+            &key,
+            None,
+            Action::SandboxStarted {
+                container_id: sandbox.id.clone(),
+                pid: sandbox.pid,
+                shim_pid: parent_of(sandbox.pid),
+                netns: sandbox.netns.clone(),
+                pod_ip: sandbox.ip.clone(),
+            },
+        );
+        let status = StatusWriter::new(env.api.clone(), &plan.namespace, &plan.name);
         let ctx = Arc::new(Self {
             key,
             uid,
             state,
-            sandbox: Mutex::new(None),
+            sandbox,
+            sandbox_config,
             threads: Mutex::new(Vec::new()),
             publishing: Mutex::new(()),
             status,
-            shim,
             net,
             cgroup,
             log_dir,
             rules_file,
             plan,
             env,
+            sandbox_gone: AtomicBool::new(false),
         });
-        ctx.start_sandbox(sandbox_id)?;
-        if let (Some(rules), false) = (&ctx.rules_file, ctx.plan.capture_by_init) {
+        if !ctx.plan.capture_by_init {
             // No init container installs the capture: the CNI plugin does.
-            crate::net::netns::run(
-                Command::new(tool("ip"))
-                    .args(["netns", "exec", ctx.net.ns.name()])
-                    .arg(tool("iptables-restore"))
-                    .arg(rules),
-            )?;
+            ctx.install_capture(false)?;
         }
         let has_init = ctx
             .plan
@@ -122,70 +230,59 @@ impl PodContext {
         Ok(ctx)
     }
 
-    fn start_sandbox(self: &Arc<Self>, id: String) -> Result<(), SimError> {
-        let cgroup =
-            CgroupDir::create(self.cgroup.path.join(container_name(self.env.driver, &id)))?;
-        let mut command = Command::new(&self.env.binaries.workload);
-        command.arg("pause");
-        let launch = Launch {
-            command,
-            netns: Some(self.net.ns.open()?),
-            user: None,
-            log: fs::File::create(self.log_dir.join("sandbox.log")).ok(),
+    /// The mesh's iptables rules into the pod's network namespace. The
+    /// images carry no iptables, so the driver enters the sandbox's
+    /// namespace for the init container (or the CNI plugin) it stands for.
+    pub fn install_capture(&self, by_init: bool) -> Result<(), SimError> {
+        let Some(rules) = &self.rules_file else {
+            return Ok(());
         };
-        let instance = Instance::start("", id.clone(), cgroup, launch, |_| {})?;
-        self.env.log.record(
-            &self.key,
-            None,
-            Action::SandboxStarted {
-                container_id: id,
-                pid: instance.pid,
-                shim_pid: self.shim.pid(),
-                netns: self.net.ns.name().to_owned(),
-                pod_ip: self.net.ip.to_string(),
-            },
-        );
-        *self.sandbox.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(instance));
+        netns::restore_rules(&self.net.netns, rules)?;
+        self.env
+            .log
+            .record(&self.key, None, Action::CaptureInstalled { by_init });
         Ok(())
     }
 
-    /// StopPodSandbox: the pause process gets SIGKILL through the runtime.
+    /// `namespace/name/container`, for CRI errors.
+    pub fn target(&self, container: &str) -> String {
+        format!("{}/{container}", self.key)
+    }
+
+    /// StopPodSandbox (the runtime SIGKILLs pause and tears the network
+    /// down), then the kubelet's garbage collection: RemoveContainer for
+    /// every run, RemovePodSandbox, and the pod cgroup. Once.
     pub fn stop_sandbox(&self) {
-        let sandbox = self
-            .sandbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some(sandbox) = sandbox {
-            self.signal(None, sandbox.pid, libc::SIGKILL);
-            sandbox.join();
+        if self.sandbox_gone.swap(true, Ordering::SeqCst) {
+            return;
         }
-    }
-
-    /// One stop signal through the shim, logged.
-    pub fn signal(&self, container: Option<&str>, pid: u32, signal: i32) {
-        match self.shim.kill(pid, signal) {
-            Ok(report) => self.log_kill(container, &report),
-            Err(error) => tracing::warn!(%error, pod = self.key, pid, signal, "runc kill failed"),
+        let cri = &self.env.cri;
+        match cri.stop_pod_sandbox(&self.key, &self.sandbox.id) {
+            Ok(()) => {
+                self.env.log.record(&self.key, None, Action::SandboxStopped);
+            }
+            Err(error) => tracing::warn!(%error, pod = self.key, "StopPodSandbox failed"),
         }
-    }
-
-    pub fn log_kill(&self, container: Option<&str>, report: &crate::runtime::KillReport) {
-        for target in &report.report.targets {
-            self.env.log.record(
-                &self.key,
-                container,
-                Action::SignalSent {
-                    signal: report.report.signal,
-                    target_pid: target.pid,
-                    runc_pid: report.runc_pid,
-                    shim_pid: report.shim_pid,
-                    before_boot_ns: report.report.before_boot_ns,
-                    after_boot_ns: report.report.after_boot_ns,
-                    errno: target.errno,
-                },
-            );
+        let ids: Vec<(String, String)> = self.state.read(|s| {
+            s.containers
+                .values()
+                .flat_map(|c| c.current.iter().chain(c.previous.iter()))
+                .map(|i| (i.name.clone(), i.id.clone()))
+                .collect()
+        });
+        for (name, id) in ids {
+            if let Err(error) = cri.remove_container(&self.target(&name), &id) {
+                tracing::warn!(%error, pod = self.key, container = name, "RemoveContainer failed");
+            }
         }
+        match cri.remove_pod_sandbox(&self.key, &self.sandbox.id) {
+            Ok(()) => {}
+            Err(error) => tracing::warn!(%error, pod = self.key, "RemovePodSandbox failed"),
+        }
+        if let Err(error) = hierarchy::remove_pod_cgroup(&self.cgroup) {
+            tracing::warn!(%error, pod = self.key, "cannot remove the pod cgroup");
+        }
+        self.env.log.record(&self.key, None, Action::SandboxRemoved);
     }
 
     /// The pod conditions that follow from the containers' flags.
@@ -241,47 +338,39 @@ impl PodContext {
         self.state.update(|s| s.phase = phase);
     }
 
-    /// Kills whatever is still in the pod's cgroups (error and abort paths)
-    /// and waits for every thread that holds the pod, so dropping the
-    /// context removes cgroups, namespace and shim.
+    /// Error and abort paths: stops what still runs (StopContainer with no
+    /// grace), waits for every thread that holds the pod, and removes the
+    /// sandbox and the pod cgroup.
     pub fn teardown(&self) {
-        let populated = || {
-            fs::read_to_string(self.cgroup.path.join("cgroup.events"))
-                .map(|e| e.lines().any(|l| l == "populated 1"))
-                .unwrap_or(false)
-        };
-        if populated() {
-            tracing::warn!(pod = self.key, "killing processes left in the pod");
-            let _ = fs::write(self.cgroup.path.join("cgroup.kill"), "1");
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while populated() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+        let running: Vec<(String, String)> = self.state.read(|s| {
+            s.containers
+                .iter()
+                .filter(|(_, c)| c.running)
+                .filter_map(|(n, c)| c.current.as_ref().map(|i| (n.clone(), i.id.clone())))
+                .collect()
+        });
+        for (name, id) in running {
+            tracing::warn!(
+                pod = self.key,
+                container = name,
+                "stopping a container left running"
+            );
+            let _ = self.env.cri.stop_container(&self.target(&name), &id, 0);
         }
         let threads: Vec<JoinHandle<()>> =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for thread in threads {
             let _ = thread.join();
         }
-        // The state outlives the pod (the node keeps it for waiters): take
-        // the runs out so their cgroups go now, before the pod's.
-        let instances: Vec<Arc<Instance>> = self.state.update(|s| {
+        let instances: Vec<Arc<Instance>> = self.state.read(|s| {
             s.containers
-                .values_mut()
-                .flat_map(|c| c.current.take().into_iter().chain(c.previous.drain(..)))
+                .values()
+                .flat_map(|c| c.current.iter().chain(c.previous.iter()).cloned())
                 .collect()
         });
         for instance in &instances {
-            instance.join();
+            instance.join(true);
         }
-        drop(instances);
-        if let Some(sandbox) = self
-            .sandbox
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            sandbox.join();
-        }
+        self.stop_sandbox();
     }
 }

@@ -1,4 +1,4 @@
-//! Startup and readiness probes, run by the kubelet against the pod's
+//! Startup, readiness and liveness probes, run by the kubelet against the pod's
 //! address from the cluster namespace.
 
 use std::{
@@ -25,6 +25,9 @@ pub struct Probe {
     pub initial_delay_s: f64,
     pub period_s: f64,
     pub timeout_s: f64,
+    /// Consecutive failures after which a liveness probe restarts the
+    /// container.
+    pub failure_threshold: u32,
 }
 
 /// A port given as a number or as the name of one of the container's ports.
@@ -80,6 +83,7 @@ impl Probe {
             initial_delay_s: seconds("initialDelaySeconds", 0.0),
             period_s: seconds("periodSeconds", 10.0),
             timeout_s: seconds("timeoutSeconds", 1.0),
+            failure_threshold: seconds("failureThreshold", 3.0).max(1.0) as u32,
         })
     }
 

@@ -42,7 +42,9 @@ pub fn start_pod(ctx: &Arc<PodContext>) -> Result<Startup, SimError> {
             let this_run = c.current.as_ref().is_some_and(|i| i.id == instance.id);
             match plan.kind {
                 ContainerKind::Sidecar if this_run && c.started => Some(Some(0)),
-                _ if this_run && !c.running => Some(Some(c.last_exit.map_or(1, |e| e.exit_code))),
+                _ if this_run && !c.running => {
+                    Some(Some(c.last_exit.as_ref().map_or(1, |e| e.exit_code)))
+                }
                 _ => None,
             }
         });

@@ -1,16 +1,13 @@
 //! Pod status updates through the test API server, as the kubelet writes
-//! them: one write per update, whole seconds of the cluster's clock.
+//! them: one write per update, whole seconds of the wall clock.
 
 use std::sync::Arc;
 
 use kube_api_server::{DriverError, StatusEditor, TestApiServer};
 
-use crate::clock::ScenarioClock;
-
 /// Writes one pod's status.
 pub struct StatusWriter {
     api: Arc<TestApiServer>,
-    clock: ScenarioClock,
     namespace: String,
     name: String,
 }
@@ -23,16 +20,15 @@ pub struct Readiness {
 }
 
 impl StatusWriter {
-    pub fn new(api: Arc<TestApiServer>, clock: ScenarioClock, namespace: &str, name: &str) -> Self {
+    pub fn new(api: Arc<TestApiServer>, namespace: &str, name: &str) -> Self {
         Self {
             api,
-            clock,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
         }
     }
 
-    /// One status write stamped with the cluster's current second. A refused
+    /// One status write stamped with the current second. A refused
     /// write (the pod is already gone) is logged, not fatal: a kubelet
     /// would drop it too.
     pub fn edit(
@@ -40,7 +36,7 @@ impl StatusWriter {
         what: &str,
         f: impl FnOnce(&mut StatusEditor<'_>) -> Result<(), DriverError>,
     ) {
-        let at = self.clock.api_now();
+        let at = crate::clock::api_now();
         if let Err(error) = self.api.update_status(&self.namespace, &self.name, at, f) {
             tracing::warn!(%error, pod = self.name, what, "status update refused");
         }
@@ -65,8 +61,8 @@ impl StatusWriter {
         });
     }
 
-    pub fn terminated(&self, container: &str, exit_code: i32) {
-        let reason = if exit_code == 0 { "Completed" } else { "Error" };
+    /// The runtime's exit code and reason (`Completed`, `Error`, ...).
+    pub fn terminated(&self, container: &str, exit_code: i32, reason: &str) {
         self.edit("terminated", |s| {
             s.terminated(container, exit_code, reason, None)?;
             Ok(())
@@ -103,7 +99,7 @@ impl StatusWriter {
     }
 
     pub fn request_deletion(&self, grace_s: i64) -> Result<(), DriverError> {
-        let at = self.clock.api_now();
+        let at = crate::clock::api_now();
         self.api
             .request_deletion(&self.namespace, &self.name, grace_s, at)
             .map(drop)

@@ -3,8 +3,8 @@
 //! ordered termination (1.29+) a sidecar then waits for every main
 //! container and every later sidecar to stop; the remaining grace (the
 //! seconds used so far truncated, as the kubelet counts them, and at least
-//! 2 s) is the runtime's stop timeout: SIGTERM through `runc`, SIGKILL when
-//! it runs out.
+//! 2 s) is the timeout of `StopContainer`: containerd's shim runs
+//! `runc kill` with the stop signal, and SIGKILL when it runs out.
 
 use std::{
     collections::BTreeMap,
@@ -100,8 +100,7 @@ fn stop_one(
     else {
         return;
     };
-    let scale = ctx.env.scale;
-    let spent_s = |since: Instant| (since.elapsed().as_secs_f64() / scale.factor()).floor();
+    let spent_s = |since: Instant| since.elapsed().as_secs_f64().floor();
     ctx.env.log.record(
         &ctx.key,
         Some(name),
@@ -119,13 +118,13 @@ fn stop_one(
             &instance,
             HookPhase::PreStop,
             hook,
-            scale.real(grace),
+            crate::clock::secs(grace),
         );
         grace -= spent_s(start);
     }
     if !waits.is_empty() && grace > 0.0 {
         let start = Instant::now();
-        let deadline = start + scale.real(grace);
+        let deadline = start + crate::clock::secs(grace);
         let reached = ctx.state.wait_for(Some(deadline), |s| {
             (s.aborted
                 || waits
@@ -144,8 +143,9 @@ fn stop_one(
         );
         grace -= spent_s(start);
     }
-    let timeout = scale.real(grace.max(MINIMUM_GRACE_S));
-    tracing::debug!(pod = ctx.key, container = name, since_t0 = ?t0.elapsed(), ?timeout, "stop");
+    // The kubelet hands the runtime whole seconds, at least 2.
+    let timeout_s = grace.max(MINIMUM_GRACE_S) as i64;
+    tracing::debug!(pod = ctx.key, container = name, since_t0 = ?t0.elapsed(), timeout_s, "stop");
     let exited = |deadline: Instant| {
         ctx.state
             .wait_for(Some(deadline), |s| {
@@ -161,20 +161,33 @@ fn stop_one(
         .state
         .read(|s| s.container(name).is_some_and(|c| c.running))
     {
-        ctx.signal(Some(name), instance.pid, libc::SIGTERM);
-        if !exited(Instant::now() + timeout) {
-            ctx.signal(Some(name), instance.pid, libc::SIGKILL);
-            exited(Instant::now() + Duration::from_secs(10));
+        ctx.env
+            .log
+            .record(&ctx.key, Some(name), Action::StopRequested { timeout_s });
+        match ctx
+            .env
+            .cri
+            .stop_container(&ctx.target(name), &instance.id, timeout_s)
+        {
+            Ok(()) => {
+                ctx.env
+                    .log
+                    .record(&ctx.key, Some(name), Action::StopReturned);
+            }
+            Err(error) => {
+                tracing::warn!(%error, pod = ctx.key, container = name, "StopContainer failed");
+            }
         }
+        // The status watcher reports the exit within its poll interval.
+        exited(Instant::now() + Duration::from_secs(10));
     }
-    instance.join();
     ctx.state.update(|s| s.container_mut(name).stop_done = true);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{clock::TimeScale, scenario::PodEntry};
+    use crate::scenario::PodEntry;
     use serde_json::json;
 
     #[test]
@@ -193,7 +206,7 @@ mod tests {
                 "app": {"role": "init-task"}, "worker": {"role": "init-task"}}
         }))
         .unwrap();
-        let plan = PodPlan::build(&entry, "node", TimeScale::default()).unwrap();
+        let plan = PodPlan::build(&entry, "node").unwrap();
         let prereqs = prerequisites(&plan);
         assert_eq!(prereqs["envoy"], ["app", "worker"]);
         assert_eq!(prereqs["vault"], ["app", "worker", "envoy"]);

@@ -76,7 +76,7 @@ fn live(ctx: &Arc<PodContext>) -> Result<(), SimError> {
     let all_zero = ctx.state.read(|s| {
         s.containers
             .values()
-            .all(|c| c.last_exit.is_none_or(|e| e.exit_code == 0))
+            .all(|c| c.last_exit.as_ref().is_none_or(|e| e.exit_code == 0))
     });
     if ctx
         .state
@@ -128,7 +128,8 @@ fn handle_exit(ctx: &Arc<PodContext>, name: &str) -> Result<(), SimError> {
     let (exit_code, stage, restarts) = ctx.state.read(|s| {
         let c = s.container(name);
         (
-            c.and_then(|c| c.last_exit).map_or(0, |e| e.exit_code),
+            c.and_then(|c| c.last_exit.as_ref())
+                .map_or(0, |e| e.exit_code),
             s.stage,
             c.map_or(0, |c| c.restarts),
         )
@@ -141,10 +142,8 @@ fn handle_exit(ctx: &Arc<PodContext>, name: &str) -> Result<(), SimError> {
         (ContainerKind::Main, RestartPolicy::Never) => false,
     };
     if restart {
-        let backoff = ctx
-            .env
-            .scale
-            .real((BACKOFF_S * 2f64.powi(restarts.min(5) as i32)).min(300.0));
+        let backoff =
+            crate::clock::secs((BACKOFF_S * 2f64.powi(restarts.min(5) as i32)).min(300.0));
         let interrupted = ctx.state.wait_for(Some(Instant::now() + backoff), |s| {
             s.interrupted().then_some(())
         });
@@ -167,7 +166,7 @@ fn mains_done(ctx: &PodContext) -> bool {
         ctx.plan.of_kind(ContainerKind::Main).all(|c| {
             s.container(&c.name).is_some_and(|c| {
                 !c.running
-                    && c.last_exit.is_some_and(|e| {
+                    && c.last_exit.as_ref().is_some_and(|e| {
                         ctx.plan.restart_policy == RestartPolicy::Never || e.exit_code == 0
                     })
             })
@@ -184,7 +183,7 @@ fn complete_job(ctx: &Arc<PodContext>) {
     let succeeded = ctx.state.read(|s| {
         ctx.plan.of_kind(ContainerKind::Main).all(|c| {
             s.container(&c.name)
-                .and_then(|c| c.last_exit)
+                .and_then(|c| c.last_exit.as_ref())
                 .is_some_and(|e| e.exit_code == 0)
         })
     });

@@ -1,105 +1,72 @@
-//! The "cluster" network namespace and the pods wired to it.
+//! The node's network namespace and the pods' peers in it.
 //!
-//! Every address here is the simulator's own and lives only in namespaces
-//! it created: pods get `10.244.<k>.2/24` on `eth0`, the cluster side of
-//! their veth `10.244.<k>.1/24` (the pod's default route), and the pod's
-//! peers (services) are `/32` addresses in `10.96.0.0/16` on the cluster
-//! namespace's loopback, served by one `peer-server` process there.
+//! The node's containerd runs inside this namespace, so the CNI bridge
+//! plugin's `cni0`, the pods' veths and every address stay off the host's
+//! network: pods get an address in `10.244.0.0/16` from host-local IPAM
+//! with `10.244.0.1` (the bridge) as their default route, and the pods'
+//! peers (services) are `/32` addresses in `10.96.0.0/16` on this
+//! namespace's loopback, served by one `peer-server` process here.
 
 use std::{
     fs::File,
     net::{Ipv4Addr, SocketAddrV4},
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command},
-    sync::{
-        Mutex,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::Mutex,
 };
 
 use super::netns::{NetError, NetNs};
-use crate::runtime::spawn::{Placement, spawn};
 
-/// The cluster namespace, its peer services and the pods attached to it.
+/// The node namespace and its peer services.
 pub struct ClusterNetwork {
     ns: NetNs,
-    prefix: String,
-    next_pod: AtomicU32,
     peers: Mutex<Option<Child>>,
 }
 
-/// A pod's network: its namespace (deleted on drop, taking the veth pair
-/// with it) and address.
+/// A pod's network as CNI set it up in its sandbox.
+#[derive(Clone, Debug)]
 pub struct PodNetwork {
-    pub ns: NetNs,
+    /// The network namespace file of the sandbox (containerd's).
+    pub netns: PathBuf,
     pub ip: Ipv4Addr,
+    /// The bridge's address: the node as the pod sees it.
     pub gateway: Ipv4Addr,
-    /// The cluster-side veth name.
-    pub host_veth: String,
 }
+
+/// The bridge's address in the node namespace (the CNI config's gateway).
+pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 244, 0, 1);
 
 /// Why the peers could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     #[error(transparent)]
     Net(#[from] NetError),
-    #[error(transparent)]
-    Spawn(#[from] crate::runtime::spawn::SpawnError),
+    #[error("cannot start the peer server {program}: {source}")]
+    SpawnFailed {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("peer address {0} is outside 10.96.0.0/16, the simulator's service range")]
     OutsideServiceRange(SocketAddrV4),
 }
 
 impl ClusterNetwork {
-    /// Creates `<prefix>-cluster` with forwarding on (pod to pod).
+    /// Creates `<prefix>-node` with loopback up and forwarding on.
     pub fn create(prefix: &str) -> Result<Self, NetError> {
-        let ns = NetNs::create(&format!("{prefix}-cluster"))?;
+        let ns = NetNs::create(&format!("{prefix}-node"))?;
         // Pod to pod goes through the cluster namespace. /proc/sys/net is
         // the namespace of the thread that opens it.
         ns.run_in(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1"))?
             .map_err(NetError::EnterFailed)?;
         Ok(Self {
             ns,
-            prefix: prefix.to_owned(),
-            next_pod: AtomicU32::new(1),
             peers: Mutex::new(None),
         })
     }
 
     pub fn netns(&self) -> &NetNs {
         &self.ns
-    }
-
-    /// A new pod namespace joined to the cluster by a veth pair.
-    pub fn add_pod(&self) -> Result<PodNetwork, NetError> {
-        let k = self.next_pod.fetch_add(1, Ordering::Relaxed);
-        let ns = NetNs::create(&format!("{}-pod{k}", self.prefix))?;
-        let ip = Ipv4Addr::new(10, 244, (k % 250) as u8, 2);
-        let gateway = Ipv4Addr::new(10, 244, (k % 250) as u8, 1);
-        let host_veth = format!("veth{k}");
-        self.ns.ip(&[
-            "link",
-            "add",
-            &host_veth,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            ns.name(),
-        ])?;
-        self.ns
-            .ip(&["addr", "add", &format!("{gateway}/24"), "dev", &host_veth])?;
-        self.ns.ip(&["link", "set", &host_veth, "up"])?;
-        ns.ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-        ns.ip(&["link", "set", "eth0", "up"])?;
-        ns.ip(&["route", "add", "default", "via", &gateway.to_string()])?;
-        Ok(PodNetwork {
-            ns,
-            ip,
-            gateway,
-            host_veth,
-        })
     }
 
     /// Puts each peer address on the cluster namespace's loopback and starts
@@ -134,15 +101,12 @@ impl ClusterNetwork {
         for peer in peers {
             cmd.args(["--listen", &peer.to_string()]);
         }
-        let child = spawn(
-            cmd,
-            Placement {
-                cgroup: None,
-                netns: Some(self.ns.file()),
-                user: None,
-                log,
-            },
-        )?;
+        let child = super::netns::spawn_in(&mut cmd, self.ns.file(), log).map_err(|source| {
+            PeerError::SpawnFailed {
+                program: workload.display().to_string(),
+                source,
+            }
+        })?;
         *self.peers.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         Ok(())
     }

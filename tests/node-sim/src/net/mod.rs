@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod cluster;
+pub mod forward;
 pub mod http;
 pub mod netns;
 

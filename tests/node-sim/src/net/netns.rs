@@ -154,3 +154,40 @@ pub fn enter(file: &File) -> Result<(), NetError> {
     }
     Ok(())
 }
+
+/// Starts `cmd` inside the namespace of `file` (joined between fork and
+/// exec), its output to `log`.
+pub fn spawn_in(
+    cmd: &mut Command,
+    file: &File,
+    log: Option<File>,
+) -> std::io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    let fd = file.as_raw_fd();
+    cmd.stdin(std::process::Stdio::null());
+    if let Some(log) = log {
+        cmd.stderr(log.try_clone()?);
+        cmd.stdout(log);
+    }
+    // SAFETY: between fork and exec the closure only calls setns(2) on a
+    // descriptor opened before the fork; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// `iptables-restore RULES` inside the network namespace file `netns` (a
+/// sandbox's, which `ip netns` does not list), via `nsenter`.
+pub fn restore_rules(netns: &std::path::Path, rules: &std::path::Path) -> Result<(), NetError> {
+    run(Command::new(tool("nsenter"))
+        .arg(format!("--net={}", netns.display()))
+        .arg(tool("iptables-restore"))
+        .arg(rules))
+    .map(drop)
+}

@@ -1,108 +1,188 @@
-//! One run of a container: its cgroup and its main process, watched by a
-//! thread that reports the exit as the runtime would (exit code, or 128 +
-//! the killing signal).
+//! One run of a container in the real runtime: created and started over
+//! CRI, then watched by a thread that polls its status the way the
+//! kubelet's PLEG relists, and reports the exit with the runtime's exit
+//! code, reason and finish time.
 
 use std::{
-    fs::File, os::unix::process::ExitStatusExt, process::Command, sync::Mutex, thread::JoinHandle,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
 };
 
+use k8s_cri::v1::{ContainerConfig, ContainerState, PodSandboxConfig};
+
+use super::cri::{Cri, CriError};
 use crate::clock::Stamp;
 
-use super::{
-    cgroups::CgroupDir,
-    spawn::{Placement, SpawnError, spawn},
-};
+/// How often the watcher asks the runtime (the kubelet's PLEG relists
+/// every second; a test driver can afford finer).
+const POLL: Duration = Duration::from_millis(25);
 
-/// How a container's main process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Consecutive failed status calls after which the watcher gives up.
+const GIVE_UP_AFTER: u32 = 40;
+
+/// How a container's init ended, as the runtime reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExitInfo {
-    /// What the runtime reports: the exit status, or 128 + signal.
+    /// The runtime's exit code (128 + signal for a signal death).
     pub exit_code: i32,
-    /// The signal that killed it, if one did.
+    /// The signal that killed it, read from the exit code.
     pub signal: Option<i32>,
-    /// When the driver reaped it.
+    /// `ContainerStatus.reason`: `Completed`, `Error`, `OOMKilled`, ...
+    pub reason: String,
+    pub message: String,
+    /// The runtime's finish time.
     pub at: Stamp,
+}
+
+impl ExitInfo {
+    fn from_status(exit_code: i32, reason: String, message: String, finished_ns: i64) -> Self {
+        let signal = (129..=128 + 64)
+            .contains(&exit_code)
+            .then(|| exit_code - 128);
+        Self {
+            exit_code,
+            signal,
+            reason,
+            message,
+            at: Stamp::from_wall_ns(finished_ns.max(0) as u64),
+        }
+    }
 }
 
 /// A started container (one restart of it).
 pub struct Instance {
     pub name: String,
-    /// 64 hex digits, as containerd names containers.
+    /// containerd's 64-hex id.
     pub id: String,
+    /// Host pid of the container's init.
     pub pid: u32,
+    /// The runtime's start time.
     pub started: Stamp,
-    pub cgroup: CgroupDir,
-    waiter: Mutex<Option<JoinHandle<()>>>,
+    /// The container's cgroup v2 directory (runc's, under the pod's).
+    pub cgroup: PathBuf,
+    watcher: Mutex<Option<JoinHandle<()>>>,
+    stop_watching: Arc<AtomicBool>,
 }
 
-/// How to run a container's process.
+/// What `Instance::start` needs to create the container.
 pub struct Launch {
-    pub command: Command,
-    pub netns: Option<File>,
-    pub user: Option<(u32, u32)>,
-    pub log: Option<File>,
+    /// `namespace/name/container`, for error messages.
+    pub target: String,
+    pub sandbox_id: String,
+    pub sandbox_config: PodSandboxConfig,
+    pub config: ContainerConfig,
+    /// The pod's cgroup v2 directory; the container's is `<it>/<id>`.
+    pub pod_cgroup: PathBuf,
+}
+
+/// Why a container could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Cri(#[from] CriError),
+    #[error("cannot start the status watcher of {target}: {source}")]
+    Watcher {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Instance {
-    /// Starts the process in `cgroup`; `on_exit` runs on the waiter thread
-    /// once it has been reaped.
+    /// CreateContainer + StartContainer; `on_exit` runs on the watcher
+    /// thread once the runtime reports the container exited.
     pub fn start(
+        cri: Arc<Cri>,
         name: &str,
-        id: String,
-        cgroup: CgroupDir,
         launch: Launch,
         on_exit: impl FnOnce(ExitInfo) + Send + 'static,
-    ) -> Result<Self, SpawnError> {
-        let placement = Placement {
-            cgroup: Some(&cgroup.path),
-            netns: launch.netns.as_ref(),
-            user: launch.user,
-            log: launch.log,
-        };
-        let mut child = spawn(launch.command, placement)?;
-        let started = Stamp::now();
-        let pid = child.id();
-        let waiter = std::thread::spawn(move || {
-            let status = child.wait();
-            let at = Stamp::now();
-            let (exit_code, signal) = match status {
-                Ok(s) => match (s.code(), s.signal()) {
-                    (Some(code), _) => (code, None),
-                    (None, Some(sig)) => (128 + sig, Some(sig)),
-                    (None, None) => (255, None),
-                },
-                Err(_) => (255, None),
-            };
-            on_exit(ExitInfo {
-                exit_code,
-                signal,
-                at,
-            });
-        });
+    ) -> Result<Self, StartError> {
+        let target = launch.target.clone();
+        let id = cri.create_container(
+            &target,
+            &launch.sandbox_id,
+            launch.config,
+            launch.sandbox_config,
+        )?;
+        if let Err(error) = cri.start_container(&target, &id) {
+            let _ = cri.remove_container(&target, &id);
+            return Err(error.into());
+        }
+        let status = cri.container_status(&target, &id)?;
+        // A container whose process ended before we asked has pid 0; its
+        // exit is still reported through the watcher below.
+        let started = Stamp::from_wall_ns(status.started_at_ns.max(0) as u64);
+        let stop_watching = Arc::new(AtomicBool::new(false));
+        let stop = stop_watching.clone();
+        let (watch_cri, watch_id, watch_target) = (cri.clone(), id.clone(), target.clone());
+        let watcher = std::thread::Builder::new()
+            .name(format!("pleg-{name}"))
+            .spawn(move || {
+                if let Some(exit) = watch(&watch_cri, &watch_target, &watch_id, &stop) {
+                    on_exit(exit);
+                }
+            })
+            .map_err(|source| StartError::Watcher {
+                target: target.clone(),
+                source,
+            })?;
         Ok(Self {
             name: name.to_owned(),
-            id,
-            pid,
+            pid: status.pid,
             started,
-            cgroup,
-            waiter: Mutex::new(Some(waiter)),
+            cgroup: launch.pod_cgroup.join(&id),
+            id,
+            watcher: Mutex::new(Some(watcher)),
+            stop_watching,
         })
     }
 
-    /// Waits for the waiter thread (after the exit was reported).
-    pub fn join(&self) {
-        let waiter = self.waiter.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(waiter) = waiter {
-            let _ = waiter.join();
+    /// Waits for the watcher (after the exit was reported); when `abandon`,
+    /// it stops polling first (the pod is being torn down).
+    pub fn join(&self, abandon: bool) {
+        if abandon {
+            self.stop_watching.store(true, Ordering::Relaxed);
+        }
+        let watcher = self
+            .watcher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(watcher) = watcher {
+            let _ = watcher.join();
         }
     }
 }
 
-/// 64 random lowercase hex digits.
-pub fn new_container_id() -> String {
-    let mut bytes = [0u8; 32];
-    if let Ok(mut file) = File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut file, &mut bytes);
+/// Polls `ContainerStatus` until the container exited; `None` when told to
+/// stop or when the runtime stopped answering.
+fn watch(cri: &Cri, target: &str, id: &str, stop: &AtomicBool) -> Option<ExitInfo> {
+    let mut failures = 0;
+    while !stop.load(Ordering::Relaxed) {
+        match cri.container_status(target, id) {
+            Ok(s) if s.state == ContainerState::ContainerExited => {
+                return Some(ExitInfo::from_status(
+                    s.exit_code,
+                    s.reason,
+                    s.message,
+                    s.finished_at_ns,
+                ));
+            }
+            Ok(_) => failures = 0,
+            Err(error) => {
+                failures += 1;
+                if failures >= GIVE_UP_AFTER {
+                    tracing::warn!(%error, target, "the runtime stopped answering: no exit reported");
+                    return None;
+                }
+            }
+        }
+        std::thread::sleep(POLL);
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    None
 }

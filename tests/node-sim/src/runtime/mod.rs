@@ -1,13 +1,15 @@
-//! The container runtime side: cgroups, process placement, the shim and
-//! `runc`, and container instances.
+//! The container runtime side: a real containerd (with runc) per node,
+//! driven over CRI; pod cgroups as the kubelet names them; the images.
 
 pub mod binaries;
 pub mod cgroups;
 pub mod container;
-pub mod shim;
-pub mod spawn;
+pub mod containerd;
+pub mod cri;
+pub mod hierarchy;
+pub mod images;
+pub mod stale;
 
-pub use binaries::Binaries;
-pub use cgroups::{CgroupDir, CgroupDriver, Qos};
-pub use container::{ExitInfo, Instance, Launch, new_container_id};
-pub use shim::{KillReport, Shim, ShimError};
+pub use cgroups::Qos;
+pub use container::{ExitInfo, Instance, Launch};
+pub use cri::{Cri, CriError};

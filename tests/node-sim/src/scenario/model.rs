@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::{kubelet::version::KubeletVersion, runtime::CgroupDriver};
+use crate::kubelet::version::KubeletVersion;
 
 /// One scenario file.
 #[derive(Clone, Debug, Deserialize)]
@@ -18,17 +18,12 @@ pub struct Scenario {
     /// Kubelet behaviour to reproduce (`"1.28"`, `"1.29"`, ..., default 1.33).
     #[serde(default)]
     pub kubelet: KubeletVersion,
-    /// Real seconds per scenario second (default 0.05).
-    #[serde(default)]
-    pub time_scale: Option<f64>,
-    #[serde(default)]
-    pub cgroup_driver: CgroupDriver,
     /// Services in the cluster namespace, by name: `ip:port` in 10.96.0.0/16.
     #[serde(default)]
     pub peers: BTreeMap<String, String>,
     pub pods: Vec<PodEntry>,
     /// What to do; empty means: wait until every pod is ready, let them run
-    /// for one scenario second, delete them all, wait until they are gone.
+    /// for one second, delete them all, wait until they are gone.
     #[serde(default)]
     pub steps: Vec<Step>,
     #[serde(default)]

@@ -1,17 +1,14 @@
 //! A container's behaviour as `node-sim-workload` arguments.
 
-use std::{collections::BTreeMap, net::SocketAddrV4, path::Path};
+use std::{collections::BTreeMap, net::SocketAddrV4};
 
 use super::model::{ContainerSim, Role};
-use crate::{clock::TimeScale, kubelet::plan::PlanError, net::Mesh};
+use crate::{kubelet::plan::PlanError, net::Mesh};
 
 /// What the arguments depend on besides the container's own parameters.
 pub struct RoleContext<'a> {
-    pub scale: TimeScale,
     pub peers: &'a BTreeMap<String, SocketAddrV4>,
     pub mesh: Option<Mesh>,
-    /// The capture rules file (mesh init only).
-    pub rules_file: Option<&'a Path>,
     /// How many times the container restarted before this run.
     pub restart: u32,
 }
@@ -45,7 +42,7 @@ pub fn workload_args(
         argv.push(format!("--{k}"));
         argv.push(v);
     };
-    let ms = |s: f64| ctx.scale.real_ms(s).max(1).to_string();
+    let ms = |s: f64| crate::clock::millis(s).max(1).to_string();
     let needs = |parameter: &'static str| PlanError::RoleNeedsParameter {
         container: container.to_owned(),
         role,
@@ -77,15 +74,13 @@ pub fn workload_args(
             "mesh-proxy"
         }
         Role::MeshInit => {
-            let rules = ctx.rules_file.ok_or_else(|| needs("a meshed pod"))?;
-            push("rules", rules.display().to_string());
-            push(
-                "iptables-restore",
-                crate::net::netns::tool("iptables-restore")
-                    .display()
-                    .to_string(),
-            );
-            "mesh-init"
+            // The images carry no iptables: the driver installs the
+            // capture at this container's step (see `install_capture`);
+            // the container itself does a short piece of work and exits 0.
+            ctx.mesh.ok_or_else(|| needs("a meshed pod"))?;
+            push("work-ms", "50".into());
+            push("exit", "0".into());
+            "init-task"
         }
         Role::AppServer | Role::AppClient => {
             if let Some(port) = sim.serve {
@@ -187,13 +182,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_arguments_are_scaled_and_resolved() {
+    fn client_arguments_are_in_milliseconds_and_resolved() {
         let peers = BTreeMap::from([("backend".to_string(), "10.96.0.10:80".parse().unwrap())]);
         let ctx = RoleContext {
-            scale: TimeScale::new(0.05),
             peers: &peers,
             mesh: None,
-            rules_file: None,
             restart: 0,
         };
         let sim = ContainerSim {
@@ -206,7 +199,7 @@ mod tests {
         let argv = workload_args("app", Role::AppClient, &sim, &ctx).unwrap();
         assert_eq!(
             argv.join(" "),
-            "app --serve 9080 --call 10.96.0.10:80 --call 10.96.0.20:5432 --interval-ms 50 --drain-ms 500"
+            "app --serve 9080 --call 10.96.0.10:80 --call 10.96.0.20:5432 --interval-ms 1000 --drain-ms 10000"
         );
         let bad = ContainerSim {
             call: vec!["nowhere".into()],
@@ -226,14 +219,12 @@ mod tests {
             ..ContainerSim::default()
         };
         let ctx = |restart| RoleContext {
-            scale: TimeScale::new(0.5),
             peers: &peers,
             mesh: Some(Mesh::Istio),
-            rules_file: None,
             restart,
         };
         let first = workload_args("istio-proxy", Role::MeshProxy, &sim, &ctx(0)).unwrap();
-        assert!(first.join(" ").contains("--crash-after-ms 1000"));
+        assert!(first.join(" ").contains("--crash-after-ms 2000"));
         let second = workload_args("istio-proxy", Role::MeshProxy, &sim, &ctx(1)).unwrap();
         assert!(!second.join(" ").contains("crash"));
     }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::{Scenario, ScenarioError, Step, model::PodNames};
 use crate::{
-    clock::{ScenarioClock, Stamp, TimeScale},
+    clock::Stamp,
     error::SimError,
     kubelet::{PodPlan, Stage},
     log::Entry,
@@ -26,7 +26,6 @@ use crate::{
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub node_name: Option<String>,
-    pub scale: Option<TimeScale>,
     /// Keep pod logs here instead of a temporary directory.
     pub workdir: Option<PathBuf>,
     /// Real-time limit of each wait step (default 30 s).
@@ -51,10 +50,6 @@ pub struct WorkloadEvent {
 pub struct ScenarioReport {
     pub scenario: String,
     pub node_name: String,
-    pub scale: f64,
-    /// The cluster's clock: API timestamps are its seconds;
-    /// [`ScenarioClock::to_scenario_time`] puts a recording on it.
-    pub clock: ScenarioClock,
     pub started: Stamp,
     pub finished: Stamp,
     pub pods: Vec<PodInfo>,
@@ -140,32 +135,38 @@ fn default_steps(scenario: &Scenario) -> Vec<Step> {
 }
 
 /// Runs `scenario` against `api` on a fresh node; the node is gone (every
-/// cgroup, namespace and process removed) when this returns.
+/// container, sandbox, cgroup, namespace and process removed) when this
+/// returns.
 pub fn run(
     scenario: &Scenario,
     api: Arc<TestApiServer>,
     options: RunOptions,
 ) -> Result<ScenarioReport, SimError> {
-    let scale = options.scale.unwrap_or_else(|| {
-        TimeScale::new(scenario.time_scale.unwrap_or(TimeScale::default().factor()))
-    });
-    let node_name = options.node_name.unwrap_or_else(|| "node-a".into());
     let node = Node::start(
         NodeOptions {
-            node_name: node_name.clone(),
-            scale,
+            node_name: options.node_name.clone().unwrap_or_else(|| "node-a".into()),
             version: options.kubelet.unwrap_or(scenario.kubelet),
-            driver: scenario.cgroup_driver,
             peers: peers(scenario)?,
-            workdir: options.workdir,
+            workdir: options.workdir.clone(),
         },
         api,
     )?;
+    run_on(&node, scenario, &options)
+}
+
+/// Plays `scenario` on a running node (its peers must be the node's);
+/// returns when every pod worker ended. The node stays up.
+pub fn run_on(
+    node: &Node,
+    scenario: &Scenario,
+    options: &RunOptions,
+) -> Result<ScenarioReport, SimError> {
+    let node_name = node.node_name().to_owned();
     let started = Stamp::now();
     let plans: Vec<PodPlan> = scenario
         .pods
         .iter()
-        .map(|entry| PodPlan::build(entry, &node_name, scale))
+        .map(|entry| PodPlan::build(entry, &node_name))
         .collect::<Result<_, _>>()?;
     let mut pods = Vec::new();
     for plan in plans {
@@ -177,7 +178,7 @@ pub fn run(
         scenario.steps.clone()
     };
     let timeout = options.wait_timeout.unwrap_or(Duration::from_secs(30));
-    let played = steps.iter().try_for_each(|step| play(&node, step, timeout));
+    let played = steps.iter().try_for_each(|step| play(node, step, timeout));
     let finished_ok = node.finish();
     let finished = Stamp::now();
     played?;
@@ -186,14 +187,17 @@ pub fn run(
     Ok(ScenarioReport {
         scenario: scenario.name.clone(),
         node_name,
-        scale: scale.factor(),
-        clock: node.clock(),
         started,
         finished,
         pods,
         log: node.log().entries(),
         events,
     })
+}
+
+/// The scenario's peers, parsed (for [`NodeOptions::peers`]).
+pub fn peers_of(scenario: &Scenario) -> Result<BTreeMap<String, SocketAddrV4>, SimError> {
+    Ok(peers(scenario)?)
 }
 
 /// Plays one step.
@@ -237,10 +241,21 @@ pub fn play(node: &Node, step: &Step, timeout: Duration) -> Result<(), SimError>
             },
         ),
         Step::Sleep(seconds) => {
-            std::thread::sleep(node.scale().real(*seconds));
+            std::thread::sleep(crate::clock::secs(*seconds));
             Ok(())
         }
         Step::Delete { pods, grace } => node.delete(&pods.names(), *grace),
+    }
+}
+
+/// A line of a CRI container log (`<RFC 3339> <stream> <F|P> <content>`,
+/// as containerd writes them) without its prefix; other lines (hook
+/// output, the peers' log) as they are.
+fn cri_log_content(line: &str) -> &str {
+    let mut fields = line.splitn(4, ' ');
+    match (fields.next(), fields.next(), fields.next(), fields.next()) {
+        (Some(_), Some("stdout" | "stderr"), Some("F" | "P"), Some(content)) => content,
+        _ => line,
     }
 }
 
@@ -250,7 +265,7 @@ fn read_events(workdir: &Path, pods: &[PodInfo]) -> Vec<WorkloadEvent> {
     let mut read = |path: &Path, pod: &str, container: &str, run: Option<u32>| {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         for line in text.lines() {
-            if let Ok(event) = serde_json::from_str::<Value>(line) {
+            if let Ok(event) = serde_json::from_str::<Value>(cri_log_content(line)) {
                 events.push(WorkloadEvent {
                     pod: pod.to_owned(),
                     container: container.to_owned(),

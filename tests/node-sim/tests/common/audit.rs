@@ -1,15 +1,6 @@
 //! The agent's audits of a played scenario, compared with what the
-//! scenario file says they must find (`expect`).
-//!
-//! The recording is put on the cluster's clock first
-//! (`ScenarioClock::to_scenario_time`): the driver plays Kubernetes
-//! seconds scaled (a 30 s grace in 1.5 s) and stamps the API with the
-//! cluster's seconds, while the kernel's times are real. Stretched back,
-//! the recording is what a kubelet running at scenario speed would have
-//! produced, which is what the audits judge (grace periods, the 2 s SIGKILL
-//! floor, whole API seconds). Jitter is stretched too: 10 ms of scheduling
-//! delay become 0.2 s at the default scale, well inside the audits' 1 s
-//! tolerances.
+//! scenario file says they must find (`expect`). Scenarios play at real
+//! speed, so the recording is audited as it was written.
 
 use std::collections::BTreeSet;
 
@@ -18,7 +9,6 @@ use lifecycle_agent::{
     event::Record,
 };
 use node_sim::{KubeletVersion, scenario::ExpectedFinding};
-use serde_json::Value;
 
 use super::Played;
 
@@ -52,26 +42,13 @@ fn expected_key(e: &ExpectedFinding) -> Key {
     )
 }
 
-/// The recording on the cluster's clock, as the audits read it.
-pub fn scenario_time(played: &Played) -> Vec<Value> {
-    played
+/// Audits the recording as `lifecycle-agent report` does, assuming `kubelet`; only the scenario's own pods (another
+/// workload on this machine may have used kubepods cgroups meanwhile).
+pub fn audit(played: &Played, kubelet: KubeletVersion) -> Vec<PodAudit> {
+    let records: Vec<Record> = played
         .rec
         .0
         .iter()
-        .map(|r| {
-            let mut r = r.clone();
-            played.report.clock.to_scenario_time(&mut r);
-            r
-        })
-        .collect()
-}
-
-/// Audits the recording (on the cluster's clock) as `lifecycle-agent
-/// report` does, assuming `kubelet`; only the scenario's own pods (another
-/// workload on this machine may have used kubepods cgroups meanwhile).
-pub fn audit(played: &Played, kubelet: KubeletVersion) -> Vec<PodAudit> {
-    let records: Vec<Record> = scenario_time(played)
-        .into_iter()
         .map(|r| serde_json::from_value(r.clone()).unwrap_or_else(|e| panic!("{e}: {r}")))
         .collect();
     let config = AuditConfig {
@@ -133,7 +110,7 @@ pub fn assert_expected_findings(played: &Played) {
         message.push_str(&format!("  {:?}: {}\n", key_of(f), f.message));
     }
     message.push_str(&format!(
-        "recording on the cluster's clock: {saved}\n  lifecycle-agent report {saved} --kubelet-version {}\n",
+        "recording: {saved}\n  lifecycle-agent report {saved} --kubelet-version {}\n",
         played.kubelet
     ));
     if drops != 0 {
@@ -144,7 +121,7 @@ pub fn assert_expected_findings(played: &Played) {
     panic!("{message}");
 }
 
-/// Keeps the recording (on the cluster's clock) for `lifecycle-agent report`.
+/// Keeps the recording for `lifecycle-agent report`.
 fn save_for_report(played: &Played) -> String {
     let path = std::env::temp_dir().join(format!(
         "node-sim-audit-{}-{}.ndjson",

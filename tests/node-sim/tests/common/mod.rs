@@ -59,11 +59,11 @@ pub fn agent_path() -> PathBuf {
 }
 
 impl Played {
-    /// Writes the recording as NDJSON on the cluster's clock, as
-    /// `lifecycle-agent report --kubelet-version <played>` must read it.
+    /// Writes the recording as NDJSON, as `lifecycle-agent report
+    /// --kubelet-version <played>` reads it.
     pub fn save_recording(&self, path: &std::path::Path) -> std::io::Result<()> {
         let mut text = String::new();
-        for record in audit::scenario_time(self) {
+        for record in &self.rec.0 {
             text.push_str(&record.to_string());
             text.push('\n');
         }
@@ -95,8 +95,6 @@ pub struct Played {
     pub kubelet: KubeletVersion,
     pub report: ScenarioReport,
     pub rec: Rec,
-    /// The driver's pid: the parent of every container and hook process.
-    pub driver_pid: u32,
     /// The agent's audits of the scenario's pods.
     pub audits: Vec<PodAudit>,
 }
@@ -149,7 +147,6 @@ pub fn play_with(scenario: Scenario, options: RunOptions) -> Played {
         kubelet: version,
         report,
         rec: Rec(records),
-        driver_pid: std::process::id(),
         audits: Vec::new(),
     };
     checks::common(&played);

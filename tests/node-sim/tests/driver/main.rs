@@ -1,6 +1,7 @@
-//! The driver's own tests, without the agent: kubelet cgroup names, the pod
-//! network, the capture rules and a redirected connection, the runtime's
-//! signal path, and termination ordering per kubelet version. Everything
+//! The driver's own tests, without the agent, on the node's real
+//! containerd: kubelet cgroup names, the pod network from CNI, the capture
+//! rules and a redirected connection, the runtime's signal path, and
+//! termination ordering per kubelet version. Everything
 //! observable is read from the machine (/proc, cgroupfs, `ip`,
 //! `iptables-save`), the workloads' own logs, or the driver's log.
 //!
@@ -15,10 +16,9 @@ use std::time::Duration;
 
 use lifecycle_testkit::require_root;
 use node_sim::{
-    Action, Node, NodeOptions, PodPlan, Scenario, ScenarioReport, SimApi, TimeScale,
+    Action, Node, NodeOptions, PodPlan, Scenario, ScenarioReport, SimApi,
     log::Entry,
     net::netns::tool,
-    runtime::CgroupDriver,
     scenario::{PodNames, RunOptions, Step, run::play},
 };
 
@@ -43,7 +43,7 @@ struct Live {
 }
 
 impl Live {
-    fn start(scenario: &Scenario, driver: CgroupDriver) -> Self {
+    fn start(scenario: &Scenario) -> Self {
         require_root();
         let api = SimApi::start(scenario.kubelet).expect("API server");
         let peers = scenario
@@ -53,15 +53,13 @@ impl Live {
             .collect();
         let node = Node::start(
             NodeOptions {
-                driver,
                 peers,
-                scale: TimeScale::new(0.05),
                 ..NodeOptions::default()
             },
             api.server(),
         )
         .expect("node");
-        let plan = PodPlan::build(&scenario.pods[0], "node-a", node.scale()).expect("plan");
+        let plan = PodPlan::build(&scenario.pods[0], "node-a").expect("plan");
         let name = plan.name.clone();
         node.run_pod(plan).expect("pod");
         play(&node, &Step::WaitReady(PodNames::One(name.clone())), WAIT).expect("ready");
@@ -100,11 +98,11 @@ impl Live {
     }
 
     fn ip_netns(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(tool("ip"))
-            .args(["netns", "exec", &self.netns()])
+        let out = std::process::Command::new(tool("nsenter"))
+            .arg(format!("--net={}", self.netns()))
             .args(args)
             .output()
-            .expect("ip netns exec");
+            .expect("nsenter --net");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -172,7 +170,8 @@ fn events(live: &Live, container: &str, ev: &str) -> Vec<serde_json::Value> {
                 .map(str::to_owned)
                 .collect::<Vec<_>>()
         })
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l).ok())
+        // CRI log lines: `<time> <stream> <F|P> <content>`.
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.splitn(4, ' ').last()?).ok())
         .filter(|e| e["ev"] == ev)
         .collect()
 }
@@ -184,15 +183,13 @@ fn at<'a>(log: &'a [Entry], container: &str, matches: impl Fn(&Action) -> bool) 
         .unwrap_or_else(|| panic!("{container}: no such entry in {log:#?}"))
 }
 
+/// When the driver asked the runtime to stop the container.
 fn sigterm(log: &[Entry], container: &str) -> u64 {
-    match at(log, container, |a| {
-        matches!(a, Action::SignalSent { signal: 15, .. })
+    at(log, container, |a| {
+        matches!(a, Action::StopRequested { .. })
     })
-    .action
-    {
-        Action::SignalSent { before_boot_ns, .. } => before_boot_ns,
-        _ => unreachable!(),
-    }
+    .at
+    .boot_ns
 }
 
 fn exited(log: &[Entry], container: &str) -> u64 {

@@ -48,7 +48,7 @@ fn legacy_job_sidecar_keeps_the_pod_running_after_the_work_is_done() {
     assert_eq!(report_exit["container_exit_code"], 0);
     let proxy_term = p.kernel_signal(pod, "cloud-sql-proxy", 15);
     assert!(
-        proxy_term > boot(report_exit) + 40 * p.second_ns(),
+        proxy_term > boot(report_exit) + 8 * p.second_ns(),
         "nothing stopped the sidecar when the work was done ({} ms after)",
         ms(proxy_term - boot(report_exit))
     );

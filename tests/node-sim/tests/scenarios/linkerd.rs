@@ -16,12 +16,12 @@ fn linkerd_legacy_proxy_gets_sigterm_after_its_wait_before_exit() {
         SLACK_NS,
         "the app's SIGTERM at t0",
     );
-    let wait = 20 * p.second_ns();
+    let wait = 8 * p.second_ns();
     assert_near(
         p.kernel_signal(pod, "linkerd-proxy", 15),
         t0 + wait,
         SLACK_NS,
-        "the proxy's SIGTERM at t0 + 20 s",
+        "the proxy's SIGTERM at t0 + 8 s",
     );
     let app_exit = boot(p.kernel_exit(pod, "web-svc", 0));
     assert_before(

@@ -26,12 +26,12 @@ fn app_ignoring_sigterm_is_killed_when_the_grace_period_ends() {
     let kill = p.kernel_signal(pod, "batch", 9);
     assert_near(
         kill,
-        p.t0(pod) + 30 * p.second_ns(),
+        p.t0(pod) + 5 * p.second_ns(),
         SLACK_NS,
         "SIGKILL at t0 + grace",
     );
     assert!(
-        kill - term >= 30 * p.second_ns() - 10_000_000,
+        kill - term >= 5 * p.second_ns() - 10_000_000,
         "a full grace between SIGTERM and SIGKILL"
     );
     let exit = p.kernel_exit(pod, "batch", 0);
@@ -158,7 +158,7 @@ fn kubelet_1_29_bug_never_started_sidecar_holds_back_the_running_one() {
     let (p, t0, shipper) = never_started_sidecar("1.29");
     assert_near(
         shipper,
-        t0 + 20 * p.second_ns(),
+        t0 + 6 * p.second_ns(),
         SLACK_NS,
         "1.29: fluent-bit's SIGTERM only when the grace ran out",
     );

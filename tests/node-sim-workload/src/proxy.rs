@@ -8,7 +8,11 @@
 //! are not captured because it runs under the mesh UID. On SIGTERM it keeps
 //! serving for `--drain-ms`, then closes its listeners and exits 0;
 //! `/quitquitquit` (Istio) or `/shutdown` (Linkerd) end it at once.
-//! `--crash-after-ms` aborts it (SIGABRT) to play a proxy crash.
+//! `--crash-after-ms` aborts it (SIGABRT) to play a proxy crash. As PID 1
+//! of its pid namespace the kernel drops that SIGABRT (init has no handler
+//! for it), and glibc's `abort` then ends the process by a fault (SIGSEGV,
+//! exit status 139), as it would any program aborting as a container's
+//! PID 1.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream},

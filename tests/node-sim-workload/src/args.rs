@@ -63,3 +63,53 @@ impl Args {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+
+    fn parse(argv: &[&str]) -> Result<Args, String> {
+        Args::parse(&argv.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn keys_take_values_and_repeat() {
+        let args = parse(&[
+            "--call",
+            "10.0.0.1:80",
+            "--call",
+            "10.0.0.2:80",
+            "--ms",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(args.all("call"), ["10.0.0.1:80", "10.0.0.2:80"]);
+        assert_eq!(args.get("call"), Some("10.0.0.2:80"), "the last value wins");
+        assert_eq!(args.ms("ms", 0), Ok(5));
+        assert_eq!(args.ms("absent", 7), Ok(7));
+        assert!(args.all("absent").is_empty());
+    }
+
+    #[test]
+    fn a_key_without_a_value_is_a_flag() {
+        let args = parse(&["--ignore-term", "--drain-ms", "100", "--once"]).unwrap();
+        assert!(args.flag("ignore-term") && args.flag("once"));
+        assert!(!args.flag("drain"));
+        assert_eq!(args.get("ignore-term"), None);
+        assert_eq!(args.number::<u64>("drain-ms", 0), Ok(100));
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_the_key() {
+        assert_eq!(
+            parse(&["app"]).err().as_deref(),
+            Some("expected --key, got app")
+        );
+        let args = parse(&["--exit", "three"]).unwrap();
+        assert_eq!(
+            args.number::<i32>("exit", 0),
+            Err("--exit three is not a number".into())
+        );
+        assert_eq!(args.required("rules"), Err("--rules is required".into()));
+    }
+}

@@ -1,13 +1,14 @@
 //! `node-sim-workload`: the processes the node simulator runs.
 //!
-//! Called by its own name it takes a role (`node-sim-workload ROLE --flag
-//! value ...`): the containers' main processes (mesh proxy, app, log
-//! shipper, Job worker, secrets agent, database proxy, init task, mesh
-//! init, pause), the cluster's peer services, and the hooks the kubelet runs
-//! inside a container. Copied under the names `containerd-shim-runc-v2` and
-//! `runc` it plays the container runtime: a long-lived shim that runs a
-//! short-lived `runc kill` for every signal the kubelet asks for, so the
-//! kernel sees the sender shape of a real node.
+//! It takes a role (`node-sim-workload ROLE --flag value ...`): the
+//! containers' main processes (mesh proxy, app, log shipper, Job worker,
+//! secrets agent, database proxy, init task, mesh init, pause), the
+//! cluster's peer services, and the hooks the kubelet runs inside a
+//! container. Invoked as `pause` with no arguments it is the pause process,
+//! so a sandbox image can carry it as `/pause`.
+//!
+//! In a container it may be PID 1 of its pid namespace, and then reaps
+//! every child that exits ([`reap`]).
 //!
 //! Every role reports what it does as JSON lines on stdout (the container
 //! log), each stamped with wall-clock and boot-clock nanoseconds.
@@ -16,21 +17,23 @@ mod apps;
 mod args;
 mod common;
 mod hooks;
+mod net;
 mod proxy;
-mod runtime;
+mod reap;
+
+use std::path::Path;
 
 use args::Args;
 
 fn main() {
+    reap::start_if_init();
     let argv: Vec<String> = std::env::args().collect();
-    let invoked_as = argv
-        .first()
-        .map(|a| a.rsplit('/').next().unwrap_or(a).to_owned())
-        .unwrap_or_default();
-    let code = match invoked_as.as_str() {
-        "containerd-shim-runc-v2" => runtime::shim(),
-        "runc" => runtime::runc(&argv[1..]),
-        _ => run_role(&argv[1..]),
+    let code = match argv.as_slice() {
+        [argv0] if Path::new(argv0).file_name().is_some_and(|n| n == "pause") => {
+            finish(apps::pause())
+        }
+        [_, rest @ ..] => run_role(rest),
+        [] => usage("no role given"),
     };
     std::process::exit(code);
 }
@@ -59,6 +62,11 @@ fn run_role(argv: &[String]) -> i32 {
         "hook-wait" => hooks::wait(&args),
         other => return usage(&format!("unknown role {other}")),
     };
+    finish(result)
+}
+
+/// A role's exit code; an error is logged as an `error` event and exits 1.
+fn finish(result: Result<i32, String>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -70,7 +78,7 @@ fn run_role(argv: &[String]) -> i32 {
 
 fn usage(problem: &str) -> i32 {
     eprintln!(
-        "{problem}\nusage: node-sim-workload ROLE [--flag value]...\n\
+        "{problem}\nusage: node-sim-workload ROLE [--flag value]...   (or `pause`, under that name)\n\
          roles: pause mesh-proxy app log-shipper job-worker secrets-agent db-proxy init-task \
          mesh-init peer-server hook-sleep hook-http hook-wait"
     );
