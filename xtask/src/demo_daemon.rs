@@ -85,7 +85,7 @@ pub fn daemon(root: &Path, bin: &Path, out: &Path) -> anyhow::Result<()> {
     let sim = Command::new(bin.join("node-sim"))
         .arg("run")
         .arg(root.join("tests/scenarios").join(SCENARIO))
-        .args(["--node-name", NODE, "--time-scale", "1"])
+        .args(["--node-name", NODE])
         .arg("--api-listen")
         .arg(api.to_string())
         .stdout(Stdio::null())

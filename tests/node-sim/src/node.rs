@@ -102,6 +102,11 @@ impl Node {
             }
             e
         };
+        // What a killed run left (its containerd, shims, mounts, pod cgroups
+        // and node namespace) goes first, before anything new is named.
+        if let Err(error) = crate::runtime::stale::clear_stale() {
+            tracing::warn!(%error, "stale state of an earlier run not cleared");
+        }
         let cgroup_root = cgroup2_mount().map_err(|e| cleanup(e.into()))?;
         let cluster =
             ClusterNetwork::create(&format!("nsim{suffix}")).map_err(|e| cleanup(e.into()))?;

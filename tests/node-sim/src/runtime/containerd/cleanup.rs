@@ -195,11 +195,14 @@ fn runc_cgroups(runc_root: &Path) -> Vec<PathBuf> {
             let Ok(state) = serde_json::from_str::<serde_json::Value>(&text) else {
                 continue;
             };
+            // Only the container's own cgroup, named by its id: never a
+            // parent that other pods or nodes share.
             if let Some(path) = state
                 .pointer("/config/cgroups/path")
                 .and_then(|p| p.as_str())
                 && !path.contains(':')
                 && let Ok(relative) = hierarchy::normalize(Path::new(path))
+                && relative.file_name() == Some(container.file_name().as_os_str())
             {
                 found.push(relative);
             }

@@ -84,6 +84,7 @@ impl Containerd {
         &self.address
     }
 
+    /// The imported images (the pause one is the config's sandbox image).
     pub fn images(&self) -> &Images {
         &self.images
     }
@@ -165,7 +166,12 @@ impl Drop for Containerd {
                 "containerd removed"
             );
         } else {
-            tracing::warn!(instance = self.layout.name, problems = ?report.problems, took_ms, "containerd removed, with problems");
+            tracing::warn!(
+                instance = self.layout.name,
+                problems = ?report.problems,
+                took_ms,
+                "containerd removed, with problems"
+            );
         }
     }
 }
