@@ -294,6 +294,11 @@ impl Script {
         self.next_pid += 1;
         let comm = filename.rsplit('/').next().unwrap_or(filename);
         let process = self.container_process(container, comm, self.now_ns as u64);
+        self.push_exec(process, filename, parent_pid)
+    }
+
+    /// A `process_exec` record of `process` running `filename`.
+    fn push_exec(&mut self, process: Process, filename: &str, parent_pid: u32) -> Proc {
         self.push(
             Event::ProcessExec(ProcessExec {
                 process: process.clone(),
@@ -304,11 +309,7 @@ impl Script {
             }),
             true,
         );
-        Proc {
-            pid: process.pid,
-            start_ns: process.start_ns,
-            process,
-        }
+        Proc::of(process)
     }
 
     /// A new run of `container`: its PID 1 execs `filename` (the

@@ -6,7 +6,7 @@
 use super::{By, Proc, Script};
 use crate::{
     attribution::CgroupClass,
-    event::{CgroupChange, CgroupOp, Event, Process, ProcessExec, ProcessFork},
+    event::{CgroupChange, CgroupOp, Event, Process, ProcessFork},
 };
 
 /// Script time between two steps of a runtime's setup.
@@ -152,22 +152,12 @@ impl Script {
         let mut process = p.process.clone();
         let name = filename.rsplit('/').next().unwrap_or(filename);
         process.comm = name.chars().take(15).collect();
-        self.push(
-            Event::ProcessExec(ProcessExec {
-                process: process.clone(),
-                parent_pid,
-                filename: filename.into(),
-                filename_truncated: false,
-                recovered: None,
-            }),
-            true,
-        );
-        Proc::of(process)
+        self.push_exec(process, filename, parent_pid)
     }
 }
 
 impl Proc {
-    fn of(process: Process) -> Self {
+    pub(super) fn of(process: Process) -> Self {
         Self {
             pid: process.pid,
             start_ns: process.start_ns,
