@@ -5,9 +5,10 @@
 use std::{hint::black_box, path::Path, time::Instant};
 
 use lifecycle_agent::{
-    audit::{AuditConfig, PodAudit, audit_records, read_recording},
+    audit::{AuditConfig, PodAudit, audit_records},
     export::{ExportArgs, ResourceInfo, Telemetry, config::ExportConfig, spans},
 };
+use lifecycle_recording::read_recording;
 
 fn audits() -> Vec<PodAudit> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/recordings");

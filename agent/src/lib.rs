@@ -6,7 +6,6 @@
 //! [`record`] (NDJSON) / pod model ([`pods`]) / audits / exporters.
 
 pub mod attribution;
-pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod config_file;
@@ -18,5 +17,7 @@ pub mod pipeline;
 pub mod pods;
 pub mod preflight;
 pub mod record;
-pub mod report;
 pub mod run;
+
+pub use lifecycle_audit as audit;
+pub use lifecycle_audit::report;

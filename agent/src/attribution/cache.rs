@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::CgroupClass;
 use super::cgroup_fs::{Cgroup2Walker, CgroupDir, CgroupError, HierarchyWalker};
-use super::cgroup_path::parse_cgroup_path;
-use super::class::CgroupClass;
+use super::parse_cgroup_path;
 
 mod types;
 pub use types::{CacheConfig, CacheCounters, CgroupEntry};

@@ -18,9 +18,6 @@
 
 pub mod cache;
 pub mod cgroup_fs;
-pub mod cgroup_path;
-mod class;
-mod ids;
 mod mountinfo;
 
 pub use cache::{CacheConfig, CacheCounters, CgroupCache, CgroupEntry};
@@ -28,9 +25,10 @@ pub use cgroup_fs::{
     Cgroup2Mount, Cgroup2Walker, CgroupDir, CgroupError, HierarchyWalker, find_cgroup2_mount,
     find_cgroup2_mount_info, pick_cgroup2_mount, walk_cgroups,
 };
-pub use cgroup_path::{cgroup_level, is_watch_root, parse_cgroup_path};
-pub use class::{CgroupClass, CgroupDriver, ContainerCgroup, PodCgroup, QosClass, Runtime};
-pub use ids::{canonical_pod_uid, is_container_id};
+pub use lifecycle_recording::cgroup::{
+    CgroupClass, CgroupDriver, ContainerCgroup, PodCgroup, QosClass, Runtime, canonical_pod_uid,
+    cgroup_level, is_container_id, is_watch_root, parse_cgroup_path,
+};
 
 #[cfg(test)]
 mod kernel_tests;

@@ -11,7 +11,6 @@
 //! * [`rfc3339`]: fixed-width RFC 3339 formatting.
 
 pub mod boot;
-pub mod rfc3339;
 pub mod source;
 
 use std::io;
@@ -19,7 +18,7 @@ use std::io;
 use thiserror::Error;
 
 pub use boot::{BootClock, DEFAULT_RESAMPLE_INTERVAL, OffsetSample, tightest_offset};
-pub use rfc3339::{format_rfc3339_nanos, try_format_rfc3339_nanos};
+pub use lifecycle_recording::time::{format_rfc3339_nanos, try_format_rfc3339_nanos};
 pub use source::{ClockSource, SystemClocks};
 
 /// Failures reading clocks or rendering timestamps.
@@ -29,14 +28,5 @@ pub enum ClockError {
     ClockReadFailed {
         clock: &'static str,
         source: io::Error,
-    },
-    #[error(
-        "{unix_ns} ns since the Unix epoch is outside the years 0000-9999 RFC 3339 can express"
-    )]
-    TimestampOutOfRange { unix_ns: i128 },
-    #[error("formatting {unix_ns} ns since the Unix epoch failed: {source}")]
-    FormatFailed {
-        unix_ns: i128,
-        source: time::error::Format,
     },
 }

@@ -6,15 +6,13 @@ use std::{path::Path, time::Duration};
 use serde::Serialize;
 
 use super::{ExportConfig, ExportError, ExportSummary, Exporter, ResourceInfo, Telemetry};
-use crate::{
-    audit::{AuditConfig, LoadError, audit_records, read_recording},
-    event::Event,
-};
+use lifecycle_audit::{AuditConfig, audit_records};
+use lifecycle_recording::{Event, ReadError, read_recording};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingExportError {
     #[error(transparent)]
-    RecordingUnreadable(#[from] LoadError),
+    RecordingUnreadable(#[from] ReadError),
     #[error(transparent)]
     ExporterFailed(#[from] ExportError),
 }

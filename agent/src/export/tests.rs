@@ -1,6 +1,7 @@
 //! Unit tests on the fixture recordings: partial times, one startup per
 //! pod in the metrics, the resource.
 
+use lifecycle_recording::read_recording;
 use std::path::Path;
 
 use opentelemetry::Value;
@@ -13,7 +14,7 @@ use super::{
     spans::{self, TraceKind},
 };
 use crate::{
-    audit::{AuditConfig, Completion, PodAudit, audit_records, read_recording},
+    audit::{AuditConfig, Completion, PodAudit, audit_records},
     event::{Event, Record},
 };
 

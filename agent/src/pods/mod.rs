@@ -12,28 +12,22 @@
 //! * [`event::PodEvent`]s describe every change for the recording;
 //! * [`client::make_client`] builds the Kubernetes client.
 
-pub mod annotations;
-pub mod classify;
 pub mod client;
 pub mod diff;
-pub mod event;
-pub mod ids;
 pub mod pending;
 pub mod raw;
 pub mod record;
 pub mod resolve;
-pub mod spec;
-pub mod status;
 pub mod store;
-pub mod time;
 pub mod watch;
 
-pub use classify::{ClassificationRules, ContainerKind, MeshInfo, MeshMode, SidecarRole};
-pub use event::{DeletedReason, PodChange, PodEvent};
+pub use lifecycle_recording::pods::{
+    ClassificationRules, ContainerKind, DeletedReason, MeshInfo, MeshMode, PodChange, PodEvent,
+    PodSpecFacts, SidecarRole, StoreStats, annotations, classify, event, ids, spec, status, time,
+};
 pub use pending::{PendingBuffer, PendingLimits, Released};
 pub use raw::{DecodedPod, MalformedPod, RawPod};
 pub use record::{PodIdentity, PodRecord};
 pub use resolve::{Resolution, ResolvedContainer};
-pub use spec::PodSpecFacts;
-pub use store::{PodStore, StoreConfig, StoreStats};
+pub use store::{PodStore, StoreConfig};
 pub use watch::{PodWatchConfig, PodWatchError, run_pod_watch, run_pod_watch_with};

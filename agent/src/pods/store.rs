@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use crate::pods::StoreStats;
 use crate::pods::classify::ClassificationRules;
 use crate::pods::event::{DeletedReason, PodEvent};
 use crate::pods::ids::IdKey;
@@ -63,32 +64,6 @@ pub struct StoreCounters {
     pub deleted_evicted_over_capacity: AtomicU64,
     /// Lists completed (the first one makes the store synced).
     pub lists_completed: AtomicU64,
-}
-
-/// A copy of the counters at one moment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct StoreStats {
-    /// See [`StoreCounters::objects_applied`].
-    pub objects_applied: u64,
-    /// See [`StoreCounters::malformed_objects`].
-    pub malformed_objects: u64,
-    /// See [`StoreCounters::watch_errors`].
-    pub watch_errors: u64,
-    /// See [`StoreCounters::relists`].
-    pub relists: u64,
-    /// See [`StoreCounters::deleted_by_relist`].
-    pub deleted_by_relist: u64,
-    /// See [`StoreCounters::deleted_expired`].
-    pub deleted_expired: u64,
-    /// See [`StoreCounters::deleted_evicted_over_capacity`].
-    pub deleted_evicted_over_capacity: u64,
-    /// See [`StoreCounters::lists_completed`].
-    pub lists_completed: u64,
-    /// Live pods now.
-    pub live_pods: usize,
-    /// Deleted pods kept now.
-    pub deleted_pods: usize,
 }
 
 pub(crate) struct Inner {

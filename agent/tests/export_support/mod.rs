@@ -11,9 +11,10 @@ use std::{
 };
 
 use lifecycle_agent::{
-    audit::{AuditConfig, PodAudit, audit_records, read_recording},
+    audit::{AuditConfig, PodAudit, audit_records},
     event::{Event, Stats},
 };
+use lifecycle_recording::read_recording;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use otlp_receiver::{ReceivedSpan, view};
 

@@ -15,10 +15,8 @@ use std::{
 };
 
 use common::{NODE, agent_path, load, serial};
-use lifecycle_agent::{
-    audit::{AuditConfig, Finding, PodAudit, audit_records, read_recording},
-    event::Record,
-};
+use lifecycle_audit::{AuditConfig, Finding, PodAudit, audit_records};
+use lifecycle_recording::{Record, read_recording};
 use lifecycle_testkit::{Recording, http_get, require_root};
 use node_sim::{
     Node, NodeOptions, SimApi,

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use lifecycle_agent::audit::{FindingKind, RuleId, Severity};
+use lifecycle_audit::{FindingKind, RuleId, Severity};
 use node_sim::{PodPlan, Scenario, scenario::ExpectedFinding};
 
 fn dir() -> PathBuf {

@@ -13,7 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lifecycle_agent::audit::{AuditConfig, audit_records, read_recording};
+use lifecycle_audit::{AuditConfig, audit_records};
+use lifecycle_recording::read_recording;
 use lifecycle_testkit::{free_local_addr, http_get, require_root};
 use node_sim::{RunOptions, Scenario, SimApi};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as AnyValue};

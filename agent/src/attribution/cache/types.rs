@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::attribution::class::CgroupClass;
+use crate::attribution::CgroupClass;
 
 /// Tuning of a [`CgroupCache`](super::CgroupCache).
 #[derive(Clone, Debug, PartialEq, Eq)]

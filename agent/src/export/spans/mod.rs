@@ -375,3 +375,6 @@ pub(crate) fn run_attributes(run: Option<&crate::audit::pod::RunSpan>) -> Vec<Ke
     }
     out
 }
+
+#[cfg(test)]
+mod runc_tests;

@@ -4,10 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use lifecycle_agent::{
-    audit::{AuditConfig, Finding, PodAudit, audit_records},
-    event::Record,
-};
+use lifecycle_audit::{AuditConfig, Finding, PodAudit, audit_records};
+use lifecycle_recording::Record;
 use node_sim::{KubeletVersion, scenario::ExpectedFinding};
 
 use super::Played;

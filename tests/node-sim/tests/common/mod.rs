@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use lifecycle_agent::audit::PodAudit;
+use lifecycle_audit::PodAudit;
 use lifecycle_testkit::{Recording, require_root};
 use node_sim::{KubeletVersion, RunOptions, Scenario, ScenarioReport, SimApi};
 

@@ -2,7 +2,7 @@
 //! native sidecars with and without a startupProbe, a proxy crash, and an
 //! excluded port.
 
-use lifecycle_agent::audit::{Outcome, RuleId, bypass::traffic::FlowClass};
+use lifecycle_audit::{Outcome, RuleId, bypass::traffic::FlowClass};
 
 use crate::{
     SLACK_NS, assert_before, assert_near, assert_no_refusals, capture_listen,

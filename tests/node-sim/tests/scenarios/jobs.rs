@@ -1,7 +1,7 @@
 //! Jobs with a database proxy (legacy and native) and helper sidecars
 //! (log shipper, secrets agent) around the app.
 
-use lifecycle_agent::audit::{Outcome, RuleId, termination::Trigger};
+use lifecycle_audit::{Outcome, RuleId, termination::Trigger};
 
 use crate::{
     Played, SLACK_NS, assert_before, assert_near, capture_listen,

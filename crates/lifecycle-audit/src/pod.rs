@@ -1,0 +1,382 @@
+//! One pod's audit: the timeline lanes, the startup, termination and bypass
+//! audits, every rule's verdict, and the findings.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    bypass::{self, BypassAudit},
+    config::AuditConfig,
+    finding::{Finding, Judgement, Outcome, RuleId, Verdict},
+    startup::{self, StartupAudit},
+    termination::{self, ApiOrder, TerminationAudit},
+    timeline::{At, PodRef, PodTimeline, SenderClass},
+};
+use lifecycle_recording::event::Record;
+use lifecycle_recording::pods::{ContainerKind, MeshMode, SidecarRole};
+
+/// The controller a pod belongs to, as compared across recordings.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Workload {
+    pub namespace: String,
+    /// `Deployment` for a ReplicaSet named `<deployment>-<pod-template-hash>`,
+    /// else the owner kind; `Pod` for pods without an owner.
+    pub kind: String,
+    pub name: String,
+}
+
+/// Why the audit was produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Completion {
+    /// The pod was deleted (or a run-to-completion pod finished).
+    Terminated,
+    /// Its containers were ready (startup audit only).
+    StartupComplete,
+    /// The input ended first.
+    EndOfInput,
+}
+
+/// A run of a container (PID 1 alive).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpan {
+    pub pid: u32,
+    /// `None`: before the recording.
+    pub start: Option<At>,
+    /// `None`: still running at the end.
+    pub end: Option<At>,
+    pub exit_code: Option<i32>,
+    /// The runtime's container id of this run (`None` when only the cgroup
+    /// id is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+}
+
+/// A runtime exec into the container (hook or probe).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookSpan {
+    pub start: At,
+    pub end: Option<At>,
+    pub filename: String,
+    /// This exec is the container's preStop hook.
+    pub prestop: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalPoint {
+    pub at: At,
+    pub name: String,
+    pub sender: SenderClass,
+    pub to_pid1: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenSpan {
+    pub port: u16,
+    pub start: Option<At>,
+    pub end: Option<At>,
+}
+
+/// What one container did, for timelines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lane {
+    pub container: String,
+    pub kind: Option<ContainerKind>,
+    pub role: Option<SidecarRole>,
+    pub runs: Vec<RunSpan>,
+    pub hooks: Vec<HookSpan>,
+    pub signals: Vec<SignalPoint>,
+    pub listens: Vec<ListenSpan>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PodAudit {
+    pub pod: PodRef,
+    pub workload: Workload,
+    /// The kubelet version whose semantics were assumed.
+    pub kubelet_assumed: String,
+    pub mesh_mode: MeshMode,
+    pub native_sidecars: bool,
+    pub lanes: Vec<Lane>,
+    pub startup: Option<StartupAudit>,
+    pub termination: Option<TerminationAudit>,
+    pub bypass: Option<BypassAudit>,
+    pub verdicts: Vec<Verdict>,
+    pub findings: Vec<Finding>,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    pub records: usize,
+    /// Records not kept because of the per-pod cap.
+    pub dropped_records: u64,
+    pub completed_by: Completion,
+    /// The agent started while the pod was running (processes recovered
+    /// from `/proc`): what happened before it started is missing.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+impl PodAudit {
+    pub fn verdict(&self, rule: RuleId) -> Option<&Verdict> {
+        self.verdicts.iter().find(|v| v.rule == rule)
+    }
+
+    pub fn findings_of(&self, rule: RuleId) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.rule == rule)
+    }
+}
+
+fn is_template_hash(suffix: &str) -> bool {
+    (5..=10).contains(&suffix.len())
+        && suffix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+/// The CronJob of a Job it created: the CronJob controller names each Job
+/// `<cronjob>-<scheduled time in minutes since the epoch>` (8 digits or more).
+pub fn cronjob_of(job: &str) -> Option<&str> {
+    let (base, minutes) = job.rsplit_once('-')?;
+    (minutes.len() >= 8 && minutes.bytes().all(|b| b.is_ascii_digit()) && !base.is_empty())
+        .then_some(base)
+}
+
+/// The workload of a pod: its owner, with a ReplicaSet's template hash
+/// dropped so pods of successive rollouts group together, and a CronJob's
+/// Jobs grouped under the CronJob.
+pub fn workload(tl: &PodTimeline) -> Workload {
+    let namespace = tl.pod.namespace.clone();
+    let owner = tl.spec.as_ref().and_then(|s| s.owner.as_ref());
+    match owner {
+        Some(o) if &*o.kind == "ReplicaSet" => match o.name.rsplit_once('-') {
+            Some((base, hash)) if is_template_hash(hash) => Workload {
+                namespace,
+                kind: "Deployment".into(),
+                name: base.into(),
+            },
+            _ => Workload {
+                namespace,
+                kind: "ReplicaSet".into(),
+                name: o.name.to_string(),
+            },
+        },
+        Some(o) if &*o.kind == "Job" && cronjob_of(&o.name).is_some() => Workload {
+            namespace,
+            kind: "CronJob".into(),
+            name: cronjob_of(&o.name).unwrap_or_default().into(),
+        },
+        Some(o) => Workload {
+            namespace,
+            kind: o.kind.to_string(),
+            name: o.name.to_string(),
+        },
+        None => Workload {
+            namespace,
+            kind: "Pod".into(),
+            name: tl.pod.name.clone(),
+        },
+    }
+}
+
+/// Signals that say nothing about a lifecycle (child exits, broken pipes,
+/// timers, terminal and I/O notifications): left out of the lanes.
+pub const HOUSEKEEPING_SIGNALS: &[&str] = &[
+    "SIGCHLD",
+    "SIGPIPE",
+    "SIGWINCH",
+    "SIGURG",
+    "SIGALRM",
+    "SIGVTALRM",
+    "SIGPROF",
+    "SIGIO",
+];
+
+fn lanes(tl: &PodTimeline, termination: Option<&TerminationAudit>) -> Vec<Lane> {
+    tl.containers
+        .iter()
+        .map(|c| {
+            let prestop_start =
+                termination
+                    .and_then(|t| t.container(&c.name))
+                    .and_then(|t| match &t.prestop {
+                        termination::PreStop::Exec { start, .. } => Some(*start),
+                        _ => None,
+                    });
+            Lane {
+                container: c.name.clone(),
+                kind: c.kind,
+                role: c.role,
+                runs: c
+                    .instances
+                    .iter()
+                    .map(|i| RunSpan {
+                        pid: i.pid,
+                        start: i.exec,
+                        end: i.exit.map(|x| x.at),
+                        exit_code: i.exit.map(|x| x.code),
+                        container_id: (!i.key.starts_with("cgroup:")).then(|| i.key.clone()),
+                    })
+                    .collect(),
+                hooks: c
+                    .hooks
+                    .iter()
+                    .map(|h| HookSpan {
+                        start: h.exec,
+                        end: h.exit.map(|x| x.at),
+                        filename: h.filename.clone(),
+                        prestop: Some(h.exec) == prestop_start,
+                    })
+                    .collect(),
+                signals: tl
+                    .signals
+                    .iter()
+                    .filter(|s| {
+                        s.container == c.name && !HOUSEKEEPING_SIGNALS.contains(&s.name.as_str())
+                    })
+                    .map(|s| SignalPoint {
+                        at: s.at,
+                        name: s.name.clone(),
+                        sender: s.sender,
+                        to_pid1: tl.is_pid1(s.target_pid, s.target_start_ns),
+                    })
+                    .collect(),
+                listens: c
+                    .sockets
+                    .listens
+                    .iter()
+                    .map(|l| ListenSpan {
+                        port: l.port,
+                        start: l.start,
+                        end: l.end,
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// A1: where the kernel ordered what the API's whole seconds cannot.
+fn a1(termination: Option<&TerminationAudit>, j: &mut Judgement) {
+    let pairs = termination
+        .map(|t| t.exit_pairs.as_slice())
+        .unwrap_or_default();
+    let same: Vec<_> = pairs
+        .iter()
+        .filter(|p| p.api == ApiOrder::SameSecond)
+        .collect();
+    let api_only = same.iter().filter(|p| p.kernel_gap_s.is_none()).count();
+    let note = format!(
+        "{} sidecar/main exit pair(s) in the same API second; {} of them ordered by the kernel, {api_only} unknown",
+        same.len(),
+        same.len() - api_only
+    );
+    let outcome = if api_only > 0 {
+        Outcome::Unknown
+    } else {
+        Outcome::Held
+    };
+    j.verdict(RuleId::A1, outcome, note);
+}
+
+/// Audits one pod from its records (time order).
+pub fn analyze(
+    uid: &str,
+    records: &[Record],
+    horizon_ns: i64,
+    config: &AuditConfig,
+    dropped_records: u64,
+    completed_by: Completion,
+) -> PodAudit {
+    let tl = PodTimeline::build(uid, records, horizon_ns);
+    let mut j = Judgement::default();
+    let startup = startup::measure(&tl);
+    match &startup {
+        Some(s) => j.extend(startup::rules::judge(&tl, s, config)),
+        None => {
+            for rule in [RuleId::S1, RuleId::S2, RuleId::S3, RuleId::S4] {
+                j.verdict(
+                    rule,
+                    Outcome::Unknown,
+                    "no container start in the recording",
+                );
+            }
+        }
+    }
+    let termination = termination::measure(&tl, config);
+    match &termination {
+        Some(t) => {
+            j.extend(termination::order::judge(&tl, t, config));
+            j.extend(termination::kill::judge(&tl, t, config));
+            j.extend(termination::mesh::judge(&tl, t, config));
+        }
+        None => {
+            use RuleId::*;
+            for rule in [T1, T2, T3, T4, T5, T6, T7, X1, X2, M1, M2] {
+                j.verdict(
+                    rule,
+                    Outcome::NotApplicable,
+                    "no termination in the recording",
+                );
+            }
+        }
+    }
+    a1(termination.as_ref(), &mut j);
+    let bypass = bypass::audit(&tl).map(|(audit, judgement)| {
+        j.extend(judgement);
+        audit
+    });
+    j.verdicts.sort_by_key(|v| v.rule);
+    let mut findings: Vec<Finding> = j
+        .findings
+        .into_iter()
+        .map(|d| d.into_finding(&tl.pod.namespace, &tl.pod.name))
+        .collect();
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then(a.evidence.first().cmp(&b.evidence.first()))
+    });
+    PodAudit {
+        workload: workload(&tl),
+        kubelet_assumed: config.kubelet.to_string(),
+        mesh_mode: tl.spec.as_ref().map(|s| s.mesh.mode).unwrap_or_default(),
+        native_sidecars: tl.containers.iter().any(|c| c.is_native_sidecar()),
+        lanes: lanes(&tl, termination.as_ref()),
+        startup,
+        termination,
+        bypass,
+        verdicts: j.verdicts,
+        findings,
+        first_ns: tl.first_ns,
+        last_ns: tl.last_ns,
+        records: records.len(),
+        dropped_records,
+        completed_by,
+        partial: records.iter().any(
+            |r| matches!(&r.event, lifecycle_recording::event::Event::ProcessExec(e) if e.recovered.is_some()),
+        ),
+        pod: tl.pod,
+    }
+}
+
+#[cfg(test)]
+mod workload_tests {
+    use super::cronjob_of;
+
+    #[test]
+    fn jobs_of_a_cronjob_group_under_it() {
+        assert_eq!(
+            cronjob_of("nightly-report-29384720"),
+            Some("nightly-report")
+        );
+        assert_eq!(
+            cronjob_of("nightly-report-29384721"),
+            Some("nightly-report")
+        );
+        assert_eq!(cronjob_of("migrate-db"), None);
+        assert_eq!(
+            cronjob_of("batch-1234"),
+            None,
+            "too short for a scheduled time"
+        );
+        assert_eq!(cronjob_of("-29384720"), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! Reports on the audits of a recording: a terminal timeline ([`text`]),
+//! a documented JSON document (the [`Report`] itself, docs/audits.md), a
+//! self-contained HTML page with an SVG timeline per pod ([`html`]), and
+//! the before/after comparison of two recordings ([`compare`]).
+
+pub mod compare;
+pub mod html;
+pub mod text;
+
+#[cfg(test)]
+mod tests;
+
+use std::{fmt, path::Path, str::FromStr};
+
+use serde::{Deserialize, Serialize};
+
+use lifecycle_recording::{ReadError, RecordingInfo, read_recording};
+
+use crate::AuditConfig;
+
+use crate::PodAudit;
+
+use crate::Severity;
+
+use crate::audit_records;
+
+/// Identifies the JSON schema of a report.
+pub const REPORT_SCHEMA: &str = "lifecycle-agent.audit-report/v1";
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Html,
+}
+
+impl FromStr for Format {
+    type Err = ReportError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            "html" => Ok(Self::Html),
+            other => Err(ReportError::UnknownFormat(other.to_owned())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    RecordingUnreadable(#[from] ReadError),
+    #[error("unknown report format {0:?} (text, json, html)")]
+    UnknownFormat(String),
+    #[error("the {0} format is not available for this command")]
+    FormatNotSupported(&'static str),
+    #[error("cannot serialise the report")]
+    SerialiseFailed(#[from] serde_json::Error),
+}
+
+/// Counts of findings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    pub pods: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+}
+
+/// The audits of one recording.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub tool_version: &'static str,
+    /// The kubelet version whose rules were applied (not in the recording).
+    pub kubelet_assumed: String,
+    pub recording: RecordingInfo,
+    pub summary: Summary,
+    pub pods: Vec<PodAudit>,
+}
+
+impl Report {
+    pub fn new(recording: RecordingInfo, pods: Vec<PodAudit>, config: &AuditConfig) -> Self {
+        let count = |s: Severity| {
+            pods.iter()
+                .flat_map(|p| &p.findings)
+                .filter(|f| f.severity == s)
+                .count()
+        };
+        let summary = Summary {
+            pods: pods.len(),
+            errors: count(Severity::Error),
+            warnings: count(Severity::Warning),
+            infos: count(Severity::Info),
+        };
+        Self {
+            schema: REPORT_SCHEMA,
+            tool_version: env!("CARGO_PKG_VERSION"),
+            kubelet_assumed: config.kubelet.to_string(),
+            recording,
+            summary,
+            pods,
+        }
+    }
+
+    pub fn render(&self, format: Format) -> Result<String, ReportError> {
+        Ok(match format {
+            Format::Text => text::render(self),
+            Format::Json => serde_json::to_string_pretty(self)? + "\n",
+            Format::Html => html::render(self),
+        })
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+            Self::Html => "html",
+        })
+    }
+}
+
+/// Reads a recording and audits every pod in it.
+pub fn audit_file(path: &Path, config: &AuditConfig) -> Result<Report, ReportError> {
+    let (records, info) = read_recording(path)?;
+    let pods = audit_records(records, config);
+    Ok(Report::new(info, pods, config))
+}

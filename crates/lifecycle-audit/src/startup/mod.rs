@@ -1,0 +1,316 @@
+//! Startup audit: per container its first exec, first listen per port and
+//! the API's running/started/ready; per (app, sidecar) pair the gaps from
+//! the sidecar listening to the app's first exec, first outbound connect
+//! and first accepted connection. A negative gap is the race: the app ran
+//! before its sidecar could serve it. [`rules`] judges S1–S4.
+
+pub mod rules;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    fmt::to_s,
+    mesh::{MeshContext, context},
+    termination::ExitMark,
+    timeline::{At, Connection, ContainerApi, ContainerTimeline, PodTimeline, socket::is_loopback},
+};
+use lifecycle_recording::pods::{ContainerKind, SidecarRole, spec::HookFacts, spec::PortRef};
+
+/// An API fact with the agent's observation and the API's whole second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiMark {
+    pub at: At,
+    pub api_s: Option<i64>,
+}
+
+/// First listen on one port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstListen {
+    pub port: u16,
+    pub addr: String,
+    /// `None`: already listening when the recording started.
+    pub at: Option<At>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerStartup {
+    pub container: String,
+    pub kind: Option<ContainerKind>,
+    pub role: Option<SidecarRole>,
+    pub first_exec: Option<At>,
+    /// End of the first run (what S1 needs of init containers).
+    pub first_exit: Option<ExitMark>,
+    pub listens: Vec<FirstListen>,
+    pub running: Option<ApiMark>,
+    pub started: Option<ApiMark>,
+    pub ready: Option<ApiMark>,
+    pub first_connect: Option<At>,
+    pub first_accept: Option<At>,
+    pub startup_probe: bool,
+}
+
+impl ContainerStartup {
+    pub fn listen_on(&self, port: u16) -> Option<&FirstListen> {
+        self.listens.iter().find(|l| l.port == port)
+    }
+}
+
+/// How the app's exec second compares with the sidecar's `ready` second.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiCompare {
+    Before,
+    /// Same whole second: the API cannot tell (A1).
+    SameSecond,
+    After,
+    Missing,
+}
+
+/// The gaps between one sidecar serving and one app container acting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartupGap {
+    pub app: String,
+    pub sidecar: String,
+    /// The sidecar ports the gap is measured against.
+    pub ports: Vec<u16>,
+    /// When the sidecar was listening on all of them.
+    pub sidecar_listening: Option<At>,
+    /// app first exec − sidecar listening.
+    pub exec_gap_s: Option<f64>,
+    /// app first connect through the sidecar − its outbound listener.
+    pub connect_gap_s: Option<f64>,
+    /// app first accepted connection − the sidecar's inbound listener.
+    pub accept_gap_s: Option<f64>,
+    pub app_first_connect: Option<At>,
+    pub app_first_accept: Option<At>,
+    /// The app's exec second against the sidecar's `ready` second (API).
+    pub exec_vs_ready: ApiCompare,
+    pub native: bool,
+    pub startup_probe: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartupAudit {
+    /// First exec of any container of the pod.
+    pub first_exec: Option<At>,
+    pub containers: Vec<ContainerStartup>,
+    pub gaps: Vec<StartupGap>,
+}
+
+impl StartupAudit {
+    pub fn container(&self, name: &str) -> Option<&ContainerStartup> {
+        self.containers.iter().find(|c| c.container == name)
+    }
+}
+
+fn first_flag(api: &ContainerApi, ready: bool) -> Option<ApiMark> {
+    let flags = if ready { &api.ready } else { &api.started };
+    ContainerApi::first_true(flags).map(|f| ApiMark {
+        at: f.at,
+        api_s: f.api_s,
+    })
+}
+
+fn first_listens(c: &ContainerTimeline) -> Vec<FirstListen> {
+    let mut out: Vec<FirstListen> = Vec::new();
+    for l in &c.sockets.listens {
+        match out.iter_mut().find(|f| f.port == l.port) {
+            Some(f) if f.at.is_some() && l.start.is_none_or(|s| Some(s) < f.at) => {
+                f.at = l.start;
+                f.addr.clone_from(&l.addr);
+            }
+            Some(_) => {}
+            None => out.push(FirstListen {
+                port: l.port,
+                addr: l.addr.clone(),
+                at: l.start,
+            }),
+        }
+    }
+    out
+}
+
+fn measure_container(c: &ContainerTimeline) -> ContainerStartup {
+    ContainerStartup {
+        container: c.name.clone(),
+        kind: c.kind,
+        role: c.role,
+        first_exec: c.first_exec(),
+        first_exit: c.instances.first().and_then(|i| i.exit).map(|x| ExitMark {
+            at: x.at,
+            code: x.code,
+            killed_by: x.killed_by,
+        }),
+        listens: first_listens(c),
+        running: c.api.runs.first().map(|r| ApiMark {
+            at: r.at,
+            api_s: r.api_s,
+        }),
+        started: first_flag(&c.api, false),
+        ready: first_flag(&c.api, true),
+        first_connect: c
+            .sockets
+            .connections
+            .iter()
+            .filter_map(Connection::first)
+            .min(),
+        first_accept: c.sockets.accepts.iter().map(|a| a.at).min(),
+        startup_probe: c.spec.as_ref().is_some_and(|s| s.startup_probe.is_some()),
+    }
+}
+
+/// The numeric port a startup probe checks, if any.
+pub fn startup_probe_port(c: &ContainerTimeline) -> Option<u16> {
+    let probe = c.spec.as_ref()?.startup_probe.as_ref()?;
+    let port = match &probe.action {
+        HookFacts::HttpGet { port, .. } | HookFacts::TcpSocket { port } => match port {
+            PortRef::Number(n) => *n,
+            PortRef::Name(_) => return None,
+        },
+        HookFacts::Grpc { port } => *port,
+        _ => return None,
+    };
+    u16::try_from(port).ok()
+}
+
+fn gap(later: Option<At>, earlier: Option<At>) -> Option<f64> {
+    Some(to_s(later?.ns - earlier?.ns))
+}
+
+fn latest(listens: &[Option<&FirstListen>]) -> Option<At> {
+    listens
+        .iter()
+        .map(|l| l.and_then(|l| l.at))
+        .collect::<Option<Vec<At>>>()?
+        .into_iter()
+        .max()
+}
+
+fn compare_ready(exec: Option<At>, ready: Option<ApiMark>) -> ApiCompare {
+    match (exec, ready.and_then(|r| r.api_s)) {
+        (Some(e), Some(r)) => match e.ns.div_euclid(1_000_000_000).cmp(&r) {
+            std::cmp::Ordering::Less => ApiCompare::Before,
+            std::cmp::Ordering::Equal => ApiCompare::SameSecond,
+            std::cmp::Ordering::Greater => ApiCompare::After,
+        },
+        _ => ApiCompare::Missing,
+    }
+}
+
+/// Gap of one app against one sidecar; `None` when the sidecar serves no
+/// port.
+fn measure_gap(
+    app: &ContainerTimeline,
+    a: &ContainerStartup,
+    sidecar: &ContainerTimeline,
+    s: &ContainerStartup,
+    mesh: Option<&MeshContext<'_>>,
+) -> Option<StartupGap> {
+    let mesh = mesh.filter(|m| m.proxy.name == sidecar.name);
+    let (ports, out_port, in_port): (Vec<u16>, Option<u16>, Option<u16>) = match mesh {
+        Some(m) => {
+            let ports: Vec<u16> = [m.outbound_port(), m.inbound_port()]
+                .into_iter()
+                .flatten()
+                .filter(|p| s.listen_on(*p).is_some())
+                .collect();
+            (ports, m.outbound_port(), m.inbound_port())
+        }
+        None => {
+            let declared = sidecar
+                .spec
+                .as_ref()
+                .map(|x| x.ports.clone())
+                .unwrap_or_default();
+            let ports: Vec<u16> = if declared.is_empty() {
+                s.listens.iter().map(|l| l.port).collect()
+            } else {
+                declared
+                    .into_iter()
+                    .filter(|p| s.listen_on(*p).is_some())
+                    .collect()
+            };
+            (ports, None, None)
+        }
+    };
+    if ports.is_empty() && mesh.is_none() {
+        return None;
+    }
+    let listening = latest(&ports.iter().map(|p| s.listen_on(*p)).collect::<Vec<_>>());
+    let excluded = |c: &Connection| {
+        mesh.is_some_and(|m| {
+            m.info
+                .excluded_outbound_ports
+                .iter()
+                .any(|r| r.contains(c.remote_port))
+        })
+    };
+    let through_sidecar = |c: &&Connection| match mesh {
+        Some(_) => {
+            (Some(c.remote_port) == out_port || !is_loopback(&c.remote_addr)) && !excluded(c)
+        }
+        None => ports.contains(&c.remote_port),
+    };
+    let first_connect = app
+        .sockets
+        .connections
+        .iter()
+        .filter(through_sidecar)
+        .filter_map(Connection::first)
+        .min();
+    let out_listen = out_port
+        .and_then(|p| s.listen_on(p))
+        .and_then(|l| l.at)
+        .or(listening);
+    let in_listen = in_port
+        .and_then(|p| s.listen_on(p))
+        .and_then(|l| l.at)
+        .or(listening);
+    let first_accept = mesh.and(a.first_accept);
+    Some(StartupGap {
+        app: app.name.clone(),
+        sidecar: sidecar.name.clone(),
+        ports,
+        sidecar_listening: listening,
+        exec_gap_s: gap(a.first_exec, listening),
+        connect_gap_s: gap(first_connect, out_listen),
+        accept_gap_s: gap(first_accept, in_listen),
+        app_first_connect: first_connect,
+        app_first_accept: first_accept,
+        exec_vs_ready: compare_ready(a.first_exec, s.ready),
+        native: sidecar.is_native_sidecar(),
+        startup_probe: s.startup_probe,
+    })
+}
+
+/// Measures the startup of the pod, if any container started in the
+/// recording.
+pub fn measure(tl: &PodTimeline) -> Option<StartupAudit> {
+    let containers: Vec<ContainerStartup> = tl.containers.iter().map(measure_container).collect();
+    let first_exec = containers.iter().filter_map(|c| c.first_exec).min();
+    first_exec?;
+    let mesh = context(tl);
+    let mut gaps = Vec::new();
+    for (ai, app) in tl.containers.iter().enumerate() {
+        if app.kind != Some(ContainerKind::App) || containers[ai].first_exec.is_none() {
+            continue;
+        }
+        for (si, sidecar) in tl.containers.iter().enumerate() {
+            if !sidecar.is_sidecar() {
+                continue;
+            }
+            gaps.extend(measure_gap(
+                app,
+                &containers[ai],
+                sidecar,
+                &containers[si],
+                mesh.as_ref(),
+            ));
+        }
+    }
+    Some(StartupAudit {
+        first_exec,
+        containers,
+        gaps,
+    })
+}

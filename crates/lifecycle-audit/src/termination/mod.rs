@@ -1,0 +1,211 @@
+//! Termination audit: what happened from the first kill activity (t0) to
+//! the last exit, per container, and the verdicts of T1–T7, X1, X2, M1, M2.
+//!
+//! * [`measure`] finds the trigger, t0, G and the per-container facts;
+//! * [`order`] judges stop order and timing (T1, T2, T4, T7);
+//! * [`kill`] judges SIGKILLs, deadlines, restarts and senders (T3, T5,
+//!   T6, X1, X2);
+//! * [`mesh`] judges the mesh-specific rules (M1, M2).
+
+pub mod kill;
+pub mod measure;
+pub mod mesh;
+pub mod order;
+
+use serde::{Deserialize, Serialize};
+
+use super::timeline::{At, SenderClass};
+use lifecycle_recording::pods::{ContainerKind, SidecarRole};
+
+pub use measure::measure;
+
+/// What started the termination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// A graceful delete (`deletionTimestamp` set).
+    Deletion {
+        /// When the request reached the API server, whole seconds.
+        request_s: i64,
+        /// `deletionTimestamp`, whole seconds.
+        deletion_timestamp_s: i64,
+        observed: At,
+    },
+    /// A Job pod's main containers all exited by themselves.
+    JobCompletion { at: At },
+    /// Kill activity without a deletion in the recording (eviction or a
+    /// delete the agent did not see).
+    Unknown { first_activity: At },
+}
+
+/// How the kubelet orders the stop signals of this pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopOrder {
+    /// Native sidecars on a kubelet that orders them (≥ 1.29): main
+    /// containers first, then sidecars in reverse spec order.
+    NativeOrdered,
+    /// Every container at once (legacy sidecars, no sidecars, 1.28).
+    Parallel,
+}
+
+/// A grace period as set and changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraceChange {
+    pub at: At,
+    pub grace_s: i64,
+}
+
+/// The preStop hook of a container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PreStop {
+    /// The spec has none.
+    None,
+    /// An exec hook seen in the kernel: the runtime's exec into the
+    /// container until it exited.
+    Exec {
+        start: At,
+        end: Option<At>,
+        exit_code: Option<i32>,
+        filename: String,
+    },
+    /// An exec hook the spec declares but the recording does not show.
+    ExecNotSeen { command: String },
+    /// A sleep or HTTP hook: run by the kubelet itself, invisible to the
+    /// kernel probes.
+    NotObservable { action: String },
+    /// The container had no spec facts.
+    Unknown,
+}
+
+/// A signal in the termination story.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalMark {
+    pub at: At,
+    pub signal: i32,
+    pub name: String,
+    pub sender: SenderClass,
+    pub sender_comm: String,
+    pub sender_pid: u32,
+    pub result: String,
+    pub handler: Option<String>,
+}
+
+/// How a container's PID 1 ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitMark {
+    pub at: At,
+    pub code: i32,
+    pub killed_by: Option<i32>,
+}
+
+/// What the API said about the end (whole seconds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiExit {
+    pub finished_at_s: Option<i64>,
+    pub exit_code: i32,
+    pub reason: Option<String>,
+    pub seq: u64,
+}
+
+/// The container's state when termination began.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateAtStart {
+    Running,
+    Exited,
+    NeverStarted,
+    /// The API says it ran, the kernel shows nothing.
+    Unknown,
+}
+
+/// One container's termination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContainerTermination {
+    pub container: String,
+    pub kind: Option<ContainerKind>,
+    pub role: Option<SidecarRole>,
+    /// A regular container (spec.containers).
+    pub main: bool,
+    pub state_at_start: StateAtStart,
+    pub prestop: PreStop,
+    /// First stop signal to PID 1.
+    pub stop_signal: Option<SignalMark>,
+    /// Further stop signals to PID 1 (rule X2).
+    pub repeated_stop_signals: Vec<SignalMark>,
+    pub sigkill: Option<SignalMark>,
+    pub exit: Option<ExitMark>,
+    pub api_exit: Option<ApiExit>,
+    /// (exit − kubelet start) / (deadline − kubelet start).
+    pub grace_used: Option<f64>,
+    /// Runs that began after t0.
+    pub restarts: Vec<At>,
+}
+
+/// How the API's whole seconds order two exits, next to the kernel's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiOrder {
+    /// Same `finishedAt` second: the API cannot order them (A1).
+    SameSecond,
+    Agrees,
+    Disagrees,
+    Missing,
+}
+
+/// A sidecar's exit relative to a main container's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExitPair {
+    pub sidecar: String,
+    pub main: String,
+    /// sidecar exit − main exit (kernel); negative: the sidecar went first.
+    pub kernel_gap_s: Option<f64>,
+    pub api: ApiOrder,
+}
+
+/// The termination of one pod.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TerminationAudit {
+    pub trigger: Trigger,
+    pub order: StopOrder,
+    /// G: the grace period in force (the shortest one requested).
+    pub grace_s: i64,
+    /// Where G came from: `deletion`, `spec`, or `default`.
+    pub grace_source: String,
+    /// Every grace period requested, in order.
+    pub grace_changes: Vec<GraceChange>,
+    /// First kill activity, from the kernel; `None` when unknown (A1).
+    pub t0: Option<At>,
+    /// Which container and action defined t0.
+    pub t0_cause: Option<String>,
+    /// t0 minus the API's request time, as the range the whole seconds
+    /// allow: `[t0 − (request_s + 1), t0 − request_s]`.
+    pub t0_after_request_s: Option<(f64, f64)>,
+    /// When the kubelet started killing, as far as can be told: t0, or the
+    /// agent's observation of the delete request when that came first
+    /// (preStop hooks the kernel cannot see: sleep, httpGet).
+    pub kubelet_start: Option<i64>,
+    /// The instant the grace runs out (kubelet start + G, or sooner when
+    /// the grace was shortened).
+    pub deadline: Option<i64>,
+    pub containers: Vec<ContainerTermination>,
+    /// Containers by kernel exit time (those without one are left out).
+    pub exit_order: Vec<String>,
+    pub exit_pairs: Vec<ExitPair>,
+}
+
+impl TerminationAudit {
+    pub fn container(&self, name: &str) -> Option<&ContainerTermination> {
+        self.containers.iter().find(|c| c.container == name)
+    }
+
+    /// Seconds from t0 to `at`.
+    pub fn offset_s(&self, ns: i64) -> Option<f64> {
+        self.t0.map(|t0| super::fmt::to_s(ns - t0.ns))
+    }
+
+    pub fn grace_ns(&self) -> i64 {
+        self.grace_s * 1_000_000_000
+    }
+}
