@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Pod;
 use lifecycle_agent::pods::annotations::PortRange;
-use lifecycle_agent::pods::classify::{
-    ClassificationRules, ContainerKind, MeshMode, SidecarRole, UidSource,
-};
+use lifecycle_agent::pods::classify::{ClassificationRules, ContainerKind, SidecarRole};
+use lifecycle_agent::pods::mesh::{MeshMode, UidSource};
 use lifecycle_agent::pods::spec::{HookFacts, PodSpecFacts, PortRef};
 use serde_json::Value;
 

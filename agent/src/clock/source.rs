@@ -32,7 +32,10 @@ fn read_clock(id: libc::clockid_t, name: &'static str) -> Result<i128, ClockErro
             source: io::Error::last_os_error(),
         });
     }
-    Ok(i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
+    Ok(
+        i128::from(ts.tv_sec) * i128::from(lifecycle_recording::time::NS_PER_S)
+            + i128::from(ts.tv_nsec),
+    )
 }
 
 impl ClockSource for SystemClocks {

@@ -23,7 +23,8 @@ pub mod watch;
 
 pub use lifecycle_recording::pods::{
     ClassificationRules, ContainerKind, DeletedReason, MeshInfo, MeshMode, PodChange, PodEvent,
-    PodSpecFacts, SidecarRole, StoreStats, annotations, classify, event, ids, spec, status, time,
+    PodSpecFacts, SidecarRole, StoreStats, annotations, classify, container, event, ids, mesh,
+    spec, status, time,
 };
 pub use pending::{PendingBuffer, PendingLimits, Released};
 pub use raw::{DecodedPod, MalformedPod, RawPod};

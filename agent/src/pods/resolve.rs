@@ -14,8 +14,9 @@
 
 use std::sync::Arc;
 
-use crate::pods::classify::{ContainerKind, MeshMode, Section, SidecarRole};
+use crate::pods::classify::{ContainerKind, Section, SidecarRole};
 use crate::pods::ids::{ContainerId, IdKey};
+use crate::pods::mesh::MeshMode;
 use crate::pods::record::{PodIdentity, PodRecord};
 use crate::pods::store::PodStore;
 

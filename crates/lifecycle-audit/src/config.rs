@@ -2,11 +2,10 @@
 //! recording does not carry it) and the tolerances used where the kubelet's
 //! own timing is coarse.
 
+use lifecycle_recording::time::NS_PER_S;
 use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
-
-const NS_PER_S: i64 = 1_000_000_000;
 
 /// A kubelet version, `major.minor[.patch]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

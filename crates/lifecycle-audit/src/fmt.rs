@@ -1,10 +1,10 @@
 //! Durations and instants as the reports write them.
 
-const NS_PER_S: f64 = 1e9;
+use lifecycle_recording::time::{NS_PER_MS, NS_PER_S};
 
 /// Nanoseconds as seconds (`f64`).
 pub fn to_s(ns: i64) -> f64 {
-    ns as f64 / NS_PER_S
+    ns as f64 / NS_PER_S as f64
 }
 
 /// `0.004 s`, `12.346 s`; sub-millisecond values keep microseconds.
@@ -34,8 +34,8 @@ pub fn cell(offset_s: Option<f64>) -> String {
 
 /// Unix nanoseconds as `HH:MM:SS.mmm` UTC (the day is in the header).
 pub fn clock(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let millis = ns.rem_euclid(1_000_000_000) / 1_000_000;
+    let secs = ns.div_euclid(NS_PER_S);
+    let millis = ns.rem_euclid(NS_PER_S) / NS_PER_MS;
     let day = secs.rem_euclid(86_400);
     format!(
         "{:02}:{:02}:{:02}.{millis:03}",
@@ -47,7 +47,7 @@ pub fn clock(ns: i64) -> String {
 
 /// Unix seconds as RFC3339 (whole seconds, as the API writes them).
 pub fn api_time(s: i64) -> String {
-    lifecycle_recording::time::format_rfc3339_nanos(i128::from(s) * 1_000_000_000)
+    lifecycle_recording::time::format_rfc3339_nanos(i128::from(s) * i128::from(NS_PER_S))
         .split('.')
         .next()
         .map(|t| format!("{t}Z"))

@@ -53,7 +53,11 @@ fn every_fixture_line_round_trips_to_the_same_json() {
     for path in paths {
         let text = std::fs::read_to_string(&path).expect("a fixture");
         let mut lines = 0;
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let original: Value = serde_json::from_str(line).expect("JSON");
             let record: Record = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{}:{}: {e}", path.display(), n + 1));

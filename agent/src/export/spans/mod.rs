@@ -348,7 +348,7 @@ impl Draft {
 
 /// Seconds between two wall-clock nanosecond instants.
 pub fn secs(from_ns: i64, to_ns: i64) -> f64 {
-    (to_ns - from_ns) as f64 / 1e9
+    (to_ns - from_ns) as f64 / lifecycle_recording::time::NS_PER_S as f64
 }
 
 /// The PID 1 run of `container` that `pick` selects, from the audit's lanes.

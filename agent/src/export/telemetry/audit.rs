@@ -5,6 +5,7 @@
 //! gaps, S1–S4 findings, bypass windows before the proxy started) are
 //! counted once per pod uid; everything else only from the final audit.
 
+use lifecycle_recording::time::NS_PER_S;
 use opentelemetry::KeyValue;
 
 use super::{Instruments, Telemetry};
@@ -72,7 +73,7 @@ impl Telemetry {
                     && x.at.ns >= s.at.ns
                 {
                     i.sigterm_to_exit
-                        .record((x.at.ns - s.at.ns) as f64 / 1e9, &l);
+                        .record((x.at.ns - s.at.ns) as f64 / NS_PER_S as f64, &l);
                 }
                 if let Some(g) = c.grace_used {
                     i.grace_used.record(g, &l);

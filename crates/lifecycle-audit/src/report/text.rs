@@ -316,7 +316,7 @@ fn startup(out: &mut String, pod: &PodAudit) {
     );
     let api = |m: Option<crate::startup::ApiMark>| {
         m.and_then(|m| m.api_s).map_or("—".to_owned(), |s| {
-            clock(s * 1_000_000_000)[..8].to_owned()
+            clock(s * lifecycle_recording::time::NS_PER_S)[..8].to_owned()
         })
     };
     let rows: Vec<Vec<String>> = s

@@ -188,7 +188,7 @@ fn latest(listens: &[Option<&FirstListen>]) -> Option<At> {
 
 fn compare_ready(exec: Option<At>, ready: Option<ApiMark>) -> ApiCompare {
     match (exec, ready.and_then(|r| r.api_s)) {
-        (Some(e), Some(r)) => match e.ns.div_euclid(1_000_000_000).cmp(&r) {
+        (Some(e), Some(r)) => match e.ns.div_euclid(lifecycle_recording::time::NS_PER_S).cmp(&r) {
             std::cmp::Ordering::Less => ApiCompare::Before,
             std::cmp::Ordering::Equal => ApiCompare::SameSecond,
             std::cmp::Ordering::Greater => ApiCompare::After,

@@ -10,8 +10,8 @@ use crate::{
     fmt::{offset, secs},
     timeline::{PodTimeline, SenderClass},
 };
+use lifecycle_recording::time::NS_PER_S;
 
-const NS_PER_S: i64 = 1_000_000_000;
 /// The kubelet's minimum stop timeout.
 const MIN_TIMEOUT_NS: i64 = 2 * NS_PER_S;
 

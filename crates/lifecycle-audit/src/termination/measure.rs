@@ -11,8 +11,8 @@ use crate::{
     timeline::{At, ContainerTimeline, PodTimeline, SenderClass, SignalObs},
 };
 use lifecycle_recording::pods::spec::{DEFAULT_GRACE_PERIOD_S, HookFacts};
+use lifecycle_recording::time::NS_PER_S;
 
-const NS_PER_S: i64 = 1_000_000_000;
 pub const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
 

@@ -12,8 +12,7 @@ use crate::{
     timeline::PodTimeline,
 };
 use lifecycle_recording::pods::MeshMode;
-
-const NS_PER_S: i64 = 1_000_000_000;
+use lifecycle_recording::time::NS_PER_S;
 
 pub fn judge(tl: &PodTimeline, audit: &TerminationAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();

@@ -206,6 +206,6 @@ impl TerminationAudit {
     }
 
     pub fn grace_ns(&self) -> i64 {
-        self.grace_s * 1_000_000_000
+        self.grace_s * lifecycle_recording::time::NS_PER_S
     }
 }

@@ -26,10 +26,10 @@ use lifecycle_recording::pods::{
     status::{ConditionSnapshot, ContainerChange, TerminatedFacts},
     time::{ApiTimeSource, Stamp},
 };
-use lifecycle_recording::time::format_rfc3339_nanos;
+use lifecycle_recording::time::{NS_PER_S, format_rfc3339_nanos};
 
 /// 2027-01-15T08:00:00Z: every script starts on a whole second.
-pub const BASE_NS: i64 = 1_800_000_000 * 1_000_000_000;
+pub const BASE_NS: i64 = 1_800_000_000 * NS_PER_S;
 
 /// A process of the script.
 #[derive(Clone, Debug)]
@@ -117,14 +117,14 @@ impl Script {
             seq,
             time: format_rfc3339_nanos(i128::from(self.now_ns)),
             time_ns: self.now_ns,
-            boot_ns: kernel.then_some(self.now_ns as u64 - BASE_NS as u64 + 1_000_000_000),
+            boot_ns: kernel.then_some(self.now_ns as u64 - BASE_NS as u64 + NS_PER_S as u64),
             cpu: kernel.then_some(0),
             event,
         });
     }
 
     fn api_s(&self) -> i64 {
-        self.now_ns.div_euclid(1_000_000_000)
+        self.now_ns.div_euclid(NS_PER_S)
     }
 
     fn pod_event(&mut self, change: PodChange) {

@@ -1,6 +1,6 @@
 //! What each container of a pod is: its lifecycle kind (init, native
 //! sidecar, legacy sidecar, app) and its role (mesh proxy, log shipper, …),
-//! and — in [`mesh`] — which mesh mode the pod runs in.
+//! (the mesh mode is [`super::mesh`]'s).
 //!
 //! Kind follows the spec alone: an init container with `restartPolicy:
 //! Always` is a native sidecar, any other init container is an init
@@ -9,7 +9,6 @@
 //! else the app. Role follows the rules: names first, then images, then
 //! declared ports, then the mesh injector's own annotation.
 
-pub mod mesh;
 pub mod rules;
 
 #[cfg(feature = "k8s")]
@@ -18,7 +17,6 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "k8s")]
 use crate::pods::annotations::LifecycleAnnotations;
-pub use mesh::{MeshInfo, MeshMode, UidSource};
 pub use rules::{ClassificationRules, MeshRule, RoleRule, SidecarRole};
 
 /// Where a container is declared.

@@ -8,9 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::rules::{ClassificationRules, MeshRule, SidecarRole, image_matches};
 use crate::pods::annotations::{LifecycleAnnotations, PortRange};
-use crate::pods::spec::{ContainerSpecFacts, HookFacts};
+use crate::pods::classify::rules::{ClassificationRules, MeshRule, SidecarRole, image_matches};
+use crate::pods::container::{ContainerSpecFacts, HookFacts};
 
 /// How the pod's mesh proxy is wired into its lifecycle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -133,7 +133,7 @@ pub fn detect(
     let Some((proxy, mesh)) = found else {
         return MeshInfo::default();
     };
-    let native = proxy.kind == super::ContainerKind::NativeSidecar;
+    let native = proxy.kind == crate::pods::classify::ContainerKind::NativeSidecar;
     let rule = match mesh {
         Mesh::Istio => &rules.istio,
         Mesh::Linkerd => &rules.linkerd,
