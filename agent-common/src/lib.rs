@@ -263,7 +263,10 @@ pub struct SocketEvent {
     pub daddr: [u8; 16],
 }
 
+// aya reads these types from kernel memory: `unsafe impl aya::Pod` states
+// that every bit pattern is valid for them.
 #[cfg(feature = "user")]
+#[allow(unsafe_code)]
 mod pod_impls {
     use super::*;
     // SAFETY: all of these are #[repr(C)] structs of integers and byte arrays

@@ -2,6 +2,8 @@
 
 mod bench;
 mod demo;
+// kill(2) of the demo daemon it started.
+#[allow(unsafe_code)]
 mod demo_daemon;
 mod image;
 mod recorder;

@@ -2,6 +2,8 @@
 //! it serves deserialise like a real cluster's and that kube's list/watch
 //! machinery (paging, resume, 410 handling) works against it.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
+
 use std::time::Duration;
 
 use futures::StreamExt;

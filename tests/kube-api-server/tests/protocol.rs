@@ -1,6 +1,8 @@
 //! Wire-level tests of the test API server with a bare HTTP/1.1 client: what
 //! exactly goes over the socket for lists, watches, bookmarks and 410s.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
+
 use std::time::Duration;
 
 use bytes::Bytes;

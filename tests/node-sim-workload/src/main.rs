@@ -13,6 +13,9 @@
 //! Every role reports what it does as JSON lines on stdout (the container
 //! log), each stamped with wall-clock and boot-clock nanoseconds.
 
+// Test programs make raw system calls (kill, setns, open/write in pre_exec, geteuid).
+#![allow(unsafe_code)]
+
 mod apps;
 mod args;
 mod common;

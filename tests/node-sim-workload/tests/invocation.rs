@@ -1,6 +1,9 @@
 //! How the binary picks its role: by the first argument, or `pause` by its
 //! own file name.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
+#![allow(unsafe_code)] // kill(2) of the processes under test
+
 mod common;
 
 use std::{process::Command, time::Duration};

@@ -3,6 +3,9 @@
 //! say (the kernel drops it for a PID 1 without a handler). Needs root
 //! (`unshare --pid`, `nsenter`).
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
+#![allow(unsafe_code)] // kill(2) of the processes under test
+
 mod common;
 
 use std::{path::Path, process::Command, time::Duration};

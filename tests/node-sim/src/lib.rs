@@ -22,6 +22,9 @@
 //! is removed when the [`Node`] drops, also on error paths; what a killed
 //! run left behind is cleared when the next node starts.
 
+// Test programs make raw system calls (kill, setns, open/write in pre_exec, geteuid).
+#![allow(unsafe_code)]
+
 pub mod api;
 pub mod clock;
 pub mod daemonset;

@@ -6,6 +6,8 @@
 //! scenario plays. The containerised agent's audit must equal the host
 //! agent's, and both the scenario's `expect` list.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
+
 mod common;
 
 use std::{

@@ -2,6 +2,8 @@
 //! its expectations name real rules, finding kinds and severities of the
 //! audits, and every file is played by a test in `scenarios/`.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
+
 use std::path::PathBuf;
 
 use lifecycle_audit::{FindingKind, RuleId, Severity};

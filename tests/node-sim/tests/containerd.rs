@@ -2,6 +2,8 @@
 //! images imported, and neither its drop, nor a dead owner's leftovers
 //! cleared by the next start, leave anything behind. Needs root.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
+
 use std::{
     io::{BufRead, BufReader},
     os::unix::net::UnixStream,

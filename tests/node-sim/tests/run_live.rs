@@ -4,6 +4,12 @@
 //! events must be exactly the scenario file's `expect` list, the same list
 //! the offline audit of a recording is held to (tests/scenarios/main.rs).
 
+#![allow(clippy::unwrap_used)]
+// a test may unwrap: a panic is its failure
+
+// Test programs make raw system calls (kill, setns, open/write in pre_exec, geteuid).
+#![allow(unsafe_code)]
+
 use std::{
     collections::BTreeMap,
     net::SocketAddr,

@@ -2,6 +2,9 @@
 //! on the machine's cgroup v2 hierarchy, processes started inside them, and
 //! a running `lifecycle-agent record` to read events back from.
 
+// Test programs make raw system calls (kill, setns, open/write in pre_exec, geteuid).
+#![allow(unsafe_code)]
+
 pub mod agent;
 pub mod cgroups;
 pub mod http;

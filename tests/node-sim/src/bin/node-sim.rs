@@ -1,6 +1,9 @@
 //! `node-sim`: runs scenario files on this machine (as root) against a
 //! test API server, optionally with `lifecycle-agent record` attached.
 
+// Test programs make raw system calls (kill, setns, open/write in pre_exec, geteuid).
+#![allow(unsafe_code)]
+
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},

@@ -12,6 +12,8 @@
 //! One module per theme: Istio, Linkerd, Jobs and helper sidecars,
 //! termination and kubelet versions.
 
+#![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
+
 #[path = "../common/mod.rs"]
 mod common;
 

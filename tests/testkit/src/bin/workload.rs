@@ -2,6 +2,9 @@
 //! real-kernel tests and benchmarks. Each role prints `ready ...` on stdout
 //! once it is set up, so a test can act at the right moment.
 
+// Test programs make raw system calls (kill, setns, open/write in pre_exec, geteuid).
+#![allow(unsafe_code)]
+
 use std::{
     io::{Read, Write},
     net::{Shutdown, TcpListener, TcpStream},
