@@ -6,6 +6,8 @@ mod demo;
 #[allow(unsafe_code)]
 mod demo_daemon;
 mod image;
+#[cfg(test)]
+mod modgraph;
 mod recorder;
 mod setup;
 

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod locate;
 pub mod process;
+pub mod procs;
 pub mod runs;
 pub mod signal;
 pub mod socket;
@@ -17,7 +18,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 pub use api::{ApiFacts, ContainerApi, DeletionObs};
-pub use process::{ExitObs, HookExec, Instance, Place, ProcKey, ProcRole};
+pub use procs::{ExitObs, HookExec, Instance, Place, ProcKey, ProcRole};
 pub use runs::is_runtime_bootstrap;
 pub use signal::{SenderClass, SignalObs};
 pub use socket::{Accepted, Connection, ListenPeriod, SocketActivity};

@@ -41,7 +41,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::process::{ContainerProcesses, HookExec, Instance, Place, ProcInfo, ProcKey, ProcRole};
+use super::procs::{ContainerProcesses, HookExec, Instance, Place, ProcInfo, ProcKey, ProcRole};
 
 /// The comms runc gives its bootstrap stages.
 const RUNC_BOOTSTRAP: &[&str] = &["runc:[0:PARENT]", "runc:[1:CHILD]", "runc:[2:INIT]"];
