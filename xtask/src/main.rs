@@ -8,6 +8,7 @@ mod demo_daemon;
 mod image;
 #[cfg(test)]
 mod modgraph;
+mod pure;
 mod recorder;
 mod setup;
 
@@ -38,6 +39,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Test the pure libraries (lifecycle-recording, lifecycle-audit) with
+    /// only rustup's stable toolchain on PATH (`test` does this too).
+    TestPure,
     /// Setup, then print benchmark figures (run as root).
     Bench(bench::BenchArgs),
     /// Build the container image (static binary, FROM scratch) with buildah (run as root).
@@ -51,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             setup::ensure_toolchain()?;
             demo::demo()
         }
+        Task::TestPure => pure::test_pure_crates(&target_dir()),
         Task::BuildEbpf => {
             setup::ensure_toolchain()?;
             run(cargo().args(["build", "-p", "lifecycle-agent"]))
@@ -82,6 +87,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    pure::test_pure_crates(&target_dir())?;
     // The real-kernel tests run the workload binaries (testkit's and
     // node-sim-workload), which `cargo test` builds only for packages that
     // have tests of their own; node-sim's containers run the static one.
@@ -107,9 +113,7 @@ pub fn workspace_root() -> PathBuf {
 /// missing (same flags, so neither undoes the other's), which also checks
 /// that it is statically linked.
 pub fn build_static_workload() -> anyhow::Result<()> {
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|dir| workspace_root().join(dir))
-        .unwrap_or_else(|| workspace_root().join("target"));
+    let target_dir = target_dir();
     run(cargo()
         .args(["build", "--release", "-p", "node-sim-workload"])
         .args(["--target", "x86_64-unknown-linux-gnu", "--target-dir"])
@@ -118,6 +122,13 @@ pub fn build_static_workload() -> anyhow::Result<()> {
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env("CARGO_PROFILE_RELEASE_DEBUG", "0")
         .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo"))
+}
+
+/// `CARGO_TARGET_DIR`, or the workspace's `target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| workspace_root().join(dir))
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// The cargo that runs us (rustup's), in the workspace root.
