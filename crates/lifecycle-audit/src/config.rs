@@ -2,9 +2,9 @@
 //! recording does not carry it) and the tolerances used where the kubelet's
 //! own timing is coarse.
 
-use lifecycle_recording::time::NS_PER_S;
 use std::{fmt, str::FromStr};
 
+use lifecycle_recording::time::NS_PER_S;
 use serde::{Deserialize, Serialize};
 
 /// A kubelet version, `major.minor[.patch]`.

@@ -10,13 +10,16 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
+use lifecycle_recording::{
+    event::{Event, Record},
+    pods::PodChange,
+};
+
 use super::{
     config::AuditConfig,
     pod::{Completion, PodAudit, analyze},
     route::pod_uids,
 };
-use lifecycle_recording::event::{Event, Record};
-use lifecycle_recording::pods::PodChange;
 
 /// Check completions at most this often (stream time).
 const CHECK_EVERY_NS: i64 = 100_000_000;

@@ -2,8 +2,9 @@
 //! its capture ports and UID, and the workload containers whose traffic it
 //! should carry.
 
-use crate::timeline::{ContainerTimeline, PodTimeline};
 use lifecycle_recording::pods::{ContainerKind, MeshInfo, MeshMode, SidecarRole};
+
+use crate::timeline::{ContainerTimeline, PodTimeline};
 
 /// A meshed pod's proxy and workloads.
 pub struct MeshContext<'t> {

@@ -1,6 +1,10 @@
 //! One pod's audit: the timeline lanes, the startup, termination and bypass
 //! audits, every rule's verdict, and the findings.
 
+use lifecycle_recording::{
+    event::Record,
+    pods::{ContainerKind, MeshMode, SidecarRole},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -11,8 +15,6 @@ use super::{
     termination::{self, ApiOrder, TerminationAudit},
     timeline::{At, PodRef, PodTimeline, SenderClass},
 };
-use lifecycle_recording::event::Record;
-use lifecycle_recording::pods::{ContainerKind, MeshMode, SidecarRole};
 
 /// The controller a pod belongs to, as compared across recordings.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

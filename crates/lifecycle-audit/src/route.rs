@@ -1,8 +1,8 @@
 //! Which pods a record concerns.
 
-use crate::timeline::locate::pod_uid_of;
-
 use lifecycle_recording::event::{Event, Process, Record};
+
+use crate::timeline::locate::pod_uid_of;
 
 fn of_process(p: &Process) -> Option<&str> {
     pod_uid_of(p.cgroup.as_ref(), p.k8s.as_ref())

@@ -6,9 +6,8 @@
 
 use std::{collections::BTreeMap, fmt::Write};
 
-use serde::Serialize;
-
 use lifecycle_recording::RecordingInfo;
+use serde::Serialize;
 
 use crate::{FindingKind, PodAudit, Workload};
 

@@ -12,16 +12,12 @@ mod tests;
 
 use std::{fmt, path::Path, str::FromStr};
 
+use lifecycle_recording::{ReadError, RecordingInfo, read_recording};
 use serde::{Deserialize, Serialize};
 
-use lifecycle_recording::{ReadError, RecordingInfo, read_recording};
-
 use crate::AuditConfig;
-
 use crate::PodAudit;
-
 use crate::Severity;
-
 use crate::audit_records;
 
 /// Identifies the JSON schema of a report.

@@ -1,8 +1,7 @@
 //! Rendering tests on audits of hand-written recordings.
 
-use serde_json::{Value, json};
-
 use lifecycle_recording::RecordingInfo;
+use serde_json::{Value, json};
 
 use super::{Format, Report, compare};
 use crate::{

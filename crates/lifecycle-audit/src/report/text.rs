@@ -3,11 +3,14 @@
 
 use std::fmt::Write;
 
-use super::Report;
-use crate::PodAudit;
-use crate::fmt::{api_time, cell, clock, offset, secs, to_s};
-use crate::termination::{PreStop, TerminationAudit, Trigger};
 use lifecycle_recording::pods::ContainerKind;
+
+use super::Report;
+use crate::{
+    PodAudit,
+    fmt::{api_time, cell, clock, offset, secs, to_s},
+    termination::{PreStop, TerminationAudit, Trigger},
+};
 
 /// Renders the whole report.
 pub fn render(report: &Report) -> String {

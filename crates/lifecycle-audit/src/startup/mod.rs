@@ -6,6 +6,7 @@
 
 pub mod rules;
 
+use lifecycle_recording::pods::{ContainerKind, SidecarRole, spec::HookFacts, spec::PortRef};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -14,7 +15,6 @@ use super::{
     termination::ExitMark,
     timeline::{At, Connection, ContainerApi, ContainerTimeline, PodTimeline, socket::is_loopback},
 };
-use lifecycle_recording::pods::{ContainerKind, SidecarRole, spec::HookFacts, spec::PortRef};
 
 /// An API fact with the agent's observation and the API's whole second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,6 +4,8 @@
 //! the app after the proxy is ready), and the startup race (the app's
 //! traffic before its sidecar listened) under S2 or S4.
 
+use lifecycle_recording::pods::{ContainerKind, MeshMode, classify::Section};
+
 use super::{ContainerStartup, StartupAudit, startup_probe_port};
 use crate::{
     config::AuditConfig,
@@ -12,7 +14,6 @@ use crate::{
     mesh::context,
     timeline::{At, PodTimeline},
 };
-use lifecycle_recording::pods::{ContainerKind, MeshMode, classify::Section};
 
 pub fn judge(tl: &PodTimeline, audit: &StartupAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();

@@ -3,6 +3,8 @@
 //! completion), T6 (no restart once termination began), X1 (the runtime
 //! sends stop signals), X2 (one stop signal per stop).
 
+use lifecycle_recording::time::NS_PER_S;
+
 use super::{StateAtStart, TerminationAudit, Trigger};
 use crate::{
     config::AuditConfig,
@@ -10,7 +12,6 @@ use crate::{
     fmt::{offset, secs},
     timeline::{PodTimeline, SenderClass},
 };
-use lifecycle_recording::time::NS_PER_S;
 
 /// The kubelet's minimum stop timeout.
 const MIN_TIMEOUT_NS: i64 = 2 * NS_PER_S;

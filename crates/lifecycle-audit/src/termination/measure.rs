@@ -1,6 +1,11 @@
 //! Measuring a termination: trigger, t0, G, deadline, and per container the
 //! preStop, stop signal, SIGKILL, exit and grace used.
 
+use lifecycle_recording::{
+    pods::spec::{DEFAULT_GRACE_PERIOD_S, HookFacts},
+    time::NS_PER_S,
+};
+
 use super::{
     ApiExit, ApiOrder, ContainerTermination, ExitMark, ExitPair, GraceChange, PreStop, SignalMark,
     StateAtStart, StopOrder, TerminationAudit, Trigger,
@@ -10,8 +15,6 @@ use crate::{
     fmt::to_s,
     timeline::{At, ContainerTimeline, PodTimeline, SenderClass, SignalObs},
 };
-use lifecycle_recording::pods::spec::{DEFAULT_GRACE_PERIOD_S, HookFacts};
-use lifecycle_recording::time::NS_PER_S;
 
 pub const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;

@@ -3,6 +3,8 @@
 //! lost) and M2 (Linkerd legacy: the proxy's stop signal waits for
 //! `proxy-wait-before-exit-seconds`).
 
+use lifecycle_recording::{pods::MeshMode, time::NS_PER_S};
+
 use super::{StateAtStart, TerminationAudit};
 use crate::{
     config::AuditConfig,
@@ -11,8 +13,6 @@ use crate::{
     mesh::{MeshContext, context},
     timeline::PodTimeline,
 };
-use lifecycle_recording::pods::MeshMode;
-use lifecycle_recording::time::NS_PER_S;
 
 pub fn judge(tl: &PodTimeline, audit: &TerminationAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();

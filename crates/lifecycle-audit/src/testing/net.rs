@@ -1,7 +1,8 @@
 //! TCP helpers of [`Script`]: listeners, connects, refusals, accepts.
 
-use super::{Proc, Script};
 use lifecycle_recording::event::{Event, SocketChange, SocketOp};
+
+use super::{Proc, Script};
 
 /// One socket transition to write.
 struct Sock<'a> {
@@ -11,6 +12,33 @@ struct Sock<'a> {
     remote: (&'a str, u16),
     uid: u32,
     error: Option<&'a str>,
+}
+
+impl<'a> Sock<'a> {
+    /// A transition of `socket` with uid 0 and no error.
+    fn new(op: SocketOp, socket: &'a str, local: (&'a str, u16), remote: (&'a str, u16)) -> Self {
+        Self {
+            op,
+            socket,
+            local,
+            remote,
+            uid: 0,
+            error: None,
+        }
+    }
+
+    /// The socket's owning uid.
+    fn uid(self, uid: u32) -> Self {
+        Self { uid, ..self }
+    }
+
+    /// The errno name the transition failed with.
+    fn error(self, error: &'a str) -> Self {
+        Self {
+            error: Some(error),
+            ..self
+        }
+    }
 }
 
 impl Script {
@@ -49,14 +77,7 @@ impl Script {
         let socket = self.new_socket();
         self.socket(
             owner,
-            Sock {
-                op: SocketOp::ListenStart,
-                socket: &socket,
-                local: (addr, port),
-                remote: ("0.0.0.0", 0),
-                uid,
-                error: None,
-            },
+            Sock::new(SocketOp::ListenStart, &socket, (addr, port), ("0.0.0.0", 0)).uid(uid),
         );
         socket
     }
@@ -64,14 +85,7 @@ impl Script {
     pub fn listen_stop(&mut self, owner: &Proc, socket: &str, addr: &str, port: u16) -> &mut Self {
         self.socket(
             owner,
-            Sock {
-                op: SocketOp::ListenStop,
-                socket,
-                local: (addr, port),
-                remote: ("0.0.0.0", 0),
-                uid: 0,
-                error: None,
-            },
+            Sock::new(SocketOp::ListenStop, socket, (addr, port), ("0.0.0.0", 0)),
         );
         self
     }
@@ -87,25 +101,11 @@ impl Script {
         let socket = self.new_socket();
         self.socket(
             owner,
-            Sock {
-                op: SocketOp::ConnectStart,
-                socket: &socket,
-                local: (local.0, 0),
-                remote,
-                uid,
-                error: None,
-            },
+            Sock::new(SocketOp::ConnectStart, &socket, (local.0, 0), remote).uid(uid),
         );
         self.socket(
             owner,
-            Sock {
-                op: SocketOp::ConnectEstablished,
-                socket: &socket,
-                local,
-                remote,
-                uid,
-                error: None,
-            },
+            Sock::new(SocketOp::ConnectEstablished, &socket, local, remote).uid(uid),
         );
         self
     }
@@ -115,25 +115,12 @@ impl Script {
         let socket = self.new_socket();
         self.socket(
             owner,
-            Sock {
-                op: SocketOp::ConnectStart,
-                socket: &socket,
-                local: ("10.1.0.5", 0),
-                remote,
-                uid: 0,
-                error: None,
-            },
+            Sock::new(SocketOp::ConnectStart, &socket, ("10.1.0.5", 0), remote),
         );
         self.socket(
             owner,
-            Sock {
-                op: SocketOp::ConnectFailed,
-                socket: &socket,
-                local: ("10.1.0.5", 0),
-                remote,
-                uid: 0,
-                error: Some("ECONNREFUSED"),
-            },
+            Sock::new(SocketOp::ConnectFailed, &socket, ("10.1.0.5", 0), remote)
+                .error("ECONNREFUSED"),
         );
         self
     }
@@ -149,14 +136,7 @@ impl Script {
         let socket = self.new_socket();
         self.socket(
             listener,
-            Sock {
-                op: SocketOp::Accept,
-                socket: &socket,
-                local,
-                remote,
-                uid,
-                error: None,
-            },
+            Sock::new(SocketOp::Accept, &socket, local, remote).uid(uid),
         );
         self
     }

@@ -66,3 +66,20 @@ pub fn runc_legacy_pod() -> (Script, [Proc; 4]) {
     s.at(7000.0).deleted();
     (s, [app_init, app, proxy_init, proxy])
 }
+
+/// A legacy-Istio pod (grace 30 s) with pod uid `uid`: app and proxy start
+/// at `start_ms`, the pod is deleted at 1 s, both exit at 1.02 s after a
+/// SIGTERM each, and the object is gone at 2 s.
+pub fn deleted_legacy_pod(uid: &str, start_ms: f64) -> Script {
+    let mut s = Script::with_uid(istio_legacy(30), uid);
+    s.at(0.0);
+    s.at(start_ms);
+    let app = s.start("app", "/app");
+    let proxy = s.start("istio-proxy", "/pilot-agent");
+    s.at(100.0).condition("ContainersReady", true);
+    s.at(1000.0).delete(30);
+    s.at(1010.0).term(&app).term(&proxy);
+    s.at(1020.0).exit(&app, 0).exit(&proxy, 0);
+    s.at(2000.0).deleted();
+    s
+}

@@ -3,9 +3,12 @@
 //! here with runc 1.1.5, alone and under containerd 1.6) and crun's extra
 //! fork.
 
+use lifecycle_recording::{
+    cgroup::CgroupClass,
+    event::{CgroupChange, CgroupOp, Event, Process, ProcessFork},
+};
+
 use super::{By, Proc, Script};
-use lifecycle_recording::cgroup::CgroupClass;
-use lifecycle_recording::event::{CgroupChange, CgroupOp, Event, Process, ProcessFork};
 
 /// Script time between two steps of a runtime's setup.
 const STEP_NS: i64 = 1_000_000;

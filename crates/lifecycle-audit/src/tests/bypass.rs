@@ -3,12 +3,11 @@
 use serde_json::json;
 
 use super::{istio_legacy, istio_native, one, outcome};
-use crate::FindingKind;
-use crate::Outcome;
-use crate::RuleId;
-use crate::Severity;
-use crate::bypass::{WindowCause, traffic::FlowClass};
-use crate::testing::{Proc, Script};
+use crate::{
+    FindingKind, Outcome, RuleId, Severity,
+    bypass::{WindowCause, traffic::FlowClass},
+    testing::{Proc, Script},
+};
 
 fn legacy_running() -> (Script, Proc, Proc, String) {
     let mut s = Script::new(istio_legacy(30));

@@ -2,14 +2,14 @@
 
 use std::io::Write;
 
+use lifecycle_recording::event::{Event, Record, Stats};
 use lifecycle_recording::read_recording;
 
 use crate::{
     AuditConfig, AuditEngine, Completion, audit_records,
-    testing::istio_legacy,
+    testing::deleted_legacy_pod,
     testing::{BASE_NS, Script},
 };
-use lifecycle_recording::event::{Event, Record, Stats};
 
 fn stats_at(ms: f64, seq: u64) -> Record {
     let time_ns = BASE_NS + (ms * 1e6) as i64;
@@ -25,16 +25,7 @@ fn stats_at(ms: f64, seq: u64) -> Record {
 
 /// A legacy pod that starts, is deleted at 1 s and gone at 2 s.
 fn deleted_pod(uid: &str) -> Script {
-    let mut s = Script::with_uid(istio_legacy(30), uid);
-    s.at(0.0);
-    let app = s.start("app", "/app");
-    let proxy = s.start("istio-proxy", "/pilot-agent");
-    s.at(100.0).condition("ContainersReady", true);
-    s.at(1000.0).delete(30);
-    s.at(1010.0).term(&app).term(&proxy);
-    s.at(1020.0).exit(&app, 0).exit(&proxy, 0);
-    s.at(2000.0).deleted();
-    s
+    deleted_legacy_pod(uid, 0.0)
 }
 
 #[test]

@@ -4,13 +4,11 @@
 use serde_json::json;
 
 use super::{kinds, one, outcome, problems, running_legacy, running_native};
-use crate::AuditConfig;
-use crate::FindingKind;
-use crate::Outcome;
-use crate::RuleId;
-use crate::Severity;
-use crate::termination::{ApiOrder, StateAtStart, Trigger};
-use crate::testing::{BASE_NS, By, Script, manifest};
+use crate::{
+    AuditConfig, FindingKind, Outcome, RuleId, Severity,
+    termination::{ApiOrder, StateAtStart, Trigger},
+    testing::{BASE_NS, By, Script, manifest},
+};
 
 #[test]
 fn grace_expiry_collapses_order_and_sigkills_the_app() {

@@ -9,34 +9,7 @@ mod startup;
 mod termination;
 mod timeline;
 
-use super::testing::{Proc, Script, istio_legacy, istio_native};
-use super::{Finding, FindingKind, Outcome, PodAudit, RuleId, Severity};
-
-fn outcome(audit: &PodAudit, rule: RuleId) -> Outcome {
-    audit
-        .verdict(rule)
-        .unwrap_or_else(|| panic!("no verdict for {rule}: {:#?}", audit.verdicts))
-        .outcome
-}
-
-fn kinds(audit: &PodAudit) -> Vec<FindingKind> {
-    audit.findings.iter().map(|f| f.kind).collect()
-}
-
-fn one(audit: &PodAudit, kind: FindingKind) -> &Finding {
-    let found: Vec<&Finding> = audit.findings.iter().filter(|f| f.kind == kind).collect();
-    assert_eq!(found.len(), 1, "{kind:?} in {:#?}", audit.findings);
-    found[0]
-}
-
-/// Findings above info.
-fn problems(audit: &PodAudit) -> Vec<&Finding> {
-    audit
-        .findings
-        .iter()
-        .filter(|f| f.severity > Severity::Info)
-        .collect()
-}
+use super::testing::{Proc, Script, istio_legacy, istio_native, kinds, one, outcome, problems};
 
 /// A running native-Istio pod: proxy listening from 20 ms, app from 700 ms.
 fn running_native(grace: i64) -> (Script, Proc, Proc) {

@@ -2,31 +2,21 @@
 //! found in `/proc` have coarse start times, the probes' later records the
 //! exact ones; the engine must see one process, and say the audit is partial.
 
-use super::istio_legacy;
-use crate::AuditConfig;
-use crate::AuditEngine;
-use crate::Completion;
-use crate::audit_records;
-use crate::termination::StateAtStart;
-use crate::testing::Script;
 use lifecycle_recording::event::{Event, Process, ProcessExec, Record, Recovered};
+
+use super::istio_legacy;
+use crate::{
+    AuditConfig, AuditEngine, Completion, audit_records,
+    termination::StateAtStart,
+    testing::{Script, deleted_legacy_pod},
+};
 
 const TICK_NS: u64 = 10_000_000;
 
 /// App and proxy start at 3 ms (not on a tick), delete at 1 s, exits at
 /// 1.02 s, object gone at 2 s.
 fn terminating_pod() -> Script {
-    let mut s = Script::with_uid(istio_legacy(30), "u-r");
-    s.at(0.0);
-    s.at(3.0);
-    let app = s.start("app", "/app");
-    let proxy = s.start("istio-proxy", "/pilot-agent");
-    s.at(100.0).condition("ContainersReady", true);
-    s.at(1000.0).delete(30);
-    s.at(1010.0).term(&app).term(&proxy);
-    s.at(1020.0).exit(&app, 0).exit(&proxy, 0);
-    s.at(2000.0).deleted();
-    s
+    deleted_legacy_pod("u-r", 3.0)
 }
 
 /// What a restarted agent records: at `restart_ns`, the pod (re-listed)

@@ -4,19 +4,15 @@
 
 use std::path::Path;
 
+use lifecycle_recording::reader::read_recording;
 use serde_json::json;
 
-use lifecycle_recording::reader::read_recording;
-
 use super::{one, outcome};
-use crate::AuditConfig;
-use crate::Completion;
-use crate::FindingKind;
-use crate::Outcome;
-use crate::RuleId;
-use crate::audit_records;
-use crate::testing::{BASE_NS, Proc, Script, istio_legacy, manifest, runc_legacy_pod};
-use crate::timeline::{PodTimeline, ProcRole, SenderClass};
+use crate::{
+    AuditConfig, Completion, FindingKind, Outcome, RuleId, audit_records,
+    testing::{BASE_NS, Proc, Script, istio_legacy, manifest, runc_legacy_pod},
+    timeline::{PodTimeline, ProcRole, SenderClass},
+};
 
 const MS: i64 = 1_000_000;
 

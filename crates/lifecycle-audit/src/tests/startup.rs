@@ -3,12 +3,11 @@
 use serde_json::json;
 
 use super::{istio_native, one, outcome};
-use crate::FindingKind;
-use crate::Outcome;
-use crate::RuleId;
-use crate::Severity;
-use crate::startup::ApiCompare;
-use crate::testing::{Script, manifest};
+use crate::{
+    FindingKind, Outcome, RuleId, Severity,
+    startup::ApiCompare,
+    testing::{Script, manifest},
+};
 
 fn with_inits(b_ms: f64, app_ms: f64) -> crate::PodAudit {
     let m = manifest(

@@ -3,12 +3,11 @@
 use serde_json::json;
 
 use super::{istio_native, one, outcome, problems, running_legacy, running_native};
-use crate::FindingKind;
-use crate::Outcome;
-use crate::RuleId;
-use crate::Severity;
-use crate::termination::{ApiOrder, Trigger};
-use crate::testing::{By, Script, manifest};
+use crate::{
+    FindingKind, Outcome, RuleId, Severity,
+    termination::{ApiOrder, Trigger},
+    testing::{By, Script, manifest},
+};
 
 #[test]
 fn native_order_kept_has_no_findings() {

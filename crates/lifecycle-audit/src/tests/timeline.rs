@@ -1,12 +1,13 @@
 //! Process roles and signal senders as the timeline derives them.
 
-use super::{istio_legacy, outcome};
-use crate::AuditConfig;
-use crate::Outcome;
-use crate::RuleId;
-use crate::testing::{By, Script};
-use crate::timeline::{PodTimeline, ProcRole, SenderClass};
 use lifecycle_recording::event::{Event, Record};
+
+use super::{istio_legacy, outcome};
+use crate::{
+    AuditConfig, Outcome, RuleId,
+    testing::{By, Script},
+    timeline::{PodTimeline, ProcRole, SenderClass},
+};
 
 #[test]
 fn pid1_children_and_runtime_execs_are_told_apart() {

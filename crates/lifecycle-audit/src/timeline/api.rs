@@ -5,14 +5,14 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
-use super::At;
 use lifecycle_recording::event::{Event, Record};
 use lifecycle_recording::pods::{
     ContainerKind, PodChange, PodSpecFacts, SidecarRole,
     status::{ConditionSnapshot, ContainerChange},
 };
+use serde::{Deserialize, Serialize};
+
+use super::At;
 
 /// A run of a container as the API reported it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,11 +10,8 @@
 use std::collections::HashMap;
 
 use lifecycle_recording::cgroup::CgroupClass;
-
 use lifecycle_recording::event::Process;
-
 use lifecycle_recording::join::K8sRef;
-
 use lifecycle_recording::pods::{ContainerKind, SidecarRole};
 
 /// Where a process or socket lives.
@@ -96,8 +93,10 @@ impl Locator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifecycle_recording::cgroup::{CgroupDriver, ContainerCgroup, QosClass, Runtime};
-    use lifecycle_recording::pods::MeshMode;
+    use lifecycle_recording::{
+        cgroup::{CgroupDriver, ContainerCgroup, QosClass, Runtime},
+        pods::MeshMode,
+    };
 
     fn container_class(id: &str, pod: &str) -> CgroupClass {
         CgroupClass::Container(ContainerCgroup {

@@ -15,19 +15,16 @@ pub mod socket;
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
 pub use api::{ApiFacts, ContainerApi, DeletionObs};
-pub use procs::{ExitObs, HookExec, Instance, Place, ProcKey, ProcRole};
-pub use runs::is_runtime_bootstrap;
-pub use signal::{SenderClass, SignalObs};
-pub use socket::{Accepted, Connection, ListenPeriod, SocketActivity};
-
 use lifecycle_recording::event::Record;
-
 use lifecycle_recording::pods::{
     ContainerKind, PodSpecFacts, SidecarRole, classify::Section, spec::ContainerSpecFacts,
 };
+pub use procs::{ExitObs, HookExec, Instance, Place, ProcKey, ProcRole};
+pub use runs::is_runtime_bootstrap;
+use serde::{Deserialize, Serialize};
+pub use signal::{SenderClass, SignalObs};
+pub use socket::{Accepted, Connection, ListenPeriod, SocketActivity};
 
 /// A point in the recording: wall-clock ns and the record's `seq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

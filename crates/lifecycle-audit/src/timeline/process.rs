@@ -5,9 +5,12 @@
 
 use std::collections::{HashMap, hash_map::Entry};
 
-use super::procs::{ContainerProcesses, ExitObs, Place, ProcInfo, ProcKey};
-use super::{At, locate::Locator, runs};
 use lifecycle_recording::event::{Event, Process, Record};
+
+use super::{
+    procs::{ContainerProcesses, ExitObs, Place, ProcInfo, ProcKey},
+    {At, locate::Locator, runs},
+};
 
 /// Notes the comm a record showed. An exec starts a new program, so what
 /// the process was called before no longer counts.

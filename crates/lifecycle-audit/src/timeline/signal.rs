@@ -11,10 +11,10 @@
 
 use std::collections::HashMap;
 
+use lifecycle_recording::event::{Event, Record};
 use serde::{Deserialize, Serialize};
 
 use super::{At, locate::Locator};
-use lifecycle_recording::event::{Event, Record};
 
 /// Who sent a signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 
+use lifecycle_recording::event::{Event, Record, SocketChange, SocketOp};
 use serde::{Deserialize, Serialize};
 
 use super::{At, locate::Locator};
-use lifecycle_recording::event::{Event, Record, SocketChange, SocketOp};
 
 /// A period a socket listened on `addr:port`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,8 +16,10 @@
 //! naming exactly; anything else is reported as [`CgroupClass::Unknown`] with
 //! the reason, never guessed.
 
-use super::class::{CgroupClass, CgroupDriver, ContainerCgroup, PodCgroup, QosClass, Runtime};
-use super::ids::{canonical_pod_uid, is_container_id};
+use super::{
+    class::{CgroupClass, CgroupDriver, ContainerCgroup, PodCgroup, QosClass, Runtime},
+    ids::{canonical_pod_uid, is_container_id},
+};
 
 /// Classifies one cgroup path (relative to the cgroup2 root).
 pub fn parse_cgroup_path(path: &str) -> CgroupClass {

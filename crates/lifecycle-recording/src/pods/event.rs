@@ -16,10 +16,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::pods::classify::{ContainerKind, SidecarRole};
-use crate::pods::spec::PodSpecFacts;
-use crate::pods::status::{ConditionSnapshot, ContainerChange};
-use crate::pods::time::Stamp;
+use crate::{
+    pods::classify::{ContainerKind, SidecarRole},
+    pods::spec::PodSpecFacts,
+    pods::status::{ConditionSnapshot, ContainerChange},
+    pods::time::Stamp,
+};
 
 /// Why a pod counts as deleted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

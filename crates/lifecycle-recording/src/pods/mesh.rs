@@ -8,9 +8,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::pods::annotations::{LifecycleAnnotations, PortRange};
-use crate::pods::classify::rules::{ClassificationRules, MeshRule, SidecarRole, image_matches};
-use crate::pods::container::{ContainerSpecFacts, HookFacts};
+use crate::{
+    pods::annotations::{LifecycleAnnotations, PortRange},
+    pods::classify::rules::{ClassificationRules, MeshRule, SidecarRole, image_matches},
+    pods::container::{ContainerSpecFacts, HookFacts},
+};
 
 /// How the pod's mesh proxy is wired into its lifecycle.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

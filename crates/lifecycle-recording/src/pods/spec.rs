@@ -9,12 +9,11 @@ use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 
-use crate::pods::annotations::LifecycleAnnotations;
-use crate::pods::classify::ContainerKind;
 #[cfg(feature = "k8s")]
 use crate::pods::classify::{ClassificationRules, Section};
 pub use crate::pods::container::{ContainerSpecFacts, HookFacts, PortRef, ProbeFacts};
 use crate::pods::mesh::MeshInfo;
+use crate::{pods::annotations::LifecycleAnnotations, pods::classify::ContainerKind};
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
 pub const DEFAULT_GRACE_PERIOD_S: i64 = 30;

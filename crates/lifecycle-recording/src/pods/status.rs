@@ -7,10 +7,9 @@ use k8s_openapi::api::core::v1::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::pods::ids::ContainerId;
-use crate::pods::time::Stamp;
 #[cfg(feature = "k8s")]
 use crate::pods::time::api_seconds;
+use crate::{pods::ids::ContainerId, pods::time::Stamp};
 
 /// A finished run of a container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,10 +8,11 @@ pub mod svg;
 use std::fmt::Write;
 
 use super::Report;
-use crate::PodAudit;
-use crate::Severity;
-use crate::fmt::{api_time, cell, clock};
-use crate::termination::{PreStop, Trigger};
+use crate::{
+    PodAudit, Severity,
+    fmt::{api_time, cell, clock},
+    termination::{PreStop, Trigger},
+};
 
 const STYLE: &str = r#"
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1d2430; }

@@ -6,9 +6,7 @@
 use std::fmt::Write;
 
 use super::escape;
-use crate::PodAudit;
-use crate::bypass::traffic::FlowClass;
-use crate::fmt::to_s;
+use crate::{PodAudit, bypass::traffic::FlowClass, fmt::to_s};
 
 const WIDTH: f64 = 1100.0;
 const LABEL: f64 = 190.0;
