@@ -191,6 +191,49 @@ fn legacy_scenario() -> Scenario {
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// What both tests run against: the legacy scenario, the OTLP receiver on
+/// its own runtime, the test API server and a kubeconfig for it. Fields
+/// drop in order: the receiver before the runtime it runs on.
+struct Rig {
+    kubeconfig: PathBuf,
+    dir: tempfile::TempDir,
+    api: SimApi,
+    receiver: Receiver,
+    runtime: tokio::runtime::Runtime,
+    scenario: Scenario,
+}
+
+impl Rig {
+    fn start() -> Self {
+        let scenario = legacy_scenario();
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let receiver = runtime.block_on(Receiver::start()).expect("receiver");
+        let api = SimApi::start(scenario.kubelet).expect("test API server");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+        Self {
+            scenario,
+            runtime,
+            receiver,
+            api,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    /// `lifecycle-agent run` named `name`, exporting to the receiver.
+    fn agent(&self, name: &str) -> Agent {
+        Agent::start(
+            self.dir.path(),
+            name,
+            &self.kubeconfig,
+            &self.receiver.endpoint(),
+            &self.scenario.kubelet.to_string(),
+        )
+    }
+}
+
 fn real_speed() -> RunOptions {
     RunOptions {
         node_name: Some(NODE.into()),
@@ -202,22 +245,16 @@ fn real_speed() -> RunOptions {
 fn live_audits_of_a_scenario_match_its_expect_list() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let scenario = legacy_scenario();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let receiver = runtime.block_on(Receiver::start()).expect("receiver");
-    let api = SimApi::start(scenario.kubelet).expect("test API server");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let agent = Agent::start(
-        dir.path(),
-        "agent",
-        &kubeconfig,
-        &receiver.endpoint(),
-        &scenario.kubelet.to_string(),
-    );
+    let rig = Rig::start();
+    let Rig {
+        scenario,
+        receiver,
+        api,
+        ..
+    } = &rig;
+    let agent = rig.agent("agent");
 
-    let report = node_sim::scenario::run(&scenario, api.server(), real_speed())
+    let report = node_sim::scenario::run(scenario, api.server(), real_speed())
         .unwrap_or_else(|e| panic!("scenario failed: {e}"));
     assert_eq!(report.pods.len(), 1);
 
@@ -239,10 +276,10 @@ fn live_audits_of_a_scenario_match_its_expect_list() {
     expected.sort();
     // The termination audit comes 5 s after the pod object is gone.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut received = received_findings(&receiver);
+    let mut received = received_findings(receiver);
     while received != expected && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
-        received = received_findings(&receiver);
+        received = received_findings(receiver);
     }
     let journal = agent.journal.join("journal.jsonl");
     let (status, stderr) = agent.stop();
@@ -298,28 +335,20 @@ fn live_audits_of_a_scenario_match_its_expect_list() {
 fn an_agent_restarted_during_a_termination_exports_a_partial_audit() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let scenario = legacy_scenario();
     let pod = "reviews-v1-6f7c9d5b8-kx2qp";
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let receiver = runtime.block_on(Receiver::start()).expect("receiver");
-    let api = SimApi::start(scenario.kubelet).expect("test API server");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let kubelet = scenario.kubelet.to_string();
-    let start = |name: &str| {
-        Agent::start(
-            dir.path(),
-            name,
-            &kubeconfig,
-            &receiver.endpoint(),
-            &kubelet,
-        )
-    };
+    let rig = Rig::start();
+    let Rig {
+        scenario,
+        runtime,
+        receiver,
+        api,
+        ..
+    } = &rig;
+    let start = |name: &str| rig.agent(name);
     let first = start("agent-1");
 
     let second = std::thread::scope(|scope| {
-        let play = scope.spawn(|| node_sim::scenario::run(&scenario, api.server(), real_speed()));
+        let play = scope.spawn(|| node_sim::scenario::run(scenario, api.server(), real_speed()));
         // The delete reaches the first agent; SIGTERMs follow at once, the
         // proxy drains 5 s and the app 10 s.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -378,7 +407,7 @@ fn an_agent_restarted_during_a_termination_exports_a_partial_audit() {
         "the second agent's termination trace\n{}",
         second.stderr()
     );
-    let trace = proxy_span(&receiver).expect("span").span.trace_id;
+    let trace = proxy_span(receiver).expect("span").span.trace_id;
     let spans: Vec<_> = receiver
         .spans()
         .into_iter()

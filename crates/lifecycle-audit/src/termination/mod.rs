@@ -13,10 +13,11 @@ pub mod mesh;
 pub mod order;
 
 use lifecycle_recording::pods::{ContainerKind, SidecarRole};
-pub use measure::measure;
 use serde::{Deserialize, Serialize};
 
 use super::timeline::{At, SenderClass};
+
+pub use measure::measure;
 
 /// What started the termination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

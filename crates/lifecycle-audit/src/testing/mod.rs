@@ -9,7 +9,6 @@ mod runtime;
 
 use std::collections::HashMap;
 
-pub use checks::{kinds, one, outcome, problems};
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use lifecycle_recording::cgroup::{CgroupClass, CgroupDriver, ContainerCgroup, QosClass, Runtime};
@@ -24,10 +23,12 @@ use lifecycle_recording::pods::{
     time::{ApiTimeSource, Stamp},
 };
 use lifecycle_recording::time::{NS_PER_S, format_rfc3339_nanos};
-pub use pods::{deleted_legacy_pod, istio_legacy, istio_native, runc_legacy_pod};
 use serde_json::Value;
 
 use super::{AuditConfig, PodAudit, audit_records};
+
+pub use checks::{kinds, one, outcome, problems};
+pub use pods::{deleted_legacy_pod, istio_legacy, istio_native, runc_legacy_pod};
 
 /// 2027-01-15T08:00:00Z: every script starts on a whole second.
 pub const BASE_NS: i64 = 1_800_000_000 * NS_PER_S;

@@ -15,14 +15,15 @@ pub mod socket;
 
 use std::collections::HashMap;
 
-pub use api::{ApiFacts, ContainerApi, DeletionObs};
 use lifecycle_recording::event::Record;
 use lifecycle_recording::pods::{
     ContainerKind, PodSpecFacts, SidecarRole, classify::Section, spec::ContainerSpecFacts,
 };
+use serde::{Deserialize, Serialize};
+
+pub use api::{ApiFacts, ContainerApi, DeletionObs};
 pub use procs::{ExitObs, HookExec, Instance, Place, ProcKey, ProcRole};
 pub use runs::is_runtime_bootstrap;
-use serde::{Deserialize, Serialize};
 pub use signal::{SenderClass, SignalObs};
 pub use socket::{Accepted, Connection, ListenPeriod, SocketActivity};
 

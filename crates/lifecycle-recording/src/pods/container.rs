@@ -10,10 +10,8 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "k8s")]
 use crate::pods::annotations::LifecycleAnnotations;
 #[cfg(feature = "k8s")]
-use crate::{
-    pods::classify::{self, ClassificationRules},
-    pods::classify::{ContainerKind, Section, SidecarRole},
-};
+use crate::pods::classify::{self, ClassificationRules};
+use crate::pods::classify::{ContainerKind, Section, SidecarRole};
 
 /// Longest exec command kept (longer ones are cut, marked with `…`).
 #[cfg(feature = "k8s")]

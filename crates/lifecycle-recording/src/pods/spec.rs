@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "k8s")]
 use crate::pods::classify::{ClassificationRules, Section};
-pub use crate::pods::container::{ContainerSpecFacts, HookFacts, PortRef, ProbeFacts};
 use crate::pods::mesh::MeshInfo;
 use crate::{pods::annotations::LifecycleAnnotations, pods::classify::ContainerKind};
+
+pub use crate::pods::container::{ContainerSpecFacts, HookFacts, PortRef, ProbeFacts};
 
 /// Kubernetes' default `terminationGracePeriodSeconds`.
 pub const DEFAULT_GRACE_PERIOD_S: i64 = 30;

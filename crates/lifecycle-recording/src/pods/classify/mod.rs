@@ -13,11 +13,12 @@ pub mod rules;
 
 #[cfg(feature = "k8s")]
 use k8s_openapi::api::core::v1::Container;
-pub use rules::{ClassificationRules, MeshRule, RoleRule, SidecarRole};
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "k8s")]
 use crate::pods::annotations::LifecycleAnnotations;
+
+pub use rules::{ClassificationRules, MeshRule, RoleRule, SidecarRole};
 
 /// Where a container is declared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
