@@ -16,10 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{NODE, agent_path, load, serial};
+use common::{NODE, load, record_node, serial};
 use lifecycle_audit::{AuditConfig, Finding, PodAudit, audit_records};
 use lifecycle_recording::{Record, read_recording};
-use lifecycle_testkit::{Recording, http_get, require_root};
+use lifecycle_testkit::{http_get, require_root};
 use node_sim::{
     Node, NodeOptions, SimApi,
     daemonset::pod_configs,
@@ -210,15 +210,7 @@ fn the_agent_in_its_daemonset_container_audits_like_the_host_agent() {
 
     // The host agent first: it mounts tracefs if this machine has none yet,
     // and the container's hostPath mount of /sys/kernel/tracing needs it.
-    let host = Recording::start(
-        &agent_path(),
-        &[
-            "--node-name",
-            NODE,
-            "--kubeconfig",
-            host_kubeconfig.to_str().expect("utf-8"),
-        ],
-    );
+    let host = record_node(&host_kubeconfig);
 
     let daemonset = daemonset();
     let image = import(&node, &archive);

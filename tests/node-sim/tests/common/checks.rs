@@ -56,14 +56,24 @@ impl Played {
             .unwrap_or_else(|| panic!("{container} never started"))
     }
 
+    /// `signal_generate` records of `signal` to any of the container's runs.
+    fn signals_to<'a>(
+        &'a self,
+        pod: &str,
+        container: &str,
+        signal: i32,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        let pids = self.pids(pod, container);
+        self.rec
+            .of_type("signal_generate")
+            .filter(move |r| r["signal"] == signal && pids.iter().any(|p| r["target"]["pid"] == *p))
+    }
+
     /// Kernel time of the first `signal` the container's process got from
     /// runc (after its stop timeout containerd's shim SIGKILLs the init and
     /// then everything in the container: two SIGKILLs).
     pub fn kernel_signal(&self, pod: &str, container: &str, signal: i32) -> u64 {
-        let pids = self.pids(pod, container);
-        self.rec
-            .of_type("signal_generate")
-            .filter(|r| r["signal"] == signal && pids.iter().any(|p| r["target"]["pid"] == *p))
+        self.signals_to(pod, container, signal)
             .filter(|r| r["sender"]["comm"] == "runc")
             .map(boot)
             .min()
@@ -71,25 +81,34 @@ impl Played {
     }
 
     pub fn has_kernel_signal(&self, pod: &str, container: &str, signal: i32) -> bool {
-        let pids = self.pids(pod, container);
-        self.rec
-            .of_type("signal_generate")
-            .any(|r| r["signal"] == signal && pids.iter().any(|p| r["target"]["pid"] == *p))
+        self.signals_to(pod, container, signal).next().is_some()
+    }
+
+    /// The container's `run`-th pid and its record of `kind` (`exit_of`,
+    /// `exec_of`).
+    fn kernel_record<'a>(
+        &'a self,
+        pod: &str,
+        container: &str,
+        run: usize,
+        kind: &str,
+        find: impl Fn(u32) -> Option<&'a Value>,
+    ) -> &'a Value {
+        let pid = self.pids(pod, container)[run];
+        find(pid).unwrap_or_else(|| panic!("no {kind} of {pod}/{container} pid {pid}"))
     }
 
     /// Kernel exit of the container's `run`-th process.
     pub fn kernel_exit(&self, pod: &str, container: &str, run: usize) -> &Value {
-        let pid = self.pids(pod, container)[run];
-        self.rec
-            .exit_of(pid)
-            .unwrap_or_else(|| panic!("no process_exit of {pod}/{container} pid {pid}"))
+        self.kernel_record(pod, container, run, "process_exit", |pid| {
+            self.rec.exit_of(pid)
+        })
     }
 
     pub fn kernel_exec(&self, pod: &str, container: &str, run: usize) -> &Value {
-        let pid = self.pids(pod, container)[run];
-        self.rec
-            .exec_of(pid)
-            .unwrap_or_else(|| panic!("no process_exec of {pod}/{container} pid {pid}"))
+        self.kernel_record(pod, container, run, "process_exec", |pid| {
+            self.rec.exec_of(pid)
+        })
     }
 
     /// When the driver began the pod's termination (t0), boot ns.

@@ -8,7 +8,7 @@ pub mod checks;
 pub mod recording;
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::{Mutex, MutexGuard},
     time::Duration,
 };
@@ -40,6 +40,16 @@ pub fn load(name: &str) -> Scenario {
 
 /// The agent binary: `$LIFECYCLE_AGENT_BIN`, or `lifecycle-agent` in the
 /// cargo target directory (`cargo test --workspace` builds it).
+/// `lifecycle-agent record` on this machine, watching [`NODE`]'s pods
+/// through `kubeconfig`.
+pub fn record_node(kubeconfig: &Path) -> Recording {
+    let kubeconfig = kubeconfig.to_str().expect("utf-8 path");
+    Recording::start(
+        &agent_path(),
+        &["--node-name", NODE, "--kubeconfig", kubeconfig],
+    )
+}
+
 pub fn agent_path() -> PathBuf {
     if let Some(path) = std::env::var_os("LIFECYCLE_AGENT_BIN") {
         return PathBuf::from(path);
@@ -122,15 +132,7 @@ pub fn play_with(scenario: Scenario, options: RunOptions) -> Played {
     std::fs::create_dir_all(&dir).expect("temp dir");
     let kubeconfig = dir.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let recording = Recording::start(
-        &agent_path(),
-        &[
-            "--node-name",
-            NODE,
-            "--kubeconfig",
-            kubeconfig.to_str().expect("utf-8 path"),
-        ],
-    );
+    let recording = record_node(&kubeconfig);
     let options = RunOptions {
         node_name: Some(NODE.into()),
         ..options
