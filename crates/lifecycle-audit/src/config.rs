@@ -24,6 +24,16 @@ pub enum VersionParseError {
     UnsupportedMajor(String),
 }
 
+impl VersionParseError {
+    /// A short stable name of the failure, for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::NotMajorMinor(_) => "not_major_minor",
+            Self::UnsupportedMajor(_) => "unsupported_major",
+        }
+    }
+}
+
 impl FromStr for KubeletVersion {
     type Err = VersionParseError;
 

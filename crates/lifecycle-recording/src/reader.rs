@@ -47,6 +47,17 @@ pub enum ReadError {
     },
 }
 
+impl ReadError {
+    /// A short stable name of the failure, for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::OpenFailed { .. } => "open_failed",
+            Self::ReadFailed { .. } => "read_failed",
+            Self::BadLine { .. } => "bad_line",
+        }
+    }
+}
+
 /// What a recording held besides its records.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RecordingInfo {

@@ -35,6 +35,16 @@ pub enum TimeError {
     },
 }
 
+impl TimeError {
+    /// A short stable name of the failure, for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::OutOfRange { .. } => "out_of_range",
+            Self::FormatFailed { .. } => "format_failed",
+        }
+    }
+}
+
 const LAYOUT: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 

@@ -56,6 +56,18 @@ pub enum ReportError {
     SerialiseFailed(#[from] serde_json::Error),
 }
 
+impl ReportError {
+    /// A short stable name of the failure, for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::RecordingUnreadable(e) => e.label(),
+            Self::UnknownFormat(_) => "unknown_format",
+            Self::FormatNotSupported(_) => "format_not_supported",
+            Self::SerialiseFailed(_) => "serialise_failed",
+        }
+    }
+}
+
 /// Counts of findings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {

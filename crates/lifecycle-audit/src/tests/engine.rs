@@ -161,7 +161,9 @@ fn recordings_are_read_sorted_and_unknown_types_skipped() {
     assert_eq!((info.skipped_lines, info.kernel_drops), (1, 7));
 
     writeln!(file, r#"{{"seq":100,"type":"socket"}}"#).unwrap();
-    let err = read_recording(file.path()).unwrap_err().to_string();
+    let err = read_recording(file.path()).unwrap_err();
+    assert_eq!(err.label(), "bad_line");
+    let err = err.to_string();
     assert!(
         err.contains(&format!("{}:", file.path().display())),
         "{err}"
