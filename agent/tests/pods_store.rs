@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kube_api_server::{TestApiServer, containerd_id, hex_id};
-use lifecycle_agent::pods::record::HistoryLimits;
+use lifecycle_agent::pods::entry::HistoryLimits;
 use lifecycle_agent::pods::status::ContainerChange;
 use lifecycle_agent::pods::time::ApiTimeSource;
 use lifecycle_agent::pods::{ContainerKind, MeshMode, SidecarRole};

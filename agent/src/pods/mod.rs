@@ -14,13 +14,14 @@
 
 pub mod client;
 pub mod diff;
+pub mod entry;
 pub mod pending;
 pub mod raw;
-pub mod record;
 pub mod resolve;
 pub mod store;
 pub mod watch;
 
+pub use entry::{PodEntry, PodIdentity};
 pub use lifecycle_recording::pods::{
     ClassificationRules, ContainerKind, DeletedReason, MeshInfo, MeshMode, PodChange, PodEvent,
     PodSpecFacts, SidecarRole, StoreStats, annotations, classify, container, event, ids, mesh,
@@ -28,7 +29,6 @@ pub use lifecycle_recording::pods::{
 };
 pub use pending::{PendingBuffer, PendingLimits, Released};
 pub use raw::{DecodedPod, MalformedPod, RawPod};
-pub use record::{PodIdentity, PodRecord};
 pub use resolve::{Resolution, ResolvedContainer};
 pub use store::{PodStore, StoreConfig};
 pub use watch::{PodWatchConfig, PodWatchError, run_pod_watch, run_pod_watch_with};

@@ -15,9 +15,9 @@
 use std::sync::Arc;
 
 use crate::pods::classify::{ContainerKind, Section, SidecarRole};
+use crate::pods::entry::{PodEntry, PodIdentity};
 use crate::pods::ids::{ContainerId, IdKey};
 use crate::pods::mesh::MeshMode;
-use crate::pods::record::{PodIdentity, PodRecord};
 use crate::pods::store::PodStore;
 
 /// A container attributed to its pod.
@@ -75,16 +75,16 @@ pub fn normalise_pod_uid(uid: &str) -> String {
     uid.trim().replace('_', "-").to_ascii_lowercase()
 }
 
-fn resolved(record: &PodRecord, index: usize) -> Option<ResolvedContainer> {
-    let facts = record.spec.containers.get(index)?;
+fn resolved(entry: &PodEntry, index: usize) -> Option<ResolvedContainer> {
+    let facts = entry.spec.containers.get(index)?;
     Some(ResolvedContainer {
-        pod: record.identity.clone(),
+        pod: entry.identity.clone(),
         container: facts.name.to_string(),
         section: facts.section,
         kind: facts.kind,
         role: facts.role,
-        mesh: record.spec.mesh.mode,
-        pod_deleted: record.is_deleted(),
+        mesh: entry.spec.mesh.mode,
+        pod_deleted: entry.is_deleted(),
     })
 }
 
@@ -108,12 +108,12 @@ impl PodStore {
         }
         let uid = normalise_pod_uid(pod_uid);
         match inner.pods.get(uid.as_str()) {
-            Some(record) => Resolution::UnlistedContainer {
-                pod: record.identity.clone(),
-                mesh: record.spec.mesh.mode,
-                likely_sandbox: !record.containers.is_empty()
-                    && record.containers.iter().all(|c| !c.ids.is_empty()),
-                pod_deleted: record.is_deleted(),
+            Some(entry) => Resolution::UnlistedContainer {
+                pod: entry.identity.clone(),
+                mesh: entry.spec.mesh.mode,
+                likely_sandbox: !entry.containers.is_empty()
+                    && entry.containers.iter().all(|c| !c.ids.is_empty()),
+                pod_deleted: entry.is_deleted(),
             },
             None => Resolution::PodUnknown,
         }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use crate::pods::StoreStats;
 use crate::pods::classify::ClassificationRules;
+use crate::pods::entry::{HistoryLimits, PodEntry};
 use crate::pods::event::{DeletedReason, PodEvent};
 use crate::pods::ids::IdKey;
 use crate::pods::raw::DecodedPod;
-use crate::pods::record::{HistoryLimits, PodRecord};
 
 /// Store tunables.
 #[derive(Clone, Debug)]
@@ -67,7 +67,7 @@ pub struct StoreCounters {
 }
 
 pub(crate) struct Inner {
-    pub(crate) pods: HashMap<Arc<str>, PodRecord>,
+    pub(crate) pods: HashMap<Arc<str>, PodEntry>,
     /// Container id → (pod uid, index into the pod's containers).
     pub(crate) by_container: HashMap<IdKey, (Arc<str>, usize)>,
     deleted_order: VecDeque<(Instant, Arc<str>)>,
@@ -124,11 +124,11 @@ impl PodStore {
         let mut new_ids = Vec::new();
         let mut inner = self.write();
         let events = match inner.pods.get_mut(&uid) {
-            Some(record) if record.is_deleted() => {
+            Some(entry) if entry.is_deleted() => {
                 tracing::debug!(pod_uid = %uid, "update for a deleted pod ignored");
                 Vec::new()
             }
-            Some(record) => record.update(
+            Some(entry) => entry.update(
                 pod,
                 &self.config.rules,
                 self.config.history,
@@ -136,14 +136,14 @@ impl PodStore {
                 &mut new_ids,
             ),
             None => {
-                let (record, events) = PodRecord::first_seen(
+                let (entry, events) = PodEntry::first_seen(
                     pod,
                     &self.config.rules,
                     self.config.history,
                     observed_ns,
                     &mut new_ids,
                 );
-                inner.pods.insert(uid.clone(), record);
+                inner.pods.insert(uid.clone(), entry);
                 events
             }
         };
@@ -171,13 +171,13 @@ impl PodStore {
         let Some(key) = inner.pods.get_key_value(uid).map(|(k, _)| k.clone()) else {
             return events;
         };
-        let Some(record) = inner.pods.get_mut(&key) else {
+        let Some(entry) = inner.pods.get_mut(&key) else {
             return events;
         };
-        if record.is_deleted() {
+        if entry.is_deleted() {
             return events;
         }
-        events.push(record.mark_deleted(reason, observed_ns));
+        events.push(entry.mark_deleted(reason, observed_ns));
         inner.deleted_order.push_back((now, key));
         self.enforce_capacity(&mut inner);
         events
@@ -194,7 +194,7 @@ impl PodStore {
             .read()
             .pods
             .iter()
-            .filter(|(uid, record)| !record.is_deleted() && !seen.contains(&***uid))
+            .filter(|(uid, entry)| !entry.is_deleted() && !seen.contains(&***uid))
             .map(|(uid, _)| uid.to_string())
             .collect();
         self.counters
@@ -245,12 +245,12 @@ impl PodStore {
     }
 
     /// A copy of the pod with `uid`.
-    pub fn get(&self, uid: &str) -> Option<PodRecord> {
+    pub fn get(&self, uid: &str) -> Option<PodEntry> {
         self.read().pods.get(uid).cloned()
     }
 
     /// A copy of the pod called `namespace/name`, preferring a live one.
-    pub fn find(&self, namespace: &str, name: &str) -> Option<PodRecord> {
+    pub fn find(&self, namespace: &str, name: &str) -> Option<PodEntry> {
         let inner = self.read();
         let mut matches = inner
             .pods
@@ -303,8 +303,8 @@ impl PodStore {
 }
 
 fn remove_pod(inner: &mut Inner, uid: &str) {
-    if let Some(record) = inner.pods.remove(uid) {
-        for id in record.containers.iter().flat_map(|c| &c.ids) {
+    if let Some(entry) = inner.pods.remove(uid) {
+        for id in entry.containers.iter().flat_map(|c| &c.ids) {
             if inner
                 .by_container
                 .get(&id.key)

@@ -37,7 +37,7 @@ pub struct HistoryLimits {
 
 /// What the agent observed of one container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ContainerRecord {
+pub struct ContainerEntry {
     /// Latest status snapshot (none until the kubelet reported the container).
     pub current: Option<ContainerSnapshot>,
     /// Transitions, oldest first.
@@ -61,15 +61,15 @@ pub struct DeletionFacts {
 
 /// Everything the store knows about one pod.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PodRecord {
+pub struct PodEntry {
     /// Identity, shared with resolutions.
     pub identity: Arc<PodIdentity>,
     /// `creationTimestamp`, Unix seconds.
     pub created_s: Option<i64>,
     /// Spec facts.
     pub spec: PodSpecFacts,
-    /// One record per entry of `spec.containers`, same order.
-    pub containers: Vec<ContainerRecord>,
+    /// One entry per entry of `spec.containers`, same order.
+    pub containers: Vec<ContainerEntry>,
     /// Latest `status.phase`.
     pub phase: Option<String>,
     /// Phase changes, oldest first.
@@ -106,8 +106,8 @@ fn lifecycle_spec_differs(old: &PodSpecFacts, pod: &DecodedPod) -> bool {
             .any(|((n, i), c)| *n != &*c.name || *i != &*c.image)
 }
 
-impl PodRecord {
-    /// A record for a pod seen for the first time, plus its events: `added`
+impl PodEntry {
+    /// A entry for a pod seen for the first time, plus its events: `added`
     /// followed by whatever its status already shows.
     pub fn first_seen(
         pod: &DecodedPod,
@@ -119,14 +119,14 @@ impl PodRecord {
         let meta = &pod.meta;
         let spec = PodSpecFacts::from_pod(meta, &pod.spec, rules);
         let created_s = meta.creation_timestamp.as_ref().map(api_seconds);
-        let mut record = Self {
+        let mut entry = Self {
             identity: Arc::new(PodIdentity {
                 namespace: meta.namespace.clone().unwrap_or_default(),
                 name: meta.name.clone().unwrap_or_default(),
                 uid: meta.uid.clone().unwrap_or_default(),
             }),
             created_s,
-            containers: vec![ContainerRecord::default(); spec.containers.len()],
+            containers: vec![ContainerEntry::default(); spec.containers.len()],
             spec,
             phase: None,
             phase_history: Vec::new(),
@@ -135,18 +135,18 @@ impl PodRecord {
             deletion: None,
             deleted: None,
         };
-        let added = record.event(
+        let added = entry.event(
             Stamp::with_api(observed_ns, created_s, ApiTimeSource::CreationTimestamp),
             PodChange::Added {
-                spec: Box::new(record.spec.clone()),
+                spec: Box::new(entry.spec.clone()),
             },
         );
         let mut events = vec![added];
-        events.extend(record.update(pod, rules, limits, observed_ns, new_ids));
-        (record, events)
+        events.extend(entry.update(pod, rules, limits, observed_ns, new_ids));
+        (entry, events)
     }
 
-    /// Folds a newer version of the pod into the record; returns the events
+    /// Folds a newer version of the pod into the entry; returns the events
     /// for what changed and appends newly seen container ids to `new_ids`.
     pub fn update(
         &mut self,
@@ -164,7 +164,7 @@ impl PodRecord {
         if lifecycle_spec_differs(&self.spec, pod) {
             self.spec = PodSpecFacts::from_pod(&pod.meta, &pod.spec, rules);
             self.containers
-                .resize_with(self.spec.containers.len(), ContainerRecord::default);
+                .resize_with(self.spec.containers.len(), ContainerEntry::default);
             events.push(self.event(
                 Stamp::observed(observed_ns),
                 PodChange::SpecChanged {
@@ -191,7 +191,7 @@ impl PodRecord {
             };
             let (name, kind, role) = (facts.name.to_string(), facts.kind, facts.role);
             let snapshot = ContainerSnapshot::from(cs);
-            let record = &mut self.containers[index];
+            let entry = &mut self.containers[index];
             let ids = snapshot.container_id.iter().chain(
                 snapshot
                     .last_terminated
@@ -199,14 +199,14 @@ impl PodRecord {
                     .filter_map(|t| t.container_id.as_ref()),
             );
             for id in ids {
-                if !record.ids.contains(id) {
+                if !entry.ids.contains(id) {
                     // Most containers only ever have one run: no spare room.
-                    record.ids.reserve_exact(1);
-                    record.ids.push(id.clone());
+                    entry.ids.reserve_exact(1);
+                    entry.ids.push(id.clone());
                     new_ids.push((id.key.clone(), index));
                 }
             }
-            for transition in container_changes(record.current.as_ref(), &snapshot, t) {
+            for transition in container_changes(entry.current.as_ref(), &snapshot, t) {
                 events.push(PodEvent {
                     at: transition.at,
                     namespace: self.identity.namespace.clone(),
@@ -219,11 +219,11 @@ impl PodRecord {
                         transition: transition.change.clone(),
                     },
                 });
-                if push_bounded(&mut record.history, transition, limits.per_container) {
-                    record.history_dropped += 1;
+                if push_bounded(&mut entry.history, transition, limits.per_container) {
+                    entry.history_dropped += 1;
                 }
             }
-            record.current = Some(snapshot);
+            entry.current = Some(snapshot);
         }
 
         let conditions: Vec<ConditionSnapshot> = status
