@@ -16,7 +16,7 @@ use crate::{
         Event, FORMAT_VERSION, Record, Stats,
         build::{Attribute, EventBuilder},
     },
-    kernel::decode::{DecodeError, KernelRecord, c_str},
+    kernel::decode::{DecodeError, ProbeSample, c_str},
 };
 
 /// Attribution through the cgroup cache.
@@ -126,12 +126,12 @@ impl<W: HierarchyWalker> Pipeline<W> {
     }
 
     /// Attributes and timestamps one kernel record.
-    pub fn handle(&mut self, record: &KernelRecord) -> Record {
+    pub fn handle(&mut self, record: &ProbeSample) -> Record {
         let header = *record.header();
         if let Some(slot) = self.events.get_mut(header.kind as usize) {
             *slot += 1;
         }
-        if let KernelRecord::Cgroup(e) = record {
+        if let ProbeSample::Cgroup(e) = record {
             let complete = (e.path_len as usize) < agent_common::CGROUP_PATH_LEN;
             let path = c_str(&e.path);
             match record.kind() {

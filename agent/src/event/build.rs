@@ -10,7 +10,7 @@ use super::{
 };
 use crate::{
     attribution::{CgroupClass, parse_cgroup_path},
-    kernel::decode::{KernelRecord, c_str},
+    kernel::decode::{ProbeSample, c_str},
 };
 
 /// Resolves a cgroup id to what it is.
@@ -59,9 +59,9 @@ impl<A: Attribute> EventBuilder<A> {
         }
     }
 
-    pub fn build(&mut self, record: &KernelRecord) -> Event {
+    pub fn build(&mut self, record: &ProbeSample) -> Event {
         match record {
-            KernelRecord::SignalGenerate(e) => Event::SignalGenerate(SignalGenerate {
+            ProbeSample::SignalGenerate(e) => Event::SignalGenerate(SignalGenerate {
                 sender: self.process(&e.header.task),
                 sender_parent_pid: e.sender_parent_tgid,
                 sender_parent_comm: c_str(&e.sender_parent_comm),
@@ -74,7 +74,7 @@ impl<A: Attribute> EventBuilder<A> {
                 group: e.group != 0,
                 result: names::delivery_result_name(e.result).to_string(),
             }),
-            KernelRecord::SignalDeliver(e) => Event::SignalDeliver(SignalDeliver {
+            ProbeSample::SignalDeliver(e) => Event::SignalDeliver(SignalDeliver {
                 process: self.process(&e.header.task),
                 signal: e.sig,
                 signal_name: names::signal_name(e.sig),
@@ -82,7 +82,7 @@ impl<A: Attribute> EventBuilder<A> {
                 handler: names::handler_name(e.sa_handler).to_string(),
                 sa_flags: e.sa_flags,
             }),
-            KernelRecord::ProcessExec(e) => {
+            ProbeSample::ProcessExec(e) => {
                 let truncated = e.filename_len as usize >= agent_common::FILENAME_LEN;
                 Event::ProcessExec(ProcessExec {
                     process: self.process(&e.header.task),
@@ -92,14 +92,14 @@ impl<A: Attribute> EventBuilder<A> {
                     recovered: None,
                 })
             }
-            KernelRecord::ProcessFork(e) => Event::ProcessFork(ProcessFork {
+            ProbeSample::ProcessFork(e) => Event::ProcessFork(ProcessFork {
                 parent: self.process(&e.header.task),
                 child: self.process(&e.child),
             }),
-            KernelRecord::ProcessExit(e) => {
+            ProbeSample::ProcessExit(e) => {
                 Event::ProcessExit(exit_event(self.process(&e.header.task), e.exit_code))
             }
-            KernelRecord::Cgroup(e) => {
+            ProbeSample::Cgroup(e) => {
                 let op = match record.kind() {
                     EventKind::CgroupMkdir => CgroupOp::Mkdir,
                     EventKind::CgroupRmdir => CgroupOp::Rmdir,
@@ -117,7 +117,7 @@ impl<A: Attribute> EventBuilder<A> {
                     actor: self.process(&e.header.task),
                 })
             }
-            KernelRecord::Socket(e) => {
+            ProbeSample::Socket(e) => {
                 let owner = (e.owner_known != 0).then(|| self.process(&e.header.task));
                 let v4 = e.family == libc::AF_INET as u16;
                 Event::Socket(SocketChange {
@@ -220,7 +220,7 @@ mod tests {
             exit_code: 0,
             _pad: 0,
         };
-        let Event::ProcessExit(e) = builder.build(&KernelRecord::ProcessExit(exit)) else {
+        let Event::ProcessExit(e) = builder.build(&ProbeSample::ProcessExit(exit)) else {
             panic!()
         };
         assert_eq!(e.process.cgroup, None);

@@ -10,9 +10,10 @@ use agent_common::{
 };
 use thiserror::Error;
 
-/// One record as the kernel wrote it.
+/// What one probe wrote into the ring buffer, decoded (a recording line is
+/// built from it by `event::build`).
 #[derive(Clone, Copy, Debug)]
-pub enum KernelRecord {
+pub enum ProbeSample {
     SignalGenerate(SignalGenerateEvent),
     SignalDeliver(SignalDeliverEvent),
     ProcessExec(ProcessExecEvent),
@@ -22,7 +23,7 @@ pub enum KernelRecord {
     Socket(SocketEvent),
 }
 
-impl KernelRecord {
+impl ProbeSample {
     pub fn header(&self) -> &EventHeader {
         match self {
             Self::SignalGenerate(e) => &e.header,
@@ -82,22 +83,22 @@ fn copy_out<T: Copy>(bytes: &[u8], kind: EventKind) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
-pub fn decode(bytes: &[u8]) -> Result<KernelRecord, DecodeError> {
+pub fn decode(bytes: &[u8]) -> Result<ProbeSample, DecodeError> {
     if bytes.len() < size_of::<EventHeader>() {
         return Err(DecodeError::TooShortForHeader { len: bytes.len() });
     }
     let raw_kind = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
     let kind = EventKind::from_u32(raw_kind).ok_or(DecodeError::UnknownKind { kind: raw_kind })?;
     Ok(match kind {
-        EventKind::SignalGenerate => KernelRecord::SignalGenerate(copy_out(bytes, kind)?),
-        EventKind::SignalDeliver => KernelRecord::SignalDeliver(copy_out(bytes, kind)?),
-        EventKind::ProcessExec => KernelRecord::ProcessExec(copy_out(bytes, kind)?),
-        EventKind::ProcessFork => KernelRecord::ProcessFork(copy_out(bytes, kind)?),
-        EventKind::ProcessExit => KernelRecord::ProcessExit(copy_out(bytes, kind)?),
+        EventKind::SignalGenerate => ProbeSample::SignalGenerate(copy_out(bytes, kind)?),
+        EventKind::SignalDeliver => ProbeSample::SignalDeliver(copy_out(bytes, kind)?),
+        EventKind::ProcessExec => ProbeSample::ProcessExec(copy_out(bytes, kind)?),
+        EventKind::ProcessFork => ProbeSample::ProcessFork(copy_out(bytes, kind)?),
+        EventKind::ProcessExit => ProbeSample::ProcessExit(copy_out(bytes, kind)?),
         EventKind::CgroupMkdir | EventKind::CgroupRmdir | EventKind::CgroupAttach => {
-            KernelRecord::Cgroup(copy_out(bytes, kind)?)
+            ProbeSample::Cgroup(copy_out(bytes, kind)?)
         }
-        EventKind::Socket => KernelRecord::Socket(copy_out(bytes, kind)?),
+        EventKind::Socket => ProbeSample::Socket(copy_out(bytes, kind)?),
     })
 }
 
@@ -141,7 +142,7 @@ mod tests {
             _pad: 0,
         };
         match decode(&encode(&exit)).unwrap() {
-            KernelRecord::ProcessExit(e) => assert_eq!(
+            ProbeSample::ProcessExit(e) => assert_eq!(
                 (e.exit_code, e.header.boot_ns, e.header.task.pid),
                 (768, 42, 7)
             ),
@@ -154,7 +155,7 @@ mod tests {
             ..Default::default()
         };
         match decode(&encode(&sig)).unwrap() {
-            KernelRecord::SignalGenerate(e) => assert_eq!((e.sig, e.result), (15, 1)),
+            ProbeSample::SignalGenerate(e) => assert_eq!((e.sig, e.result), (15, 1)),
             other => panic!("decoded as {other:?}"),
         }
     }

@@ -14,7 +14,7 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use super::decode::{DecodeError, KernelRecord, decode};
+use super::decode::{DecodeError, ProbeSample, decode};
 
 /// The kernel wakes the reader only once a quarter of the ring is filled;
 /// below that, the reader looks every `POLL_INTERVAL`.
@@ -26,7 +26,7 @@ pub const MAX_BATCH: usize = 4096;
 /// What the reader sends: decoded records, and records it could not decode.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub records: Vec<KernelRecord>,
+    pub records: Vec<ProbeSample>,
     pub errors: Vec<DecodeError>,
 }
 
