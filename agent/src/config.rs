@@ -8,9 +8,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::{
     attribution::CacheConfig,
     audit::{AuditConfig, KubeletVersion},
+    event_loop::{KubeOptions, LoopOptions},
     kernel::loader::ProbeOptions,
     pods::{PendingLimits, StoreConfig},
-    record::{KubeOptions, RecordOptions},
+    recorder::RecordOptions,
     report::Format,
 };
 
@@ -240,16 +241,18 @@ impl ProbeArgs {
 impl RecordArgs {
     pub fn options(&self) -> RecordOptions {
         RecordOptions {
-            probes: self.probes.options(),
+            event_loop: LoopOptions {
+                probes: self.probes.options(),
+                kubernetes: self.kube.options(),
+                stats_interval: self.stats_interval,
+                probe_stats: self.probe_stats,
+            },
             duration: self.duration,
-            stats_interval: self.stats_interval,
             ready_file: self.ready_file.clone(),
             cache: CacheConfig {
                 removed_ttl: self.removed_cgroup_ttl,
                 ..CacheConfig::default()
             },
-            probe_stats: self.probe_stats,
-            kubernetes: self.kube.options(),
         }
     }
 }
@@ -311,12 +314,16 @@ impl RunArgs {
         let probes = self.probes.options();
         crate::run::RunOptions {
             preflight: crate::preflight::PreflightOptions::for_run(&probes, &self.proc_root),
-            probes,
+            event_loop: LoopOptions {
+                probes,
+                kubernetes: self.kube.options(),
+                stats_interval: self.stats_interval,
+                probe_stats: false,
+            },
             cache: CacheConfig {
                 removed_ttl: self.removed_cgroup_ttl,
                 ..CacheConfig::default()
             },
-            kubernetes: self.kube.options(),
             audit: AuditConfig {
                 max_records_per_pod: self.max_records_per_pod,
                 ..self.audit.config()
@@ -332,7 +339,6 @@ impl RunArgs {
                     max_files: self.journal_max_files,
                 }),
             proc_root: self.proc_root.clone(),
-            stats_interval: self.stats_interval,
             shutdown_timeout: self.shutdown_timeout,
         }
     }

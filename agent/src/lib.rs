@@ -10,13 +10,14 @@ pub mod clock;
 pub mod config;
 pub mod config_file;
 pub mod event;
+pub mod event_loop;
 pub mod export;
 pub mod join;
 pub mod kernel;
 pub mod pipeline;
 pub mod pods;
 pub mod preflight;
-pub mod record;
+pub mod recorder;
 pub mod run;
 
 pub use lifecycle_audit as audit;

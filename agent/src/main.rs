@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Parser;
 use lifecycle_agent::{
     config::{Cli, Command, CompareArgs, DoctorArgs, DoctorFormat, ExportCommandArgs, ReportArgs},
-    record, report,
+    recorder, report,
 };
 use tokio::{
     signal::unix::{SignalKind, signal},
@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
                 Box::new(BufWriter::with_capacity(1 << 16, file))
             };
             let stop = stop_on_signals()?;
-            let summary = record::record(&options, out.as_mut(), stop).await?;
+            let summary = recorder::record(&options, out.as_mut(), stop).await?;
             eprintln!("{}", summary.describe());
         }
         Command::Run(args) => {

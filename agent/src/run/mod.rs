@@ -13,42 +13,45 @@
 //! processed, the audits of terminations in flight are completed (partial
 //! if unfinished), the exporter flushes within `shutdown_timeout`, exit 0.
 
+mod daemon;
 pub mod health;
 pub mod journal;
 mod live;
 mod options;
 pub mod recover;
-mod step;
 
 pub use live::LiveCounters;
 pub use options::{RunError, RunOptions, RunSummary};
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::{
     attribution::{Cgroup2Walker, CgroupCache},
+    event_loop::{Ended, EventLoop, LoopError},
     export::{Exporter, ResourceInfo, Telemetry},
-    join::Joiner,
     preflight,
-    record::{attach, pods::PodFeed},
 };
 
+use daemon::Daemon;
 use health::Health;
 use journal::Journal;
 use live::LiveAudit;
-use step::Daemon;
 
 /// Runs until `stop` turns true; returns what it did.
 pub async fn run(
     options: RunOptions,
     mut stop: watch::Receiver<bool>,
 ) -> Result<RunSummary, RunError> {
-    let health = Health::new(options.kubernetes.is_some());
+    let health = Health::new(options.event_loop.kubernetes.is_some());
     let resource = ResourceInfo {
-        node_name: options.kubernetes.as_ref().map(|k| k.node_name.clone()),
+        node_name: options
+            .event_loop
+            .kubernetes
+            .as_ref()
+            .map(|k| k.node_name.clone()),
     };
     let telemetry = Telemetry::for_node(&options.export, &resource);
     let text = {
@@ -68,12 +71,12 @@ pub async fn run(
     }
 
     let exporter = Exporter::start(&options.export, resource, telemetry.clone())
-        .map_err(|e| RunError::ExporterUnavailable(e.to_string()))?;
+        .map_err(RunError::ExporterUnavailable)?;
 
-    let walker = Cgroup2Walker::discover()?;
+    let walker = Cgroup2Walker::discover().map_err(LoopError::from)?;
     let cgroup_mount = walker.mount().to_path_buf();
     let mut cache = CgroupCache::new(options.cache.clone(), walker);
-    let known = cache.populate()?;
+    let known = cache.populate().map_err(LoopError::from)?;
     let found = match recover::scan(&options.proc_root, &cgroup_mount, &mut cache) {
         Ok(scan) => scan,
         Err(error) => {
@@ -90,21 +93,8 @@ pub async fn run(
         "running containers recovered from cgroups and /proc"
     );
 
-    let feed = match &options.kubernetes {
-        Some(kube) => Some(
-            PodFeed::start(kube)
-                .await
-                .map_err(|e| RunError::KubernetesUnavailable(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let joiner = match (&feed, &options.kubernetes) {
-        (Some(f), Some(kube)) => Some(Joiner::new(f.store.clone(), kube.pending)),
-        _ => None,
-    };
-
-    let attached = attach::<RunError>(&options.probes, cache)?;
-    let now_ns = attached.pipeline.now_unix_ns();
+    let mut event_loop = EventLoop::start(&options.event_loop, cache).await?;
+    let now_ns = event_loop.now_unix_ns();
     health.set_probes_attached(true);
     info!(%health_addr, "probes attached");
 
@@ -112,42 +102,25 @@ pub async fn run(
         Some(j) => Some(Journal::open(j.clone())?),
         None => None,
     };
-    let reader_stop_tx = attached.reader_stop;
-    let reader = attached.reader;
     let mut daemon = Daemon {
-        rx: attached.batches,
-        pipeline: attached.pipeline,
-        probes: attached.probes,
-        joiner,
-        feed,
         journal,
         live: LiveAudit::new(options.audit.clone()),
         telemetry: telemetry.clone(),
         exporter,
         health: health.clone(),
         recovered: found.processes.len() as u64,
-        stats_interval: options.stats_interval,
     };
     for record in recover::records(&found, now_ns) {
-        daemon.join(record);
+        event_loop.inject(record, &mut daemon)?;
     }
 
-    tokio::select! {
-        result = daemon.run_loop() => result?,
-        _ = wait_stop(&mut stop) => {}
+    if event_loop.run(&mut daemon, wait_stop(&mut stop)).await? == Ended::ReaderClosed {
+        health_task.abort();
+        return Err(LoopError::ReaderStopped.into());
     }
-    // Stop: not ready, no new kernel events, drain what was read.
-    health.set_stopping();
-    info!("stopping: draining events, finishing audits in flight");
-    let _ = reader_stop_tx.send(true);
-    // Drain before joining the reader: it may be waiting for room in the
-    // channel to hand over its last batch.
-    daemon.drain().await;
-    match tokio::time::timeout(Duration::from_secs(5), reader).await {
-        Ok(Ok(Ok(_))) => {}
-        Ok(Ok(Err(e))) => error!(error = %e, "ring buffer reader failed"),
-        Ok(Err(e)) => error!(error = %e, "ring buffer reader task failed"),
-        Err(_) => error!("ring buffer reader did not stop"),
+    let counts = event_loop.finish(&mut daemon).await?;
+    if let Some(error) = counts.reader_error {
+        tracing::error!(%error, label = error.label(), "ring buffer reader failed");
     }
     let summary = daemon.finish(options.shutdown_timeout).await;
     health_task.abort();
@@ -161,6 +134,3 @@ async fn wait_stop(stop: &mut watch::Receiver<bool>) {
         }
     }
 }
-
-/// How often the audit clock moves on without records.
-pub(crate) const AUDIT_TICK: Duration = Duration::from_millis(500);

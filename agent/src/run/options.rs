@@ -10,20 +10,20 @@ use super::{
     live::LiveCounters,
 };
 use crate::{
-    attribution::{CacheConfig, CgroupError},
+    attribution::CacheConfig,
     audit::AuditConfig,
-    export::{ExportArgs, ExportSummary},
-    kernel::loader::{LoadError, ProbeOptions},
+    event_loop::{LoopError, LoopOptions},
+    export::{ExportArgs, ExportError, ExportSummary},
     preflight::PreflightOptions,
-    record::KubeOptions,
 };
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    pub probes: ProbeOptions,
+    /// Probes, the pod watch (`None`: kernel events and audits without pod
+    /// names) and the interval of the `stats` records (self-telemetry,
+    /// journal).
+    pub event_loop: LoopOptions,
     pub cache: CacheConfig,
-    /// The pod watch; `None`: kernel events and audits without pod names.
-    pub kubernetes: Option<KubeOptions>,
     pub audit: AuditConfig,
     pub export: ExportArgs,
     pub preflight: PreflightOptions,
@@ -33,8 +33,6 @@ pub struct RunOptions {
     /// Host `/proc` (in a pod: a read-only mount of the host's, e.g.
     /// `/host/proc`), for the recovery of running containers.
     pub proc_root: PathBuf,
-    /// Interval of the pipeline statistics (self-telemetry, journal).
-    pub stats_interval: Duration,
     /// How long the stop may take to flush the exporter.
     pub shutdown_timeout: Duration,
 }
@@ -46,19 +44,11 @@ pub enum RunError {
     #[error(transparent)]
     HealthUnavailable(#[from] HealthError),
     #[error(transparent)]
-    ProbesUnavailable(#[from] LoadError),
-    #[error("cgroup v2 hierarchy unavailable: {0}")]
-    CgroupsUnavailable(#[from] CgroupError),
-    #[error("Kubernetes API unavailable: {0}")]
-    KubernetesUnavailable(String),
-    #[error("exporter could not start: {0}")]
-    ExporterUnavailable(String),
-    #[error("clocks unreadable: {0}")]
-    ClockUnavailable(#[from] crate::clock::ClockError),
+    EventLoopFailed(#[from] LoopError),
+    #[error("the exporter could not start")]
+    ExporterUnavailable(#[source] ExportError),
     #[error(transparent)]
     JournalUnavailable(#[from] JournalError),
-    #[error("the ring buffer reader stopped on its own")]
-    ReaderStopped,
 }
 
 impl RunError {
@@ -66,13 +56,9 @@ impl RunError {
         match self {
             Self::NodeUnsupported(_) => "node_unsupported",
             Self::HealthUnavailable(e) => e.label(),
-            Self::ProbesUnavailable(e) => e.label(),
-            Self::CgroupsUnavailable(_) => "cgroups_unavailable",
-            Self::KubernetesUnavailable(_) => "kubernetes_unavailable",
+            Self::EventLoopFailed(e) => e.label(),
             Self::ExporterUnavailable(_) => "exporter_unavailable",
-            Self::ClockUnavailable(_) => "clock_unavailable",
             Self::JournalUnavailable(e) => e.label(),
-            Self::ReaderStopped => "reader_stopped",
         }
     }
 }

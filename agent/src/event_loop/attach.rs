@@ -1,6 +1,6 @@
-//! What `record` and `run` share once the cgroup cache is walked: the
-//! probes loaded and filtered to the kubepods roots, the pipeline, the ring
-//! buffer reader on its own task; and the periodic `stats` record.
+//! The loop's kernel side once the cgroup cache is walked: the probes
+//! loaded and filtered to the kubepods roots, the pipeline, the ring buffer
+//! reader on its own task; and the `stats` record.
 
 use tokio::{
     sync::{mpsc, watch},
@@ -8,9 +8,11 @@ use tokio::{
 };
 use tracing::info;
 
+use super::LoopError;
+
 use crate::{
     attribution::{Cgroup2Walker, CgroupCache},
-    clock::{BootClock, ClockError},
+    clock::BootClock,
     event::{Event, Record},
     join::Joiner,
     kernel::{
@@ -34,10 +36,10 @@ pub struct Attached {
 
 /// Loads and attaches the probes, points their filter at the cache's
 /// kubepods roots, and starts reading the ring buffer.
-pub fn attach<E: From<LoadError> + From<ClockError>>(
+pub fn attach(
     options: &ProbeOptions,
     cache: CgroupCache<Cgroup2Walker>,
-) -> Result<Attached, E> {
+) -> Result<Attached, LoopError> {
     let mut probes = Probes::load(options)?;
     for note in &probes.notes {
         info!(note, "kernel offsets");

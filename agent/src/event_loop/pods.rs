@@ -15,7 +15,7 @@ use crate::{
     },
 };
 
-use super::RecordError;
+use super::LoopError;
 
 /// Where the pods come from.
 #[derive(Clone, Debug)]
@@ -37,10 +37,8 @@ pub struct PodFeed {
 }
 
 impl PodFeed {
-    pub async fn start(options: &KubeOptions) -> Result<Self, RecordError> {
-        let client = make_client(options.kubeconfig.clone())
-            .await
-            .map_err(|e| RecordError::KubernetesUnavailable(e.to_string()))?;
+    pub async fn start(options: &KubeOptions) -> Result<Self, LoopError> {
+        let client = make_client(options.kubeconfig.clone()).await?;
         let store = PodStore::new(options.store.clone());
         let (tx, events) = mpsc::channel(1024);
         let config = PodWatchConfig::for_node(&options.node_name);
@@ -70,7 +68,7 @@ impl Drop for PodFeed {
 }
 
 /// A pod event as a recording line, stamped with the time the agent saw it.
-pub fn pod_record(event: PodEvent) -> Record {
+pub fn pod_line(event: PodEvent) -> Record {
     let observed = event.at.observed_ns;
     Record {
         seq: 0,
