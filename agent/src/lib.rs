@@ -9,6 +9,7 @@ pub mod attribution;
 pub mod clock;
 pub mod config;
 pub mod config_file;
+pub mod error_chain;
 pub mod event;
 pub mod event_loop;
 pub mod export;

@@ -1,4 +1,4 @@
-use std::{fs::File, io::BufWriter, io::Write};
+use std::{fs::File, io::BufWriter, io::Write, process::ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
@@ -12,8 +12,22 @@ use tokio::{
 };
 use tracing_subscriber::EnvFilter;
 
+/// Runs the command. A user error (a missing file, a bad value, a node
+/// that cannot run the agent) prints one message with its causes and exits
+/// 1, with no backtrace even when `RUST_BACKTRACE` is set: `anyhow` would
+/// print one for an `Err` returned from `main`. Panics keep theirs.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run_command().await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("{}", lifecycle_agent::error_chain::render(error.as_ref()));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_command() -> anyhow::Result<ExitCode> {
     let args = lifecycle_agent::config_file::with_config_file(std::env::args_os().collect())?;
     let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
@@ -40,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
             match lifecycle_agent::run::run(options, stop).await {
                 Ok(summary) => eprintln!("{}", summary.describe()),
                 Err(error) => {
-                    tracing::error!(label = error.label(), "{error}");
+                    tracing::error!(label = error.label(), "the daemon failed");
                     return Err(error.into());
                 }
             }
@@ -50,11 +64,11 @@ async fn main() -> anyhow::Result<()> {
         Command::Export(args) => run_export(&args).await?,
         Command::Doctor(args) => {
             if !run_doctor(&args)? {
-                std::process::exit(1);
+                return Ok(ExitCode::FAILURE);
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn write_output(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {

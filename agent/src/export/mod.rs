@@ -51,17 +51,18 @@ pub enum ExportError {
     SettingInvalid { setting: String, value: String },
     #[error("invalid OTLP header {0:?}")]
     HeaderInvalid(String),
-    #[error("cannot load root certificates for TLS: {0}")]
-    TlsUnavailable(String),
-    #[error("cannot build the OTLP {signal} exporter: {reason}")]
+    #[error("cannot load root certificates for TLS")]
+    TlsUnavailable(#[source] std::io::Error),
+    #[error("cannot build the OTLP {signal} exporter")]
     ExporterBuildFailed {
         signal: &'static str,
-        reason: String,
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
     },
     #[error("OTLP export needs a tokio runtime")]
     RuntimeMissing,
-    #[error("cannot collect metrics: {0}")]
-    CollectFailed(String),
+    #[error("cannot collect metrics")]
+    CollectFailed(#[source] opentelemetry_sdk::error::OTelSdkError),
 }
 
 impl ExportError {

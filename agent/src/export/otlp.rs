@@ -44,7 +44,7 @@ fn http_client(
     if is_https(url) {
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_native_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| ExportError::TlsUnavailable(e.to_string()))?
+            .map_err(ExportError::TlsUnavailable)?
             .https_or_http()
             .enable_http1()
             .build();
@@ -58,11 +58,11 @@ fn http_client(
     }
 }
 
-fn build_failed(signal: &'static str, e: impl std::fmt::Display) -> ExportError {
-    ExportError::ExporterBuildFailed {
-        signal,
-        reason: e.to_string(),
-    }
+fn build_failed(
+    signal: &'static str,
+    source: opentelemetry_otlp::ExporterBuildError,
+) -> ExportError {
+    ExportError::ExporterBuildFailed { signal, source }
 }
 
 /// The span exporter for `endpoint`, carrying `resource`.

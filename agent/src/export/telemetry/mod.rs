@@ -407,7 +407,7 @@ impl Telemetry {
         self.pipeline()
             .reader
             .collect(&mut rm)
-            .map_err(|e| ExportError::CollectFailed(e.to_string()))?;
+            .map_err(ExportError::CollectFailed)?;
         Ok(rm)
     }
 

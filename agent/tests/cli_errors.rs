@@ -1,0 +1,64 @@
+//! A failed command prints one message with its causes, each said once,
+//! and no backtrace even with `RUST_BACKTRACE=1`.
+
+use std::process::{Command, Output};
+
+fn agent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lifecycle-agent"))
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .env("LIFECYCLE_AGENT_LOG", "off")
+        .output()
+        .expect("the agent runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn assert_no_backtrace(text: &str) {
+    assert!(!text.to_lowercase().contains("backtrace"), "{text}");
+}
+
+#[test]
+fn a_missing_recording_is_one_message_with_its_cause() {
+    let out = agent(&["report", "/nonexistent/recording.jsonl"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(
+        text.trim_end(),
+        "error: cannot open recording /nonexistent/recording.jsonl\n  caused by: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn a_bad_flag_value_names_the_flag_without_a_backtrace() {
+    let out = agent(&["record", "--duration", "soon"]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("'--duration <DURATION>'"), "{text}");
+    assert_eq!(text.matches("error:").count(), 1, "{text}");
+    assert_no_backtrace(&text);
+}
+
+#[test]
+fn an_unreachable_kubernetes_api_is_said_once() {
+    let out = agent(&[
+        "record",
+        "--node-name",
+        "node-a",
+        "--kubeconfig",
+        "/nonexistent/kubeconfig",
+        "--output",
+        "/dev/null",
+    ]);
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with("error: the Kubernetes API is unavailable\n  caused by: kubeconfig /nonexistent/kubeconfig is unreadable"),
+        "{text}"
+    );
+    assert_eq!(text.matches("Kubernetes API").count(), 1, "{text}");
+    assert_eq!(text.matches("No such file").count(), 1, "{text}");
+    assert_no_backtrace(&text);
+}
