@@ -218,7 +218,7 @@ impl KubeArgs {
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// Ring buffer size in bytes (power of two, at least 4096).
-    #[arg(long, env = "LIFECYCLE_AGENT_RING_BUFFER_BYTES", default_value_t = 8 << 20)]
+    #[arg(long, env = "LIFECYCLE_AGENT_RING_BUFFER_BYTES", default_value_t = crate::kernel::loader::DEFAULT_RING_BUFFER_BYTES)]
     pub ring_buffer_bytes: u32,
     /// Keep events of every cgroup, not only those below kubepods roots.
     #[arg(long, env = "LIFECYCLE_AGENT_ALL_CGROUPS")]
@@ -296,7 +296,7 @@ pub struct RunArgs {
     #[arg(
         long,
         env = "LIFECYCLE_AGENT_MAX_RECORDS_PER_POD",
-        default_value_t = 2_000
+        default_value_t = crate::run::LIVE_MAX_RECORDS_PER_POD
     )]
     pub max_records_per_pod: usize,
     #[command(flatten)]
@@ -310,9 +310,10 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    pub fn options(&self) -> crate::run::RunOptions {
+    /// The daemon's options; fails on a bad export setting.
+    pub fn options(&self) -> Result<crate::run::RunOptions, crate::export::ExportError> {
         let probes = self.probes.options();
-        crate::run::RunOptions {
+        Ok(crate::run::RunOptions {
             preflight: crate::preflight::PreflightOptions::for_run(&probes, &self.proc_root),
             event_loop: LoopOptions {
                 probes,
@@ -328,7 +329,7 @@ impl RunArgs {
                 max_records_per_pod: self.max_records_per_pod,
                 ..self.audit.config()
             },
-            export: self.export.clone(),
+            export: self.export.config()?,
             health_addr: self.health_addr,
             journal: self
                 .journal_dir
@@ -340,7 +341,7 @@ impl RunArgs {
                 }),
             proc_root: self.proc_root.clone(),
             shutdown_timeout: self.shutdown_timeout,
-        }
+        })
     }
 }
 

@@ -49,7 +49,7 @@ async fn run_command() -> anyhow::Result<ExitCode> {
             eprintln!("{}", summary.describe());
         }
         Command::Run(args) => {
-            let options = args.options();
+            let options = args.options()?;
             let stop = stop_on_signals()?;
             match lifecycle_agent::run::run(options, stop).await {
                 Ok(summary) => eprintln!("{}", summary.describe()),

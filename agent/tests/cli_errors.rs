@@ -62,3 +62,25 @@ fn an_unreachable_kubernetes_api_is_said_once() {
     assert_eq!(text.matches("No such file").count(), 1, "{text}");
     assert_no_backtrace(&text);
 }
+
+#[test]
+fn a_bad_export_setting_stops_the_daemon_before_it_serves_anything() {
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle-agent"))
+        .args(["run", "--health-addr", "127.0.0.1:0"])
+        .env("LIFECYCLE_AGENT_LOG", "info")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("the agent runs");
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    // Nothing started: no log line before the error (the health endpoints
+    // log where they listen, the checks log each result).
+    assert_eq!(
+        text.trim_end(),
+        r#"error: unsupported OTLP protocol "http/json" (grpc, http/protobuf)"#
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

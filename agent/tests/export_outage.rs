@@ -68,8 +68,9 @@ async fn a_collector_outage_is_survived_counted_and_recovered() {
     let resource = ResourceInfo {
         node_name: Some(NODE.into()),
     };
-    let telemetry = Telemetry::new(&args);
-    let exporter = Exporter::start(&args, resource, telemetry.clone()).unwrap();
+    let config = args.config().unwrap();
+    let telemetry = Telemetry::from_config(&config, &resource);
+    let exporter = Exporter::from_config(&config, &resource, telemetry.clone()).unwrap();
     let capacity = exporter.queue_capacity();
 
     let audits = many_audits(600, "outage");
@@ -175,8 +176,9 @@ async fn an_unavailable_collector_over_http_is_retried_until_it_answers() {
     receiver.set_unavailable(true);
     let mut a = args(&receiver.endpoint(), Protocol::HttpProtobuf, 4096);
     a.export_retry_attempts = 50;
-    let telemetry = Telemetry::new(&a);
-    let exporter = Exporter::start(&a, ResourceInfo::default(), telemetry).unwrap();
+    let config = a.config().unwrap();
+    let telemetry = Telemetry::from_config(&config, &ResourceInfo::default());
+    let exporter = Exporter::from_config(&config, &ResourceInfo::default(), telemetry).unwrap();
     let audits = many_audits(4, "busy");
     let mut submitted = 0;
     for audit in &audits {

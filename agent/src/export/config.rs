@@ -89,28 +89,28 @@ pub struct ExportArgs {
     #[arg(
         long,
         env = "LIFECYCLE_AGENT_EXPORT_QUEUE_SPANS",
-        default_value_t = 4096
+        default_value_t = DEFAULT_QUEUE_SPANS
     )]
     pub export_queue_spans: usize,
     /// Most spans in one export request.
     #[arg(
         long,
         env = "LIFECYCLE_AGENT_EXPORT_BATCH_SPANS",
-        default_value_t = 512
+        default_value_t = DEFAULT_BATCH_SPANS
     )]
     pub export_batch_spans: usize,
     /// Wait before the first retry of a failed export; doubled at each
     /// retry.
-    #[arg(long, env = "LIFECYCLE_AGENT_EXPORT_RETRY_INITIAL", default_value = "250ms", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LIFECYCLE_AGENT_EXPORT_RETRY_INITIAL", default_value = DEFAULT_RETRY_INITIAL, value_parser = humantime::parse_duration)]
     pub export_retry_initial: Duration,
     /// Longest wait between two retries.
-    #[arg(long, env = "LIFECYCLE_AGENT_EXPORT_RETRY_MAX", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LIFECYCLE_AGENT_EXPORT_RETRY_MAX", default_value = DEFAULT_RETRY_MAX, value_parser = humantime::parse_duration)]
     pub export_retry_max: Duration,
     /// Retries of one failed export before its spans are dropped (counted).
     #[arg(
         long,
         env = "LIFECYCLE_AGENT_EXPORT_RETRY_ATTEMPTS",
-        default_value_t = 8
+        default_value_t = DEFAULT_RETRY_ATTEMPTS
     )]
     pub export_retry_attempts: u32,
     /// Interval of OTLP metric exports. Default:
@@ -121,6 +121,23 @@ pub struct ExportArgs {
     /// too (one series per pod: unbounded over time; off by default).
     #[arg(long, env = "LIFECYCLE_AGENT_METRICS_POD_LABELS")]
     pub metrics_pod_labels: bool,
+}
+
+/// Most spans waiting for delivery.
+pub const DEFAULT_QUEUE_SPANS: usize = 4096;
+/// Most spans in one export request.
+pub const DEFAULT_BATCH_SPANS: usize = 512;
+/// First retry delay (humantime text: clap parses it, and so does
+/// [`ExportArgs::default`]).
+pub const DEFAULT_RETRY_INITIAL: &str = "250ms";
+/// Longest retry delay (humantime text).
+pub const DEFAULT_RETRY_MAX: &str = "30s";
+/// Retries of one export before its spans are dropped.
+pub const DEFAULT_RETRY_ATTEMPTS: u32 = 8;
+
+/// A default duration written as humantime text.
+fn default_duration(text: &str) -> Duration {
+    humantime::parse_duration(text).unwrap_or_else(|e| panic!("default {text:?}: {e}"))
 }
 
 impl Default for ExportArgs {
@@ -134,11 +151,11 @@ impl Default for ExportArgs {
             otlp_headers: Vec::new(),
             otlp_timeout: None,
             service_name: None,
-            export_queue_spans: 4096,
-            export_batch_spans: 512,
-            export_retry_initial: Duration::from_millis(250),
-            export_retry_max: Duration::from_secs(30),
-            export_retry_attempts: 8,
+            export_queue_spans: DEFAULT_QUEUE_SPANS,
+            export_batch_spans: DEFAULT_BATCH_SPANS,
+            export_retry_initial: default_duration(DEFAULT_RETRY_INITIAL),
+            export_retry_max: default_duration(DEFAULT_RETRY_MAX),
+            export_retry_attempts: DEFAULT_RETRY_ATTEMPTS,
             metrics_export_interval: None,
             metrics_pod_labels: false,
         }
@@ -334,10 +351,16 @@ impl ExportArgs {
     }
 }
 
+impl Default for ExportConfig {
+    /// The flags' defaults, offline.
+    fn default() -> Self {
+        Self::offline(&ExportArgs::default())
+    }
+}
+
 impl ExportConfig {
     /// The settings of `args` without any OTLP endpoint and without the
-    /// environment: what the metric registry needs when the full
-    /// resolution failed (the exporter reports that error).
+    /// environment (tests, benchmarks, offline exports of metrics text).
     pub fn offline(args: &ExportArgs) -> Self {
         Self {
             traces: None,

@@ -13,7 +13,7 @@ use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
 use super::{
     ExportError, ResourceInfo,
-    config::{ExportArgs, ExportConfig},
+    config::ExportConfig,
     deliver::{self, Shared, add},
     otlp,
     seen::{DEFAULT_PODS_REMEMBERED, SeenSet},
@@ -106,19 +106,11 @@ impl fmt::Debug for Exporter {
 }
 
 impl Exporter {
-    /// Resolves `args` (flags and `OTEL_*` variables) and starts the
-    /// delivery tasks for the configured endpoints on the current tokio
-    /// runtime. Without endpoints nothing is spawned and `submit` does
-    /// nothing (the metrics stay readable through `telemetry`).
-    pub fn start(
-        args: &ExportArgs,
-        resource: ResourceInfo,
-        telemetry: Telemetry,
-    ) -> Result<Exporter, ExportError> {
-        Self::from_config(&args.config()?, &resource, telemetry)
-    }
-
-    /// [`Exporter::start`] with resolved settings.
+    /// Starts the delivery tasks for the configured endpoints on the
+    /// current tokio runtime. Without endpoints nothing is spawned and
+    /// `submit` does nothing (the metrics stay readable through
+    /// `telemetry`). `telemetry` is the registry built from the same
+    /// `config` and `resource` ([`Telemetry::from_config`]).
     pub fn from_config(
         config: &ExportConfig,
         resource: &ResourceInfo,
@@ -127,7 +119,6 @@ impl Exporter {
         if config.otlp_enabled() && tokio::runtime::Handle::try_current().is_err() {
             return Err(ExportError::RuntimeMissing);
         }
-        telemetry.adopt_resource(resource.resource(config));
         let shared = Arc::new(Shared::new(config.queue_spans, telemetry));
         let (stop_metrics, stop_rx) = watch::channel(None);
         let trace_task = match &config.traces {

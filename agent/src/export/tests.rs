@@ -109,7 +109,7 @@ fn a_pod_audited_twice_counts_its_startup_once() {
     startup.completed_by = Completion::StartupComplete;
     startup.termination = None;
 
-    let t = Telemetry::new(&ExportArgs::default());
+    let t = Telemetry::from_config(&ExportConfig::default(), &ResourceInfo::default());
     t.record_audit(&startup);
     assert_eq!(histogram_count(&t, "lifecycle.startup.gap"), measured);
     assert_eq!(

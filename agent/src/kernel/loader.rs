@@ -75,10 +75,13 @@ pub struct ProbeOptions {
     pub mount_tracefs: bool,
 }
 
+/// The ring buffer's default size: 8 MiB.
+pub const DEFAULT_RING_BUFFER_BYTES: u32 = 8 << 20;
+
 impl Default for ProbeOptions {
     fn default() -> Self {
         Self {
-            ring_buffer_bytes: 8 << 20,
+            ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             filter_to_watch_roots: true,
             mount_tracefs: true,
         }

@@ -72,7 +72,7 @@ impl Default for PreflightOptions {
             tracefs_path: None,
             mount_tracefs: true,
             proc_root: PathBuf::from("/proc"),
-            ring_buffer_bytes: 8 << 20,
+            ring_buffer_bytes: crate::kernel::loader::DEFAULT_RING_BUFFER_BYTES,
         }
     }
 }

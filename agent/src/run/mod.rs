@@ -36,6 +36,12 @@ use crate::{
 };
 
 use daemon::Daemon;
+
+/// Records the daemon keeps per pod by default: a node runs many pods for
+/// a long time, so far fewer than an offline audit's
+/// ([`crate::audit::config::DEFAULT_MAX_RECORDS_PER_POD`]); past it a pod's
+/// older socket records go first.
+pub const LIVE_MAX_RECORDS_PER_POD: usize = 2_000;
 use health::Health;
 use journal::Journal;
 use live::LiveAudit;
@@ -53,7 +59,7 @@ pub async fn run(
             .as_ref()
             .map(|k| k.node_name.clone()),
     };
-    let telemetry = Telemetry::for_node(&options.export, &resource);
+    let telemetry = Telemetry::from_config(&options.export, &resource);
     let text = {
         let telemetry = telemetry.clone();
         Arc::new(move || telemetry.prometheus_text())
@@ -70,7 +76,7 @@ pub async fn run(
         return Err(RunError::NodeUnsupported(report.render_text()));
     }
 
-    let exporter = Exporter::start(&options.export, resource, telemetry.clone())
+    let exporter = Exporter::from_config(&options.export, &resource, telemetry.clone())
         .map_err(RunError::ExporterUnavailable)?;
 
     let walker = Cgroup2Walker::discover().map_err(LoopError::from)?;

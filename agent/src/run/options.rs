@@ -13,7 +13,7 @@ use crate::{
     attribution::CacheConfig,
     audit::AuditConfig,
     event_loop::{LoopError, LoopOptions},
-    export::{ExportArgs, ExportError, ExportSummary},
+    export::{ExportConfig, ExportError, ExportSummary},
     preflight::PreflightOptions,
 };
 
@@ -25,7 +25,9 @@ pub struct RunOptions {
     pub event_loop: LoopOptions,
     pub cache: CacheConfig,
     pub audit: AuditConfig,
-    pub export: ExportArgs,
+    /// Resolved at the command line (flags, `LIFECYCLE_AGENT_*` and
+    /// `OTEL_*` variables): a bad setting fails before anything starts.
+    pub export: ExportConfig,
     pub preflight: PreflightOptions,
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub health_addr: SocketAddr,

@@ -142,13 +142,16 @@ pub struct AuditConfig {
     pub prestop_start_slack_ns: i64,
 }
 
+/// Records kept per pod by default (offline audits of whole recordings).
+pub const DEFAULT_MAX_RECORDS_PER_POD: usize = 200_000;
+
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             kubelet: KubeletVersion::default(),
             settle_ns: 5 * NS_PER_S,
             emit_startup: false,
-            max_records_per_pod: 200_000,
+            max_records_per_pod: DEFAULT_MAX_RECORDS_PER_POD,
             compact_sockets: false,
             kubelet_slack_ns: NS_PER_S,
             prestop_start_slack_ns: NS_PER_S,

@@ -52,11 +52,11 @@ impl Telemetry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::{ExportArgs, ResourceInfo};
+    use crate::export::{ExportConfig, ResourceInfo};
 
     #[test]
     fn cumulative_journal_counts_become_counter_increments() {
-        let t = Telemetry::for_node(&ExportArgs::default(), &ResourceInfo::default());
+        let t = Telemetry::from_config(&ExportConfig::default(), &ResourceInfo::default());
         let state = |lines, errors| DaemonState {
             recovered_processes: 3,
             audits_in_progress: 2,

@@ -22,7 +22,7 @@ pub mod stats;
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, RwLock, Weak},
+    sync::{Arc, Mutex, Weak},
     time::Duration,
 };
 
@@ -42,7 +42,7 @@ use opentelemetry_sdk::{
 use self::defs::MetricDef;
 use super::{
     ExportError, ResourceInfo,
-    config::{ExportArgs, ExportConfig, MetricOptions},
+    config::{ExportConfig, MetricOptions},
     keys,
     seen::SeenSet,
 };
@@ -208,7 +208,6 @@ struct SdkPipeline {
     provider: SdkMeterProvider,
     reader: Arc<ManualReader>,
     instruments: Instruments,
-    resource: Resource,
 }
 
 impl SdkPipeline {
@@ -251,7 +250,6 @@ impl SdkPipeline {
             provider,
             reader,
             instruments,
-            resource,
         }
     }
 }
@@ -263,7 +261,7 @@ impl Drop for SdkPipeline {
 }
 
 struct Inner {
-    pipeline: RwLock<Arc<SdkPipeline>>,
+    pipeline: SdkPipeline,
     options: MetricOptions,
     /// Last cumulative value seen per `Stats` series.
     stats_seen: Mutex<HashMap<String, u64>>,
@@ -286,30 +284,12 @@ impl fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
-    /// The registry for the export flags (pod labels, service name,
-    /// resource attributes). The node is added to the resource by
-    /// [`Exporter::start`](super::Exporter::start) (which resets the
-    /// registry if its resource changes: start the exporter before
-    /// recording). Settings that do not resolve are left at their
-    /// defaults here; `Exporter::start` reports them.
-    pub fn new(args: &ExportArgs) -> Self {
-        Self::for_node(args, &ResourceInfo::default())
-    }
-
-    /// [`Telemetry::new`] with the resource known from the start.
-    pub fn for_node(args: &ExportArgs, resource: &ResourceInfo) -> Self {
-        let config = args.config().unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "export settings invalid; metrics use the defaults");
-            ExportConfig::offline(args)
-        });
-        Self::from_config(&config, resource)
-    }
-
-    /// The registry for resolved settings.
+    /// The registry for resolved settings: labels, service name, resource
+    /// attributes and the node in the resource, fixed for its lifetime.
     pub fn from_config(config: &ExportConfig, resource: &ResourceInfo) -> Self {
         Self {
             inner: Arc::new(Inner {
-                pipeline: RwLock::new(Arc::new(SdkPipeline::new(resource.resource(config)))),
+                pipeline: SdkPipeline::new(resource.resource(config)),
                 options: config.metric_options,
                 stats_seen: Mutex::new(HashMap::new()),
                 startups: Mutex::new(SeenSet::new(super::seen::DEFAULT_PODS_REMEMBERED)),
@@ -317,37 +297,11 @@ impl Telemetry {
         }
     }
 
-    fn pipeline(&self) -> Arc<SdkPipeline> {
-        self.inner
-            .pipeline
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn pipeline(&self) -> &SdkPipeline {
+        &self.inner.pipeline
     }
 
-    /// Uses `resource` from now on. When it differs from the current one
-    /// the registry starts over (values so far are discarded: the OTLP
-    /// resource of cumulative series cannot change under them).
-    pub fn adopt_resource(&self, resource: Resource) {
-        let mut current = self
-            .inner
-            .pipeline
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        if current.resource == resource {
-            return;
-        }
-        *current = Arc::new(SdkPipeline::new(resource));
-        drop(current);
-        if let Ok(mut seen) = self.inner.stats_seen.lock() {
-            seen.clear();
-        }
-        if let Ok(mut s) = self.inner.startups.lock() {
-            *s = SeenSet::new(super::seen::DEFAULT_PODS_REMEMBERED);
-        }
-    }
-
-    /// The instruments (of the current pipeline).
+    /// The instruments.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&Instruments) -> R) -> R {
         f(&self.pipeline().instruments)
     }
