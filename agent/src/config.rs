@@ -20,9 +20,7 @@ pub const DEFAULT_HEALTH_PORT: u16 = 9464;
 /// Default listen address of `run`: localhost only. A DaemonSet whose
 /// kubelet probes and Prometheus reach the pod IP sets `0.0.0.0:9464`.
 pub const DEFAULT_HEALTH_ADDR: &str = "127.0.0.1:9464";
-pub const HEALTHZ_PATH: &str = "/healthz";
-pub const READYZ_PATH: &str = "/readyz";
-pub const METRICS_PATH: &str = "/metrics";
+pub use crate::run::health::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -40,6 +40,10 @@ pub fn attach(
     options: &ProbeOptions,
     cache: CgroupCache<Cgroup2Walker>,
 ) -> Result<Attached, LoopError> {
+    // Before 5.11 BPF memory counts against RLIMIT_MEMLOCK: raised to
+    // unlimited here, or a clear error naming the kernel-5.8 overlay. From
+    // 5.11 the limit is left alone.
+    crate::preflight::memlock::prepare_running_kernel().require_raised()?;
     let mut probes = Probes::load(options)?;
     for note in &probes.notes {
         info!(note, "kernel offsets");

@@ -5,13 +5,15 @@ use thiserror::Error;
 
 use crate::{
     attribution::CgroupError, clock::ClockError, kernel::loader::LoadError,
-    pods::client::ClientError,
+    pods::client::ClientError, preflight::MemlockError,
 };
 
 #[derive(Debug, Error)]
 pub enum LoopError {
     #[error(transparent)]
     ProbesUnavailable(#[from] LoadError),
+    #[error(transparent)]
+    MemlockNotRaised(#[from] MemlockError),
     #[error("the cgroup v2 hierarchy is unavailable")]
     CgroupsUnavailable(#[from] CgroupError),
     #[error("the Kubernetes API is unavailable")]
@@ -33,6 +35,7 @@ impl LoopError {
     pub fn label(&self) -> &'static str {
         match self {
             Self::ProbesUnavailable(e) => e.label(),
+            Self::MemlockNotRaised(_) => "memlock_too_low",
             Self::CgroupsUnavailable(_) => "cgroups_unavailable",
             Self::KubernetesUnavailable(_) => "kubernetes_unavailable",
             Self::ProbeStatsUnavailable(_) => "probe_stats_unavailable",

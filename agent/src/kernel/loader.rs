@@ -111,8 +111,6 @@ pub enum LoadError {
     MapMissing(&'static str),
     #[error("map operation failed: {0}")]
     MapFailed(#[from] aya::maps::MapError),
-    #[error(transparent)]
-    MemlockNotRaised(#[from] crate::preflight::MemlockError),
 }
 
 impl LoadError {
@@ -133,7 +131,6 @@ impl LoadError {
             Self::AttachFailed { .. } => "attach_failed",
             Self::MapMissing(_) => "map_missing",
             Self::MapFailed(_) => "map_failed",
-            Self::MemlockNotRaised(_) => "memlock_too_low",
         }
     }
 }
@@ -160,10 +157,6 @@ impl Probes {
         if size < 4096 || !size.is_power_of_two() {
             return Err(LoadError::BadRingBufferSize(size));
         }
-        // Before 5.11 BPF memory counts against RLIMIT_MEMLOCK: raised to
-        // unlimited here, or a clear error naming the kernel-5.8 overlay.
-        // From 5.11 the limit is left alone.
-        crate::preflight::memlock::prepare_running_kernel().require_raised()?;
         let tracefs = tracefs::ensure_tracefs(options.mount_tracefs)?;
         let btf = Btf::from_file(Path::new("/sys/kernel/btf/vmlinux"))?;
         let (mut offsets, report) = offsets::resolve_offsets(&btf, &tracefs)?;

@@ -3,10 +3,11 @@
 
 use std::sync::Mutex;
 
-use super::bpf::{OVERLAY_REMEDY, check_memory, memlock_limit};
+use super::bpf::{OVERLAY_REMEDY, memlock_limit};
 use super::memlock::{Accounting, Kmem, Probe, Raise, prepare, prepare_running_kernel, probe};
+use super::memory_check::check_memory;
 use super::*;
-use crate::kernel::loader::LoadError;
+use crate::event_loop::LoopError;
 
 /// The probe lowers this process's RLIMIT_MEMLOCK for a moment: tests that
 /// read the limit take turns.
@@ -145,7 +146,7 @@ fn the_loader_stops_with_the_overlay_named_only_when_the_limit_applies() {
             .and_then(|e| e.raw_os_error()),
         Some(libc::EPERM)
     );
-    let error = LoadError::from(error);
+    let error = LoopError::from(error);
     assert_eq!(error.label(), "memlock_too_low");
     let message = error.to_string();
     for part in [

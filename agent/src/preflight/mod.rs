@@ -19,6 +19,7 @@ mod caps;
 mod host;
 mod kernel;
 pub mod memlock;
+mod memory_check;
 mod render;
 mod tracing_checks;
 
@@ -256,7 +257,7 @@ pub fn run_checks(opts: &PreflightOptions) -> Report {
     checks.push(tracing_checks::check_offsets(btf.as_ref()));
     checks.push(host::check_cgroup());
     checks.push(caps::check(&caps, version, mount_needed));
-    checks.push(bpf::check_memory(&memlock::prepare(version)));
+    checks.push(memory_check::check_memory(&memlock::prepare(version)));
     checks.push(bpf::check_ring_buffer(opts.ring_buffer_bytes));
     checks.push(bpf::check_limits());
     checks.push(host::check_proc(&opts.proc_root));

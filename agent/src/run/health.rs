@@ -23,7 +23,12 @@ use tokio::{
 };
 use tracing::{debug, info};
 
-use crate::config::{HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
+/// Liveness: the event loop turned recently.
+pub const HEALTHZ_PATH: &str = "/healthz";
+/// Readiness: probes attached and the pod list synced.
+pub const READYZ_PATH: &str = "/readyz";
+/// The Prometheus text of the metric registry.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// Longest request head read.
 const MAX_REQUEST_BYTES: usize = 8192;
