@@ -6,6 +6,8 @@
 //! [`record`] (NDJSON) / pod model ([`pods`]) / audits / exporters.
 
 pub mod attribution;
+// Raw system calls: clock_gettime(2).
+#[allow(unsafe_code)]
 pub mod clock;
 pub mod config;
 pub mod config_file;
@@ -14,9 +16,13 @@ pub mod event;
 pub mod event_loop;
 pub mod export;
 pub mod join;
+// Raw system calls: the BPF ring buffer, unaligned reads of the probes' records, mount(2).
+#[allow(unsafe_code)]
 pub mod kernel;
 pub mod pipeline;
 pub mod pods;
+// Raw system calls: getrlimit/setrlimit(2), bpf(2), uname(2), capget(2).
+#[allow(unsafe_code)]
 pub mod preflight;
 pub mod recorder;
 pub mod run;

@@ -18,6 +18,8 @@ pub mod health;
 pub mod journal;
 mod live;
 mod options;
+// Reads other processes' start times and namespaces with raw system calls.
+#[allow(unsafe_code)]
 pub mod recover;
 
 pub use live::LiveCounters;
