@@ -65,6 +65,41 @@ fn build_failed(
     ExportError::ExporterBuildFailed { signal, source }
 }
 
+/// The settings every gRPC exporter gets: endpoint, timeout, headers as
+/// metadata, TLS for `https://`, the library's retries off.
+fn over_grpc<B: WithExportConfig + WithTonicConfig>(
+    builder: B,
+    endpoint: &Endpoint,
+    config: &ExportConfig,
+) -> Result<B, ExportError> {
+    let builder = builder
+        .with_endpoint(endpoint.url.clone())
+        .with_protocol(opentelemetry_otlp::Protocol::Grpc)
+        .with_timeout(config.timeout)
+        .with_retry_policy(RetryPolicy::disabled())
+        .with_metadata(metadata(&config.headers)?);
+    Ok(match is_https(&endpoint.url) {
+        true => builder.with_tls_config(ClientTlsConfig::new().with_native_roots()),
+        false => builder,
+    })
+}
+
+/// The settings every HTTP/protobuf exporter gets: endpoint, timeout,
+/// headers, the shared hyper client, the library's retries off.
+fn over_http<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    endpoint: &Endpoint,
+    config: &ExportConfig,
+) -> Result<B, ExportError> {
+    Ok(builder
+        .with_endpoint(endpoint.url.clone())
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_timeout(config.timeout)
+        .with_retry_policy(RetryPolicy::disabled())
+        .with_headers(header_map(&config.headers))
+        .with_shared_http_client(http_client(&endpoint.url, config.timeout)?))
+}
+
 /// The span exporter for `endpoint`, carrying `resource`.
 pub fn span_exporter(
     endpoint: &Endpoint,
@@ -72,29 +107,10 @@ pub fn span_exporter(
     resource: &Resource,
 ) -> Result<SpanExporter, ExportError> {
     use opentelemetry_sdk::trace::SpanExporter as _;
+    let builder = SpanExporter::builder();
     let mut exporter = match endpoint.protocol {
-        Protocol::Grpc => {
-            let mut b = SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.url.clone())
-                .with_protocol(opentelemetry_otlp::Protocol::Grpc)
-                .with_timeout(config.timeout)
-                .with_retry_policy(RetryPolicy::disabled())
-                .with_metadata(metadata(&config.headers)?);
-            if is_https(&endpoint.url) {
-                b = b.with_tls_config(ClientTlsConfig::new().with_native_roots());
-            }
-            b.build()
-        }
-        Protocol::HttpProtobuf => SpanExporter::builder()
-            .with_http()
-            .with_endpoint(endpoint.url.clone())
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(config.timeout)
-            .with_retry_policy(RetryPolicy::disabled())
-            .with_headers(header_map(&config.headers))
-            .with_shared_http_client(http_client(&endpoint.url, config.timeout)?)
-            .build(),
+        Protocol::Grpc => over_grpc(builder.with_tonic(), endpoint, config)?.build(),
+        Protocol::HttpProtobuf => over_http(builder.with_http(), endpoint, config)?.build(),
     }
     .map_err(|e| build_failed("traces", e))?;
     exporter.set_resource(resource);
@@ -107,31 +123,20 @@ pub fn metric_exporter(
     endpoint: &Endpoint,
     config: &ExportConfig,
 ) -> Result<MetricExporter, ExportError> {
+    let builder = MetricExporter::builder();
     match endpoint.protocol {
         Protocol::Grpc => {
-            let mut b = MetricExporter::builder()
+            let builder = builder
                 .with_tonic()
-                .with_temporality(Temporality::Cumulative)
-                .with_endpoint(endpoint.url.clone())
-                .with_protocol(opentelemetry_otlp::Protocol::Grpc)
-                .with_timeout(config.timeout)
-                .with_retry_policy(RetryPolicy::disabled())
-                .with_metadata(metadata(&config.headers)?);
-            if is_https(&endpoint.url) {
-                b = b.with_tls_config(ClientTlsConfig::new().with_native_roots());
-            }
-            b.build()
+                .with_temporality(Temporality::Cumulative);
+            over_grpc(builder, endpoint, config)?.build()
         }
-        Protocol::HttpProtobuf => MetricExporter::builder()
-            .with_http()
-            .with_temporality(Temporality::Cumulative)
-            .with_endpoint(endpoint.url.clone())
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_timeout(config.timeout)
-            .with_retry_policy(RetryPolicy::disabled())
-            .with_headers(header_map(&config.headers))
-            .with_shared_http_client(http_client(&endpoint.url, config.timeout)?)
-            .build(),
+        Protocol::HttpProtobuf => {
+            let builder = builder
+                .with_http()
+                .with_temporality(Temporality::Cumulative);
+            over_http(builder, endpoint, config)?.build()
+        }
     }
     .map_err(|e| build_failed("metrics", e))
 }
