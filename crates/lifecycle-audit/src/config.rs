@@ -10,17 +10,23 @@ use serde::{Deserialize, Serialize};
 /// A kubelet version, `major.minor[.patch]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct KubeletVersion {
+    /// Always 1: other majors are rejected when parsing.
     pub major: u32,
+    /// The minor version, on which the rules and fixes are keyed.
     pub minor: u32,
     /// Only used to describe the version; rules are keyed on the minor.
     pub patch: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a kubelet version string was rejected.
 pub enum VersionParseError {
     #[error("kubelet version {0:?} is not of the form 1.MINOR[.PATCH]")]
+    /// Not `1.MINOR[.PATCH]`, even after dropping a leading `v` and build
+    /// metadata (`-gke.100`, `+k3s1`).
     NotMajorMinor(String),
     #[error("kubelet version {0:?} is not 1.x: the rules cover Kubernetes 1.x only")]
+    /// A well-formed version whose major is not 1.
     UnsupportedMajor(String),
 }
 
@@ -111,6 +117,7 @@ impl KubeletVersion {
 /// Whether a kubelet bug fix is in the assumed version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fix {
+    /// Fixed in every release of this minor version.
     Fixed,
     /// Backported: fixed only if the cluster runs a recent patch release.
     InPatchReleases,

@@ -153,6 +153,7 @@ pub struct AuditEngine {
 }
 
 impl AuditEngine {
+    /// An engine with no pods in progress that audits with `config`.
     pub fn new(config: AuditConfig) -> Self {
         Self {
             config,
@@ -166,6 +167,7 @@ impl AuditEngine {
         }
     }
 
+    /// The settings the engine audits with.
     pub fn config(&self) -> &AuditConfig {
         &self.config
     }

@@ -15,6 +15,8 @@
 //! * [`finding`] is the vocabulary of verdicts and findings, [`config`]
 //!   the assumed kubelet version and tolerances.
 
+#![warn(missing_docs)]
+
 pub mod bypass;
 pub mod config;
 pub mod engine;

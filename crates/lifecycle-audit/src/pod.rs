@@ -19,10 +19,13 @@ use super::{
 /// The controller a pod belongs to, as compared across recordings.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Workload {
+    /// The pod's namespace.
     pub namespace: String,
     /// `Deployment` for a ReplicaSet named `<deployment>-<pod-template-hash>`,
     /// else the owner kind; `Pod` for pods without an owner.
     pub kind: String,
+    /// The owner's name: the Deployment's, the CronJob's, or the pod's own
+    /// when it has no owner.
     pub name: String,
 }
 
@@ -41,11 +44,14 @@ pub enum Completion {
 /// A run of a container (PID 1 alive).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSpan {
+    /// Host pid of the run's PID 1.
     pub pid: u32,
     /// `None`: before the recording.
     pub start: Option<At>,
     /// `None`: still running at the end.
     pub end: Option<At>,
+    /// As a runtime reports it (the status, or 128 + signal); `None` while
+    /// running or when the exit was not seen.
     pub exit_code: Option<i32>,
     /// The runtime's container id of this run (`None` when only the cgroup
     /// id is known).
@@ -56,59 +62,96 @@ pub struct RunSpan {
 /// A runtime exec into the container (hook or probe).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookSpan {
+    /// When the runtime's exec ran.
     pub start: At,
+    /// When the exec'd process exited; `None` if not seen.
     pub end: Option<At>,
+    /// Path of the program exec'd.
     pub filename: String,
     /// This exec is the container's preStop hook.
     pub prestop: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A signal to one of the container's processes.
 pub struct SignalPoint {
+    /// When it was generated.
     pub at: At,
+    /// Signal name, e.g. `SIGTERM`.
     pub name: String,
+    /// Who sent it.
     pub sender: SenderClass,
+    /// The target was the run's PID 1, not another process of the container.
     pub to_pid1: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A period the container listened on a TCP port.
 pub struct ListenSpan {
+    /// The local port.
     pub port: u16,
+    /// `None`: already listening when the recording started.
     pub start: Option<At>,
+    /// `None`: still listening when the recording ended.
     pub end: Option<At>,
 }
 
 /// What one container did, for timelines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lane {
+    /// The container's name.
     pub container: String,
+    /// Init, native sidecar, legacy sidecar or app, from the spec, the API or the
+    /// join; `None` when none of them said.
     pub kind: Option<ContainerKind>,
+    /// What the container is for (mesh proxy, log shipper, …); `None` when
+    /// unknown.
     pub role: Option<SidecarRole>,
+    /// Its runs, in the order their PID 1 started.
     pub runs: Vec<RunSpan>,
+    /// Runtime execs into it (hooks, exec probes, `kubectl exec`).
     pub hooks: Vec<HookSpan>,
+    /// Signals to its processes, housekeeping ones ([`HOUSEKEEPING_SIGNALS`])
+    /// left out.
     pub signals: Vec<SignalPoint>,
+    /// Its listening periods.
     pub listens: Vec<ListenSpan>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The audit of one pod.
 pub struct PodAudit {
+    /// Namespace, name and uid.
     pub pod: PodRef,
+    /// The controller it belongs to, for grouping across recordings.
     pub workload: Workload,
     /// The kubelet version whose semantics were assumed.
     pub kubelet_assumed: String,
+    /// The mesh and its mode from the spec; `none` without spec facts.
     pub mesh_mode: MeshMode,
+    /// Whether any container is a native sidecar.
     pub native_sidecars: bool,
+    /// One per container: spec order, then containers the spec does not list.
     pub lanes: Vec<Lane>,
+    /// `None` when no container started in the recording.
     pub startup: Option<StartupAudit>,
+    /// `None` when the recording holds no termination.
     pub termination: Option<TerminationAudit>,
+    /// mTLS-bypass windows and flows; `None` when the pod has no known mesh proxy.
     pub bypass: Option<BypassAudit>,
+    /// One per rule, in rule order.
     pub verdicts: Vec<Verdict>,
+    /// Errors first, then warnings and infos, each by their first evidence.
     pub findings: Vec<Finding>,
+    /// Time of the pod's first record, Unix ns (0 without records).
     pub first_ns: i64,
+    /// Time of the pod's last record, Unix ns (0 without records).
     pub last_ns: i64,
+    /// Records audited (those kept under the per-pod cap).
     pub records: usize,
     /// Records not kept because of the per-pod cap.
     pub dropped_records: u64,
+    /// What completed the audit.
     pub completed_by: Completion,
     /// The agent started while the pod was running (processes recovered
     /// from `/proc`): what happened before it started is missing.
@@ -117,10 +160,12 @@ pub struct PodAudit {
 }
 
 impl PodAudit {
+    /// The verdict of `rule`; `None` if it was not judged.
     pub fn verdict(&self, rule: RuleId) -> Option<&Verdict> {
         self.verdicts.iter().find(|v| v.rule == rule)
     }
 
+    /// The findings about `rule`.
     pub fn findings_of(&self, rule: RuleId) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.rule == rule)
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use lifecycle_recording::event::Record;
 
+/// Holds records of a live stream and releases them in `(time_ns, seq)` order.
 pub struct ReorderBuffer {
     window_ns: i64,
     held: BTreeMap<(i64, u64), Record>,
@@ -38,10 +39,12 @@ impl ReorderBuffer {
         std::mem::take(&mut self.held).into_values().collect()
     }
 
+    /// Records held.
     pub fn len(&self) -> usize {
         self.held.len()
     }
 
+    /// Whether no record is held.
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()
     }

@@ -9,16 +9,24 @@ use crate::pods::{ContainerKind, MeshMode, SidecarRole};
 /// Kubernetes names of a process's or socket's container.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct K8sRef {
+    /// Namespace of the pod.
     pub namespace: String,
+    /// Name of the pod.
     pub pod: String,
+    /// Pod uid as the API server spells it.
     pub pod_uid: String,
     /// Container name; `null` for the pod's sandbox (pause) container or a
     /// pod-level cgroup.
     pub container: Option<String>,
+    /// How the container takes part in the pod lifecycle; absent when
+    /// `container` is `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_kind: Option<ContainerKind>,
+    /// What the container is for (mesh proxy, log shipper, ...); absent when
+    /// `container` is `null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_role: Option<SidecarRole>,
+    /// How the pod's mesh proxy is wired in (a JSON object tagged by `mode`).
     pub mesh_mode: MeshMode,
     /// The pod was already deleted in the API (kept for late events).
     pub pod_deleted: bool,

@@ -22,6 +22,8 @@
 //! The conversions from the Kubernetes API types sit behind the `k8s`
 //! feature, so readers of recordings do not compile k8s-openapi.
 
+#![warn(missing_docs)]
+
 pub mod cgroup;
 pub mod event;
 pub mod join;

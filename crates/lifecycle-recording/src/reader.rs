@@ -27,22 +27,34 @@ const KNOWN_TYPES: &[&str] = &[
     "stats",
 ];
 
+/// Why a recording could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// The file could not be opened.
     #[error("cannot open recording {path}")]
     OpenFailed {
+        /// The recording's path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// Reading a line failed (an I/O error or text that is not UTF-8).
     #[error("cannot read recording {path}")]
     ReadFailed {
+        /// The recording's path.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// A line that did not parse and cannot be skipped: not JSON, no `type`,
+    /// or a known type other than `stats`.
     #[error("{path}:{line}: not a recording line")]
     BadLine {
+        /// The recording's path.
         path: PathBuf,
+        /// Line number, from 1.
         line: usize,
+        /// What the JSON decoder said.
         source: serde_json::Error,
     },
 }
@@ -61,14 +73,19 @@ impl ReadError {
 /// What a recording held besides its records.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct RecordingInfo {
+    /// The path read, as text.
     pub path: String,
+    /// Number of records read.
     pub records: usize,
     /// Lines of unknown types, and `stats` lines that did not decode: skipped.
     pub skipped_lines: usize,
     /// Kernel ring-buffer drops from the last `stats` line: when non-zero
     /// the audits may miss events.
     pub kernel_drops: u64,
+    /// `time_ns` of the earliest record (wall clock, ns since the Unix epoch);
+    /// `None` when there are no records.
     pub first_ns: Option<i64>,
+    /// `time_ns` of the latest record; `None` when there are no records.
     pub last_ns: Option<i64>,
 }
 

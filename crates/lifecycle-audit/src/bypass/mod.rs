@@ -24,9 +24,13 @@ use super::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowCause {
+    /// The proxy had not listened yet and no proxy run had exited.
     BeforeProxyStart,
+    /// A proxy run ended and a new one began inside the window.
     ProxyRestart,
+    /// No proxy run was alive (at the window's middle).
     AfterProxyExit,
+    /// A proxy run was alive but not listening on the outbound capture port.
     ProxyNotListening,
 }
 
@@ -41,27 +45,48 @@ impl WindowCause {
     }
 }
 
+/// An interval in which a workload container ran while the proxy was not
+/// listening on its outbound capture port.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BypassWindow {
+    /// Where it opens; `seq: None` when a run that began before the recording
+    /// opens it (at the pod's first record).
     pub start: Edge,
+    /// Where it closes; `seq: None` when it runs to the end of the input.
     pub end: Edge,
+    /// Length in seconds.
     pub duration_s: f64,
+    /// Why the proxy was not serving.
     pub cause: WindowCause,
+    /// App flows that began inside it, by class.
     pub counts: TrafficCounts,
 }
 
+/// The bypass measurement of a meshed pod (`bypass` in the JSON report).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BypassAudit {
+    /// Name of the proxy container.
     pub proxy: String,
+    /// Port outbound app traffic is redirected to (15001 Istio, 4140 Linkerd);
+    /// `None` when not known.
     pub outbound_capture_port: Option<u16>,
+    /// Port inbound traffic is redirected to (15006 Istio, 4143 Linkerd);
+    /// `None` when not known.
     pub inbound_capture_port: Option<u16>,
+    /// UID the proxy runs as, whose traffic is not captured; `None` when not
+    /// known.
     pub proxy_uid: Option<u32>,
     /// Why windows could not be computed, when they could not.
     pub unknown: Option<String>,
+    /// The bypass windows, in time order.
     pub windows: Vec<BypassWindow>,
+    /// Sum of the windows' lengths, seconds.
     pub window_total_s: f64,
+    /// App flows that began inside any window, by class.
     pub in_windows: TrafficCounts,
+    /// All app flows, by class.
     pub total: TrafficCounts,
+    /// Every classified app flow, by time.
     pub flows: Vec<Flow>,
 }
 

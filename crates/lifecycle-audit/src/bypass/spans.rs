@@ -6,22 +6,29 @@ use serde::{Deserialize, Serialize};
 /// when the interval runs past the recording's start or end).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
+    /// Wall-clock ns since the Unix epoch.
     pub ns: i64,
+    /// `seq` of the record at this edge; `None` past the recording's start or
+    /// end.
     pub seq: Option<u64>,
 }
 
 /// A half-open interval `[start, end)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
+    /// Inclusive start.
     pub start: Edge,
+    /// Exclusive end.
     pub end: Edge,
 }
 
 impl Span {
+    /// Length in ns.
     pub fn len_ns(&self) -> i64 {
         self.end.ns - self.start.ns
     }
 
+    /// Whether `ns` lies in `[start, end)`.
     pub fn contains(&self, ns: i64) -> bool {
         self.start.ns <= ns && ns < self.end.ns
     }

@@ -22,49 +22,76 @@ use crate::{
     timeline::{Accepted, At, Connection, socket::is_loopback},
 };
 
+/// What became of an app flow with respect to the mesh (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FlowClass {
+    /// Refused because nothing listened on the capture port: fail-closed (M4).
     RefusedByCapture,
+    /// Left or entered the pod without the proxy (M3).
     PlaintextBypass,
+    /// Went through the proxy.
     Proxied,
+    /// To a port or CIDR (inbound: on a port) the mesh is configured to skip.
     Excluded,
+    /// Loopback traffic that does not involve the proxy.
     Local,
+    /// Failed for another reason, had no outcome, or was reset by a capture
+    /// listener whose proxy had exited.
     Other,
 }
 
+/// Which way a flow goes, seen from the app container.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// A connection the app opened.
     Outbound,
+    /// A connection the app accepted.
     Inbound,
 }
 
 /// One app flow and its class.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
+    /// App container the flow belongs to.
     pub container: String,
+    /// Opened or accepted by the app.
     pub direction: Direction,
+    /// When it was first seen (its first connect record, or the accept).
     pub at: At,
+    /// What became of it.
     pub class: FlowClass,
+    /// Why it got its class, in words.
     pub reason: String,
+    /// App-side endpoint, `addr:port` (`[addr]:port` for IPv6).
     pub local: String,
+    /// Peer endpoint, in the same form.
     pub remote: String,
+    /// `seq` of the flow's records.
     pub evidence: Vec<u64>,
 }
 
 /// Counts per class.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrafficCounts {
+    /// Connections refused by the capture (fail-closed, M4).
     pub refused_by_capture: u32,
+    /// Flows that bypassed the proxy in plaintext (M3).
     pub plaintext_bypass: u32,
+    /// Flows through the proxy.
     pub proxied: u32,
+    /// Flows the mesh is configured to skip.
     pub excluded: u32,
+    /// Loopback flows not involving the proxy.
     pub local: u32,
+    /// Other failures, attempts without an outcome, and connections reset by an
+    /// orphaned capture listener.
     pub other: u32,
 }
 
 impl TrafficCounts {
+    /// Counts one flow of `class`.
     pub fn add(&mut self, class: FlowClass) {
         let slot = match class {
             FlowClass::RefusedByCapture => &mut self.refused_by_capture,
@@ -77,6 +104,7 @@ impl TrafficCounts {
         *slot += 1;
     }
 
+    /// Flows of every class.
     pub fn total(&self) -> u32 {
         self.refused_by_capture
             + self.plaintext_bypass
@@ -139,6 +167,8 @@ pub struct ProxySide {
 }
 
 impl ProxySide {
+    /// Indexes the proxy's accepts on the capture port, its own connections and
+    /// its orphaned capture listeners.
     pub fn of(mesh: &MeshContext<'_>) -> Self {
         let capture = mesh.outbound_port();
         let sockets = &mesh.proxy.sockets;

@@ -14,15 +14,20 @@ use crate::{FindingKind, PodAudit, Workload};
 /// Percentiles of a set of values (nearest rank).
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Distribution {
+    /// Number of finite values.
     pub n: usize,
+    /// Median (nearest rank); `None` without values.
     pub p50: Option<f64>,
+    /// 90th percentile (nearest rank); `None` without values.
     pub p90: Option<f64>,
+    /// Largest value; `None` without values.
     pub max: Option<f64>,
     /// Values below zero (for startup gaps: the race).
     pub negative: usize,
 }
 
 impl Distribution {
+    /// The distribution of `values`; NaN and infinities are dropped.
     pub fn of(mut values: Vec<f64>) -> Self {
         values.retain(|v| v.is_finite());
         values.sort_by(f64::total_cmp);
@@ -43,6 +48,7 @@ impl Distribution {
 /// One workload's figures in one recording.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct WorkloadMetrics {
+    /// Pods of the workload in this recording.
     pub pods: usize,
     /// App first outbound connect − sidecar listening, seconds.
     pub startup_connect_gap_s: Distribution,
@@ -53,9 +59,13 @@ pub struct WorkloadMetrics {
     /// Sidecar/main pairs where the sidecar exited first (kernel times),
     /// whatever the mode: the hazard native sidecars remove.
     pub sidecar_exited_before_main: usize,
+    /// Containers SIGKILLed during termination, over the pods.
     pub sigkills: usize,
+    /// Bypass-window time summed over the pods, seconds.
     pub bypass_window_s: f64,
+    /// App connections refused by the capture (M4), over the pods.
     pub refused_by_capture: u32,
+    /// App flows that bypassed the proxy in plaintext (M3), over the pods.
     pub plaintext_bypass: u32,
 }
 
@@ -99,19 +109,33 @@ impl WorkloadMetrics {
     }
 }
 
+/// One workload's figures in both recordings.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WorkloadRow {
+    /// The owning workload (`Deployment web`, …), as both sides name it.
     pub workload: Workload,
+    /// Figures from the before recording; `None` when it has no pod of the
+    /// workload.
     pub before: Option<WorkloadMetrics>,
+    /// Figures from the after recording; `None` when it has no pod of the
+    /// workload.
     pub after: Option<WorkloadMetrics>,
 }
 
+/// Two recordings compared per workload
+/// (`lifecycle-agent.audit-comparison/v1`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparison {
+    /// Always `lifecycle-agent.audit-comparison/v1`.
     pub schema: &'static str,
+    /// The kubelet version whose rules both sides were judged by.
     pub kubelet_assumed: String,
+    /// The before recording: path, record count, skipped lines, kernel drops,
+    /// time range.
     pub before: RecordingInfo,
+    /// The after recording, likewise.
     pub after: RecordingInfo,
+    /// One row per workload seen on either side, ordered by workload.
     pub workloads: Vec<WorkloadRow>,
 }
 

@@ -26,8 +26,11 @@ pub const REPORT_SCHEMA: &str = "lifecycle-agent.audit-report/v1";
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// Timeline tables for the terminal.
     Text,
+    /// The JSON document (`lifecycle-agent.audit-report/v1`).
     Json,
+    /// One self-contained HTML page with an SVG timeline per pod.
     Html,
 }
 
@@ -44,14 +47,19 @@ impl FromStr for Format {
     }
 }
 
+/// Why a report could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
+    /// The recording could not be read.
     #[error(transparent)]
     RecordingUnreadable(#[from] ReadError),
+    /// A format name other than `text`, `json` or `html`.
     #[error("unknown report format {0:?} (text, json, html)")]
     UnknownFormat(String),
+    /// A format the command cannot write (`compare` has no HTML).
     #[error("the {0} format is not available for this command")]
     FormatNotSupported(&'static str),
+    /// JSON serialisation failed.
     #[error("cannot serialise the report")]
     SerialiseFailed(#[from] serde_json::Error),
 }
@@ -71,25 +79,36 @@ impl ReportError {
 /// Counts of findings.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
+    /// Pods audited.
     pub pods: usize,
+    /// Findings of severity error, over all pods.
     pub errors: usize,
+    /// Findings of severity warning, over all pods.
     pub warnings: usize,
+    /// Findings of severity info, over all pods.
     pub infos: usize,
 }
 
 /// The audits of one recording.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
+    /// Always [`REPORT_SCHEMA`].
     pub schema: &'static str,
+    /// Package version of the audit code that wrote the report.
     pub tool_version: &'static str,
     /// The kubelet version whose rules were applied (not in the recording).
     pub kubelet_assumed: String,
+    /// The recording read: path, record count, skipped lines, kernel drops,
+    /// first and last wall-clock ns.
     pub recording: RecordingInfo,
+    /// Finding counts by severity over all pods.
     pub summary: Summary,
+    /// One audit per pod, by namespace, name and first record.
     pub pods: Vec<PodAudit>,
 }
 
 impl Report {
+    /// Assembles the report, counting the pods' findings by severity.
     pub fn new(recording: RecordingInfo, pods: Vec<PodAudit>, config: &AuditConfig) -> Self {
         let count = |s: Severity| {
             pods.iter()
@@ -113,6 +132,7 @@ impl Report {
         }
     }
 
+    /// The report in `format`; JSON is pretty-printed and ends with a newline.
     pub fn render(&self, format: Format) -> Result<String, ReportError> {
         Ok(match format {
             Format::Text => text::render(self),

@@ -19,37 +19,58 @@ use super::{
 /// An API fact with the agent's observation and the API's whole second.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiMark {
+    /// When the agent saw the API report it.
     pub at: At,
+    /// The API's own time, whole Unix seconds (`startedAt`, or the status
+    /// write for `started`/`ready`); `None` when the API gave none.
     pub api_s: Option<i64>,
 }
 
 /// First listen on one port.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FirstListen {
+    /// The local TCP port.
     pub port: u16,
+    /// The local address listened on (e.g. `0.0.0.0`).
     pub addr: String,
     /// `None`: already listening when the recording started.
     pub at: Option<At>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// How one container started.
 pub struct ContainerStartup {
+    /// The container's name.
     pub container: String,
+    /// Init, native sidecar, legacy sidecar or app, from the spec, the API or the
+    /// join; `None` when none of them said.
     pub kind: Option<ContainerKind>,
+    /// What the container is for (mesh proxy, log shipper, …); `None` when
+    /// unknown.
     pub role: Option<SidecarRole>,
+    /// PID 1's first exec (the entrypoint); `None` when no run started in
+    /// the recording.
     pub first_exec: Option<At>,
     /// End of the first run (what S1 needs of init containers).
     pub first_exit: Option<ExitMark>,
+    /// The first listen on each port.
     pub listens: Vec<FirstListen>,
+    /// The API's first report of a run.
     pub running: Option<ApiMark>,
+    /// When the API's `started` flag first turned true.
     pub started: Option<ApiMark>,
+    /// When the API's `ready` flag first turned true.
     pub ready: Option<ApiMark>,
+    /// The container's first outbound connect, to any destination.
     pub first_connect: Option<At>,
+    /// The first connection accepted on one of its listeners.
     pub first_accept: Option<At>,
+    /// The spec declares a startupProbe.
     pub startup_probe: bool,
 }
 
 impl ContainerStartup {
+    /// The first listen on `port`, if any.
     pub fn listen_on(&self, port: u16) -> Option<&FirstListen> {
         self.listens.iter().find(|l| l.port == port)
     }
@@ -59,17 +80,22 @@ impl ContainerStartup {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiCompare {
+    /// The app exec'd in an earlier second than the sidecar became ready.
     Before,
     /// Same whole second: the API cannot tell (A1).
     SameSecond,
+    /// The app exec'd in a later second than the sidecar became ready.
     After,
+    /// The app's exec or the sidecar's `ready` second is not known.
     Missing,
 }
 
 /// The gaps between one sidecar serving and one app container acting.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StartupGap {
+    /// The app container.
     pub app: String,
+    /// The sidecar container.
     pub sidecar: String,
     /// The sidecar ports the gap is measured against.
     pub ports: Vec<u16>,
@@ -81,23 +107,34 @@ pub struct StartupGap {
     pub connect_gap_s: Option<f64>,
     /// app first accepted connection − the sidecar's inbound listener.
     pub accept_gap_s: Option<f64>,
+    /// The app's first connect through the sidecar (what `connect_gap_s`
+    /// measures).
     pub app_first_connect: Option<At>,
+    /// The app's first accepted connection; `None` unless the sidecar is the
+    /// mesh proxy.
     pub app_first_accept: Option<At>,
     /// The app's exec second against the sidecar's `ready` second (API).
     pub exec_vs_ready: ApiCompare,
+    /// The sidecar is native: a race falls under S2, else under S4.
     pub native: bool,
+    /// The sidecar has a startupProbe.
     pub startup_probe: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The startup of one pod.
 pub struct StartupAudit {
     /// First exec of any container of the pod.
     pub first_exec: Option<At>,
+    /// One per container, in the timeline's order.
     pub containers: Vec<ContainerStartup>,
+    /// One per (app, sidecar) pair whose sidecar serves ports (always for the
+    /// mesh proxy).
     pub gaps: Vec<StartupGap>,
 }
 
 impl StartupAudit {
+    /// The startup of the container named `name`.
     pub fn container(&self, name: &str) -> Option<&ContainerStartup> {
         self.containers.iter().find(|c| c.container == name)
     }

@@ -15,6 +15,7 @@ use crate::{
     timeline::{At, PodTimeline},
 };
 
+/// Judges S1–S4 and the startup race on a pod's measured startup.
 pub fn judge(tl: &PodTimeline, audit: &StartupAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();
     s1(tl, audit, &mut j);

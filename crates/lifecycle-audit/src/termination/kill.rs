@@ -16,6 +16,7 @@ use crate::{
 /// The kubelet's minimum stop timeout.
 const MIN_TIMEOUT_NS: i64 = 2 * NS_PER_S;
 
+/// Judges T3, T5, T6, X1 and X2 on a measured termination.
 pub fn judge(tl: &PodTimeline, audit: &TerminationAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();
     t3(tl, audit, config, &mut j);

@@ -16,6 +16,7 @@ use crate::{
     timeline::{At, ContainerTimeline, PodTimeline, SenderClass, SignalObs},
 };
 
+/// Signal number of SIGKILL.
 pub const SIGKILL: i32 = 9;
 const SIGTERM: i32 = 15;
 

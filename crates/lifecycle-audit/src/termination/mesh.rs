@@ -14,6 +14,8 @@ use crate::{
     timeline::PodTimeline,
 };
 
+/// Judges M1 and M2 on a measured termination (`not_applicable` without a
+/// mesh proxy).
 pub fn judge(tl: &PodTimeline, audit: &TerminationAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();
     match context(tl) {

@@ -1,7 +1,7 @@
 //! Termination audit: what happened from the first kill activity (t0) to
 //! the last exit, per container, and the verdicts of T1–T7, X1, X2, M1, M2.
 //!
-//! * [`measure`] finds the trigger, t0, G and the per-container facts;
+//! * [`mod@measure`] finds the trigger, t0, G and the per-container facts;
 //! * [`order`] judges stop order and timing (T1, T2, T4, T7);
 //! * [`kill`] judges SIGKILLs, deadlines, restarts and senders (T3, T5,
 //!   T6, X1, X2);
@@ -29,13 +29,21 @@ pub enum Trigger {
         request_s: i64,
         /// `deletionTimestamp`, whole seconds.
         deletion_timestamp_s: i64,
+        /// When the agent saw the request.
         observed: At,
     },
     /// A Job pod's main containers all exited by themselves.
-    JobCompletion { at: At },
+    JobCompletion {
+        /// The last main container's exit (kernel).
+        at: At,
+    },
     /// Kill activity without a deletion in the recording (eviction or a
     /// delete the agent did not see).
-    Unknown { first_activity: At },
+    Unknown {
+        /// The first runtime stop signal to a PID 1 from which the whole pod
+        /// went down.
+        first_activity: At,
+    },
 }
 
 /// How the kubelet orders the stop signals of this pod.
@@ -52,7 +60,9 @@ pub enum StopOrder {
 /// A grace period as set and changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraceChange {
+    /// When the agent saw the request that set it.
     pub at: At,
+    /// The grace period requested, seconds.
     pub grace_s: i64,
 }
 
@@ -65,16 +75,26 @@ pub enum PreStop {
     /// An exec hook seen in the kernel: the runtime's exec into the
     /// container until it exited.
     Exec {
+        /// The exec of the hook's program.
         start: At,
+        /// Its exit; `None` if not seen.
         end: Option<At>,
+        /// Its exit code; `None` if the exit was not seen.
         exit_code: Option<i32>,
+        /// Path of the program exec'd.
         filename: String,
     },
     /// An exec hook the spec declares but the recording does not show.
-    ExecNotSeen { command: String },
+    ExecNotSeen {
+        /// The hook's command, from the spec.
+        command: String,
+    },
     /// A sleep or HTTP hook: run by the kubelet itself, invisible to the
     /// kernel probes.
-    NotObservable { action: String },
+    NotObservable {
+        /// What the hook does, e.g. `sleep 5s` or `httpGet`.
+        action: String,
+    },
     /// The container had no spec facts.
     Unknown,
 }
@@ -82,30 +102,46 @@ pub enum PreStop {
 /// A signal in the termination story.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalMark {
+    /// When it was generated.
     pub at: At,
+    /// The signal number.
     pub signal: i32,
+    /// The signal name, e.g. `SIGTERM`.
     pub name: String,
+    /// Who sent it.
     pub sender: SenderClass,
+    /// The sender's comm, e.g. `runc`.
     pub sender_comm: String,
+    /// The sender's host pid.
     pub sender_pid: u32,
+    /// What the kernel did with it: `delivered`, `ignored`, `already_pending`, …
     pub result: String,
+    /// PID 1's disposition when it was delivered (`default`, `handler`,
+    /// `ignore`); `None` when no delivery was seen.
     pub handler: Option<String>,
 }
 
 /// How a container's PID 1 ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitMark {
+    /// When PID 1 exited.
     pub at: At,
+    /// As a runtime reports it: the status, or 128 + signal.
     pub code: i32,
+    /// The signal that killed it; `None` when it exited by itself.
     pub killed_by: Option<i32>,
 }
 
 /// What the API said about the end (whole seconds).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiExit {
+    /// `finishedAt`, whole Unix seconds; `None` when the API gave none.
     pub finished_at_s: Option<i64>,
+    /// The exit code the API reported.
     pub exit_code: i32,
+    /// The API's reason, e.g. `Completed`, `Error`, `OOMKilled`.
     pub reason: Option<String>,
+    /// `seq` of the pod record that reported it.
     pub seq: u64,
 }
 
@@ -113,8 +149,11 @@ pub struct ApiExit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StateAtStart {
+    /// A run's PID 1 was alive at t0, or a run began after it.
     Running,
+    /// Its run had already exited.
     Exited,
+    /// No run, in the kernel or the API.
     NeverStarted,
     /// The API says it ran, the kernel shows nothing.
     Unknown,
@@ -123,19 +162,28 @@ pub enum StateAtStart {
 /// One container's termination.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ContainerTermination {
+    /// The container's name.
     pub container: String,
+    /// Init, native sidecar, legacy sidecar or app; `None` when unknown.
     pub kind: Option<ContainerKind>,
+    /// What the container is for (mesh proxy, log shipper, …); `None` when
+    /// unknown.
     pub role: Option<SidecarRole>,
     /// A regular container (spec.containers).
     pub main: bool,
+    /// Its state at t0 (when the kill window opened, without t0).
     pub state_at_start: StateAtStart,
+    /// Its preStop hook and what the recording shows of it.
     pub prestop: PreStop,
     /// First stop signal to PID 1.
     pub stop_signal: Option<SignalMark>,
     /// Further stop signals to PID 1 (rule X2).
     pub repeated_stop_signals: Vec<SignalMark>,
+    /// First SIGKILL to PID 1, not from the kernel.
     pub sigkill: Option<SignalMark>,
+    /// The exit of the run it had when termination began; `None` if not seen.
     pub exit: Option<ExitMark>,
+    /// The API's first report of its end after termination began.
     pub api_exit: Option<ApiExit>,
     /// (exit − kubelet start) / (deadline − kubelet start).
     pub grace_used: Option<f64>,
@@ -149,25 +197,34 @@ pub struct ContainerTermination {
 pub enum ApiOrder {
     /// Same `finishedAt` second: the API cannot order them (A1).
     SameSecond,
+    /// The seconds order the exits as the kernel does (or the kernel lacks
+    /// one of the exits).
     Agrees,
+    /// The seconds order the exits the other way round.
     Disagrees,
+    /// A `finishedAt` second is missing on either side.
     Missing,
 }
 
 /// A sidecar's exit relative to a main container's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExitPair {
+    /// The sidecar container.
     pub sidecar: String,
+    /// The main container.
     pub main: String,
     /// sidecar exit − main exit (kernel); negative: the sidecar went first.
     pub kernel_gap_s: Option<f64>,
+    /// The API's whole-second view of the same order.
     pub api: ApiOrder,
 }
 
 /// The termination of one pod.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TerminationAudit {
+    /// What started the termination.
     pub trigger: Trigger,
+    /// How the kubelet orders the stop signals.
     pub order: StopOrder,
     /// G: the grace period in force (the shortest one requested).
     pub grace_s: i64,
@@ -184,27 +241,32 @@ pub struct TerminationAudit {
     pub t0_after_request_s: Option<(f64, f64)>,
     /// When the kubelet started killing, as far as can be told: t0, or the
     /// agent's observation of the delete request when that came first
-    /// (preStop hooks the kernel cannot see: sleep, httpGet).
+    /// (preStop hooks the kernel cannot see: sleep, httpGet). Unix ns; `None`
+    /// without t0.
     pub kubelet_start: Option<i64>,
     /// The instant the grace runs out (kubelet start + G, or sooner when
-    /// the grace was shortened).
+    /// the grace was shortened), Unix ns; `None` without t0.
     pub deadline: Option<i64>,
+    /// One per container, in the timeline's order.
     pub containers: Vec<ContainerTermination>,
     /// Containers by kernel exit time (those without one are left out).
     pub exit_order: Vec<String>,
+    /// Every (sidecar, main) pair that both ended.
     pub exit_pairs: Vec<ExitPair>,
 }
 
 impl TerminationAudit {
+    /// The termination of the container named `name`.
     pub fn container(&self, name: &str) -> Option<&ContainerTermination> {
         self.containers.iter().find(|c| c.container == name)
     }
 
-    /// Seconds from t0 to `at`.
+    /// Seconds from t0 to `ns` (Unix ns); `None` when t0 is unknown.
     pub fn offset_s(&self, ns: i64) -> Option<f64> {
         self.t0.map(|t0| super::fmt::to_s(ns - t0.ns))
     }
 
+    /// G in nanoseconds.
     pub fn grace_ns(&self) -> i64 {
         self.grace_s * lifecycle_recording::time::NS_PER_S
     }

@@ -11,6 +11,8 @@ use crate::{
     timeline::{PodTimeline, SenderClass},
 };
 
+/// Judges T1, T2, T4 and T7 on a measured termination; a sidecar stopped
+/// only at the deadline is reported as grace exhaustion under T3.
 pub fn judge(tl: &PodTimeline, audit: &TerminationAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();
     t1(audit, config, &mut j);

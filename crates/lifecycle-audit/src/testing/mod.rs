@@ -1,6 +1,6 @@
 //! Hand-written record sequences for the audit tests: a pod from a
 //! manifest, then processes, signals, sockets and API changes at chosen
-//! times, written as the recorder would write them ([`net`]: sockets).
+//! times, written as the recorder would write them (`net`: sockets).
 
 mod checks;
 mod net;
@@ -36,7 +36,10 @@ pub const BASE_NS: i64 = 1_800_000_000 * NS_PER_S;
 /// A process of the script.
 #[derive(Clone, Debug)]
 pub struct Proc {
+    /// The process's pid.
     pub pid: u32,
+    /// The `start_ns` its records carry (taken from the script's clock); with
+    /// `pid` it names the process.
     pub start_ns: u64,
     process: Process,
 }
@@ -58,6 +61,8 @@ pub enum By<'a> {
     Proc(&'a Proc),
 }
 
+/// One pod's records, written step by step at a clock the test moves, and
+/// its audit.
 pub struct Script {
     uid: String,
     namespace: String,
@@ -103,6 +108,7 @@ impl Script {
         script
     }
 
+    /// The pod's uid.
     pub fn uid(&self) -> &str {
         &self.uid
     }
@@ -185,11 +191,13 @@ impl Script {
         self
     }
 
+    /// The API reports the container's `started` flag true.
     pub fn api_started(&mut self, container: &str) -> &mut Self {
         self.container_change(container, ContainerChange::Started { started: true });
         self
     }
 
+    /// The API reports the container ready.
     pub fn api_ready(&mut self, container: &str) -> &mut Self {
         self.container_change(container, ContainerChange::Ready { ready: true });
         self
@@ -216,6 +224,7 @@ impl Script {
         self
     }
 
+    /// The pod condition `kind` (e.g. `ContainersReady`) becomes `status`.
     pub fn condition(&mut self, kind: &str, status: bool) -> &mut Self {
         self.pod_event(PodChange::ConditionTransition {
             condition: ConditionSnapshot {
@@ -238,6 +247,7 @@ impl Script {
         self
     }
 
+    /// The pod is gone from the API (a watch `deleted` event).
     pub fn deleted(&mut self) -> &mut Self {
         self.pod_event(PodChange::Deleted {
             reason: lifecycle_recording::pods::DeletedReason::WatchDeleted,
@@ -375,6 +385,7 @@ impl Script {
         }
     }
 
+    /// `p` exits by itself with `code`.
     pub fn exit(&mut self, p: &Proc, code: i32) -> &mut Self {
         self.push(
             Event::ProcessExit(ProcessExit {
@@ -389,6 +400,7 @@ impl Script {
         self
     }
 
+    /// `p` dies of `signal` (container exit code 128 + signal).
     pub fn killed(&mut self, p: &Proc, signal: i32) -> &mut Self {
         self.push(
             Event::ProcessExit(ProcessExit {
@@ -455,14 +467,17 @@ impl Script {
         self.killed(target, 9)
     }
 
+    /// Every record written so far, in `seq` order.
     pub fn records(&self) -> Vec<Record> {
         self.records.clone()
     }
 
+    /// The pod's audit with the default settings.
     pub fn audit(&self) -> PodAudit {
         self.audit_with(&AuditConfig::default())
     }
 
+    /// The pod's audit with `config`; panics if the pod is not audited.
     pub fn audit_with(&self, config: &AuditConfig) -> PodAudit {
         audit_records(self.records(), config)
             .into_iter()

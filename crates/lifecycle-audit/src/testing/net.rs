@@ -82,6 +82,7 @@ impl Script {
         socket
     }
 
+    /// `owner` stops listening with `socket` on `addr:port`.
     pub fn listen_stop(&mut self, owner: &Proc, socket: &str, addr: &str, port: u16) -> &mut Self {
         self.socket(
             owner,

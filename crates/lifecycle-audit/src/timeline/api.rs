@@ -17,19 +17,24 @@ use super::At;
 /// A run of a container as the API reported it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiRun {
+    /// When the agent saw the `running` transition, and its record.
     pub at: At,
     /// `startedAt`, whole seconds.
     pub api_s: Option<i64>,
     /// The run's container id, without scheme (64 hex digits).
     pub container_id: Option<String>,
+    /// The container's `restartCount` in that status.
     pub restart_count: i32,
 }
 
 /// A run's end as the API reported it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiTermination {
+    /// When the agent saw the `terminated` transition, and its record.
     pub at: At,
+    /// The `exitCode` the API reported.
     pub exit_code: i32,
+    /// The API's `reason` (`Completed`, `Error`, `OOMKilled`, …).
     pub reason: Option<String>,
     /// `finishedAt`, whole seconds.
     pub finished_at_s: Option<i64>,
@@ -38,7 +43,9 @@ pub struct ApiTermination {
 /// A change of the `started` or `ready` flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiFlag {
+    /// When the agent saw the change, and its record.
     pub at: At,
+    /// The flag's new value.
     pub value: bool,
     /// The kubelet's status write, whole seconds.
     pub api_s: Option<i64>,
@@ -47,11 +54,20 @@ pub struct ApiFlag {
 /// Everything the API said about one container.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerApi {
+    /// Container kind the pod watch attached to its transitions; `None` without
+    /// any.
     pub kind: Option<ContainerKind>,
+    /// Container role the pod watch attached to its transitions; `None` without
+    /// any.
     pub role: Option<SidecarRole>,
+    /// Runs the API reported (`running` transitions), in record order.
     pub runs: Vec<ApiRun>,
+    /// Ends of runs the API reported (`terminated` transitions), in record
+    /// order.
     pub terminations: Vec<ApiTermination>,
+    /// Changes of the `started` flag, in record order.
     pub started: Vec<ApiFlag>,
+    /// Changes of the `ready` flag, in record order.
     pub ready: Vec<ApiFlag>,
 }
 
@@ -65,6 +81,7 @@ impl ContainerApi {
 /// A graceful delete request (or a shortening of its deadline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionObs {
+    /// When the agent saw the request, and its record.
     pub at: At,
     /// `deletionTimestamp`, whole seconds.
     pub deletion_timestamp_s: i64,
@@ -78,8 +95,11 @@ pub struct DeletionObs {
 /// The API side of a pod.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ApiFacts {
+    /// Namespace from the first pod event; `None` without pod events.
     pub namespace: Option<String>,
+    /// Pod name from the first pod event; `None` without pod events.
     pub name: Option<String>,
+    /// Spec facts of the latest `added` or `spec_changed` event.
     pub spec: Option<PodSpecFacts>,
     /// Per container name.
     pub containers: HashMap<String, ContainerApi>,
@@ -87,9 +107,13 @@ pub struct ApiFacts {
     pub order: Vec<String>,
     /// Container id (hex, lower case) -> container name.
     pub names_by_id: HashMap<String, String>,
+    /// Delete requests, in record order.
     pub deletions: Vec<DeletionObs>,
+    /// The first `deleted` event; `None` while the pod exists.
     pub deleted: Option<At>,
+    /// Phase changes with the new phase name, in record order.
     pub phases: Vec<(At, String)>,
+    /// Condition transitions, in record order.
     pub conditions: Vec<(At, ConditionSnapshot)>,
 }
 

@@ -17,17 +17,24 @@ use lifecycle_recording::pods::{ContainerKind, SidecarRole};
 /// Where a process or socket lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Located {
+    /// Container name: the join's, the API's for the cgroup's container id, or
+    /// `container-<first 12 hex>`.
     pub container: String,
     /// One run of the container: its container id, or its cgroup id when
     /// the cgroup path did not carry one.
     pub instance: String,
+    /// Container kind the join named; `None` without join names.
     pub kind: Option<ContainerKind>,
+    /// Container role the join named; `None` without join names.
     pub role: Option<SidecarRole>,
 }
 
 /// Locates processes and sockets of one pod.
 pub struct Locator<'a> {
+    /// UID of the pod whose processes and sockets are wanted.
     pub uid: &'a str,
+    /// Container id (lower-case hex) to container name, as the API reported
+    /// them.
     pub names_by_id: &'a HashMap<String, String>,
     /// The API reported this pod: ids it never named are the sandbox.
     pub api_known: bool,
@@ -47,10 +54,14 @@ pub fn pod_uid_of<'r>(class: Option<&'r CgroupClass>, k8s: Option<&'r K8sRef>) -
 }
 
 impl Locator<'_> {
+    /// The container of a process, from its cgroup and join names; `None` when
+    /// it is not in one of this pod's containers.
     pub fn process(&self, p: &Process) -> Option<Located> {
         self.cgroup(p.cgroup.as_ref(), p.cgroup_id, p.k8s.as_ref())
     }
 
+    /// The container behind a cgroup (its class, id and join names); `None` for
+    /// another pod, the sandbox or a pod-level cgroup.
     pub fn cgroup(
         &self,
         class: Option<&CgroupClass>,

@@ -30,11 +30,14 @@ pub use socket::{Accepted, Connection, ListenPeriod, SocketActivity};
 /// A point in the recording: wall-clock ns and the record's `seq`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct At {
+    /// Wall-clock time of the record (`time_ns`), ns since the Unix epoch.
     pub ns: i64,
+    /// The record's `seq`: its position in the recording.
     pub seq: u64,
 }
 
 impl At {
+    /// The instant and `seq` of `record`.
     pub fn of(record: &Record) -> Self {
         Self {
             ns: record.time_ns,
@@ -50,23 +53,37 @@ pub struct PodRef {
     pub namespace: String,
     /// The pod uid when the name is not known.
     pub name: String,
+    /// The pod's UID.
     pub uid: String,
 }
 
 /// One container of the pod with everything seen of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ContainerTimeline {
+    /// Container name (`container-<first 12 hex of its id>` when only a cgroup
+    /// named it).
     pub name: String,
+    /// App, init, native or legacy sidecar: from the spec, else the API, else
+    /// the join; `None` when none of them said.
     pub kind: Option<ContainerKind>,
+    /// What the container is for (mesh proxy, log shipper, …), from the same
+    /// sources as `kind`.
     pub role: Option<SidecarRole>,
+    /// Its spec facts; `None` when no spec was seen or the spec does not list
+    /// it.
     pub spec: Option<ContainerSpecFacts>,
+    /// Its runs, in the order their PID 1 started.
     pub instances: Vec<Instance>,
+    /// Processes the runtime exec'd into its runs (hooks, exec probes,
+    /// `kubectl exec`), by exec time.
     pub hooks: Vec<HookExec>,
     /// Processes of the container runtime's own setup seen in the
     /// container's cgroups (runc's bootstrap stages): not the container's,
     /// counted only.
     pub runtime_setup: usize,
+    /// Its TCP listens, outbound connections and accepted connections.
     pub sockets: SocketActivity,
+    /// What the API reported about it (empty without pod events).
     pub api: ContainerApi,
 }
 
@@ -96,10 +113,13 @@ impl ContainerTimeline {
         }
     }
 
+    /// Whether it is a native sidecar (an init container with
+    /// `restartPolicy: Always`).
     pub fn is_native_sidecar(&self) -> bool {
         self.kind == Some(ContainerKind::NativeSidecar)
     }
 
+    /// Whether it is a sidecar, native or legacy.
     pub fn is_sidecar(&self) -> bool {
         self.kind.is_some_and(ContainerKind::is_sidecar)
     }
@@ -113,6 +133,7 @@ impl ContainerTimeline {
             .find(|(_, i)| i.alive_at(ns))
     }
 
+    /// Whether the PID 1 of one of its runs was running at wall-clock `ns`.
     pub fn alive_at(&self, ns: i64) -> bool {
         self.instance_at(ns).is_some()
     }
@@ -126,18 +147,29 @@ impl ContainerTimeline {
 /// The facts of one pod.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PodTimeline {
+    /// Namespace, name and UID.
     pub pod: PodRef,
+    /// The last spec facts the API reported; `None` without an `added` or
+    /// `spec_changed` event.
     pub spec: Option<PodSpecFacts>,
     /// Spec order (init containers, then regular ones), then containers
     /// the spec does not list.
     pub containers: Vec<ContainerTimeline>,
+    /// Graceful delete requests (and shortened graces), in record order.
     pub deletions: Vec<DeletionObs>,
+    /// When the pod was reported gone (its first `deleted` event); `None` if
+    /// never.
     pub deleted: Option<At>,
+    /// Phase changes (`Pending`, `Running`, `Succeeded`, …), in record order.
     pub phases: Vec<(At, String)>,
+    /// Signals to the pod's processes, in time order.
     pub signals: Vec<SignalObs>,
+    /// Container, run and role of every process of a run except the runtime's
+    /// setup, by `(pid, start_ns)`.
     pub places: HashMap<ProcKey, Place>,
-    /// First and last record of the pod.
+    /// Wall-clock ns of the pod's first record (0 without records).
     pub first_ns: i64,
+    /// Wall-clock ns of the pod's last record (0 without records).
     pub last_ns: i64,
     /// The latest time the input reached (the recording's end, or the
     /// stream's current time).
@@ -229,10 +261,12 @@ impl PodTimeline {
         }
     }
 
+    /// The container called `name`.
     pub fn container(&self, name: &str) -> Option<&ContainerTimeline> {
         self.containers.iter().find(|c| c.name == name)
     }
 
+    /// Index of the container called `name` in `containers`.
     pub fn position(&self, name: &str) -> Option<usize> {
         self.containers.iter().position(|c| c.name == name)
     }

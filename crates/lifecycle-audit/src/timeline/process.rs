@@ -25,6 +25,8 @@ pub struct ProcessTable {
 }
 
 impl ProcessTable {
+    /// Gathers the pod's processes from every record that shows one (execs,
+    /// forks, exits, signal senders and targets, socket owners).
     pub fn collect(records: &[Record], locator: &Locator<'_>) -> Self {
         let mut table = Self {
             procs: HashMap::new(),

@@ -33,6 +33,8 @@ pub enum SenderClass {
 }
 
 impl SenderClass {
+    /// The sender class in words, for reports (`container runtime`,
+    /// `host process`, …).
     pub fn describe(self) -> &'static str {
         match self {
             Self::Runtime => "container runtime",
@@ -78,22 +80,35 @@ pub fn classify_sender(
 /// One signal to a process of the pod.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalObs {
+    /// The `signal_generate` record.
     pub at: At,
+    /// Signal number.
     pub signal: i32,
+    /// Signal name (`SIGTERM`, `SIGKILL`, …).
     pub name: String,
+    /// Name of the signal's `si_code` (`SI_USER`, `SI_KERNEL`, `SI_TKILL`, …).
     pub code_name: String,
+    /// Who sent it.
     pub sender: SenderClass,
+    /// Sender's host pid (kernel tgid).
     pub sender_pid: u32,
+    /// Sender's command name.
     pub sender_comm: String,
+    /// Command name of the sender's parent.
     pub sender_parent_comm: String,
     /// Target container name.
     pub container: String,
+    /// Receiver's host pid.
     pub target_pid: u32,
+    /// Receiver's start, ns since boot; with `target_pid` it names the process
+    /// across pid reuse.
     pub target_start_ns: u64,
     /// delivered, ignored, already_pending, …
     pub result: String,
     /// The receiver's disposition when it acted: default, ignore, handler.
     pub handler: Option<String>,
+    /// `seq` of the matching `signal_deliver`; `None` when no delivery was
+    /// seen.
     pub deliver_seq: Option<u64>,
 }
 

@@ -16,17 +16,22 @@ use super::{At, locate::Locator};
 /// A period a socket listened on `addr:port`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenPeriod {
+    /// Kernel socket address (hex), the same for every event of the socket.
     pub socket: String,
+    /// Local address listened on.
     pub addr: String,
+    /// Local port listened on.
     pub port: u16,
     /// `None`: already listening when the recording started.
     pub start: Option<At>,
     /// `None`: still listening when the recording ended.
     pub end: Option<At>,
+    /// UID owning the socket.
     pub uid: u32,
 }
 
 impl ListenPeriod {
+    /// Whether the socket was listening at `ns` (wall-clock ns).
     pub fn covers(&self, ns: i64) -> bool {
         self.start.is_none_or(|s| s.ns <= ns) && self.end.is_none_or(|e| e.ns > ns)
     }
@@ -35,17 +40,28 @@ impl ListenPeriod {
 /// An outbound connection attempt.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Connection {
+    /// Kernel socket address (hex) of the connecting socket.
     pub socket: String,
+    /// The `connect_start`; `None` when only the outcome was seen.
     pub start: Option<At>,
+    /// The `connect_established`; `None` if not (yet) established.
     pub established: Option<At>,
+    /// The `connect_failed`; `None` if it did not fail.
     pub failed: Option<At>,
     /// errno name of a failure (ECONNREFUSED, ETIMEDOUT, …).
     pub error: Option<String>,
+    /// Local address (taken from `connect_established` once seen).
     pub local_addr: String,
+    /// Local port; 0 while only `connect_start` was seen (the kernel picks it
+    /// later).
     pub local_port: u16,
+    /// Destination address.
     pub remote_addr: String,
+    /// Destination port.
     pub remote_port: u16,
+    /// UID owning the socket.
     pub uid: u32,
+    /// Pid of the socket's owner; `None` when the socket predates the agent.
     pub owner_pid: Option<u32>,
 }
 
@@ -58,6 +74,7 @@ impl Connection {
             .min()
     }
 
+    /// `seq` of each of its records (start, established, failed), for evidence.
     pub fn seqs(&self) -> Vec<u64> {
         [self.start, self.established, self.failed]
             .into_iter()
@@ -70,20 +87,31 @@ impl Connection {
 /// A connection that completed its handshake on one of our listeners.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepted {
+    /// Kernel socket address (hex) of the accepted connection.
     pub socket: String,
+    /// The `accept` record: the handshake completing on the listener.
     pub at: At,
+    /// Local address the connection arrived at.
     pub local_addr: String,
+    /// Local port it arrived at (the listener's).
     pub local_port: u16,
+    /// Peer's address.
     pub remote_addr: String,
+    /// Peer's port.
     pub remote_port: u16,
+    /// UID owning the socket.
     pub uid: u32,
 }
 
 /// The TCP activity of one container.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocketActivity {
+    /// Listening periods, in record order.
     pub listens: Vec<ListenPeriod>,
+    /// Outbound connection attempts, in record order.
     pub connections: Vec<Connection>,
+    /// Connections that completed their handshake on its listeners, in record
+    /// order.
     pub accepts: Vec<Accepted>,
 }
 

@@ -23,7 +23,9 @@ pub enum CgroupDriver {
 pub enum QosClass {
     /// Pod cgroup sits directly below the kubepods root.
     Guaranteed,
+    /// Pod cgroup below the `burstable` QoS parent.
     Burstable,
+    /// Pod cgroup below the `besteffort` QoS parent.
     BestEffort,
 }
 
@@ -67,13 +69,16 @@ pub enum Runtime {
 /// A container's cgroup (or a cgroup nested inside it).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ContainerCgroup {
+    /// Runtime the cgroup name points to.
     pub runtime: Runtime,
     /// 64 lowercase hex digits.
     pub container_id: String,
     /// Pod uid as the API server spells it: a dashed UUID, or for static pods
     /// the 32-hex-digit config hash kubelet uses as the uid.
     pub pod_uid: String,
+    /// QoS class of the pod.
     pub qos: QosClass,
+    /// Cgroup driver the path follows.
     pub driver: CgroupDriver,
     /// Path below the container's own cgroup when this cgroup is nested inside
     /// it (e.g. `container` for CRI-O's `crio-<id>.scope/container`); `None`
@@ -85,8 +90,12 @@ pub struct ContainerCgroup {
 /// A pod-level cgroup (the parent of the pod's container cgroups).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PodCgroup {
+    /// Pod uid as the API server spells it (dashed UUID, or a static pod's
+    /// 32-hex-digit hash).
     pub pod_uid: String,
+    /// QoS class of the pod.
     pub qos: QosClass,
+    /// Cgroup driver the path follows.
     pub driver: CgroupDriver,
 }
 
@@ -99,21 +108,36 @@ pub enum CgroupClass {
     /// A pod's cgroup.
     Pod(PodCgroup),
     /// The top of kubelet's pod hierarchy (`kubepods.slice`, `kubepods`, ...).
-    KubepodsRoot { driver: CgroupDriver },
+    KubepodsRoot {
+        /// Cgroup driver the root's name follows.
+        driver: CgroupDriver,
+    },
     /// The Burstable or BestEffort parent of pod cgroups.
-    QosParent { driver: CgroupDriver, qos: QosClass },
+    QosParent {
+        /// Cgroup driver the path follows.
+        driver: CgroupDriver,
+        /// Burstable or BestEffort (Guaranteed pods have no QoS parent).
+        qos: QosClass,
+    },
     /// CRI-O's `conmon` monitor process for a container: it lives in the pod
     /// but is not the container.
     ConmonMonitor {
+        /// Id of the monitored container (64 lowercase hex digits).
         container_id: String,
+        /// Pod uid as the API server spells it.
         pod_uid: String,
+        /// QoS class of the pod.
         qos: QosClass,
+        /// Cgroup driver the path follows.
         driver: CgroupDriver,
     },
     /// Not below any kubepods root.
     NotKubernetes,
     /// Below a kubepods root but not a layout this parser knows.
-    Unknown { reason: String },
+    Unknown {
+        /// What in the path did not match kubelet's naming.
+        reason: String,
+    },
 }
 
 impl CgroupClass {

@@ -21,6 +21,7 @@ use crate::{
 /// Version of the recording format, written in the first `stats` record.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// One line of a recording: its position, when it happened and the event.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     /// Position in the recording, from 0, without gaps.
@@ -35,6 +36,8 @@ pub struct Record {
     /// CPU the probe ran on (kernel events only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<u32>,
+    /// The event; flattened, so its `type` tag and its fields sit at the top
+    /// level of the JSON line next to `seq` and `time`.
     #[serde(flatten)]
     pub event: Event,
 }
@@ -56,18 +59,28 @@ impl Record {
     }
 }
 
+/// What a line reports; the JSON `type` field names the variant in
+/// snake_case (`signal_generate`, `process_exit`, `stats`, ...).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
+    /// `signal_generate`: a signal was sent.
     SignalGenerate(SignalGenerate),
+    /// `signal_deliver`: a process is about to act on a signal.
     SignalDeliver(SignalDeliver),
+    /// `process_exec`: a process exec'd a program, or was found running at start-up.
     ProcessExec(ProcessExec),
+    /// `process_fork`: a new process was created.
     ProcessFork(ProcessFork),
+    /// `process_exit`: the last thread of a process exited.
     ProcessExit(ProcessExit),
+    /// `cgroup`: a cgroup was created or removed, or a task was moved into one.
     Cgroup(CgroupChange),
+    /// `socket`: a TCP socket changed state.
     Socket(SocketChange),
     /// A change the Kubernetes API reported about a pod of this node.
     Pod(PodEvent),
+    /// `stats`: the agent's own counters.
     Stats(Stats),
 }
 
@@ -80,6 +93,7 @@ pub struct Process {
     pub tid: u32,
     /// Start of the process, ns since boot (`start_boottime` of its leader).
     pub start_ns: u64,
+    /// Command name (the kernel's `comm`, at most 15 characters).
     pub comm: String,
     /// Cgroup v2 id (inode of the cgroup directory).
     pub cgroup_id: u64,
@@ -101,14 +115,23 @@ impl Process {
 /// `signal:signal_generate`: a signal was sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalGenerate {
+    /// The process that sent the signal.
     pub sender: Process,
+    /// Process id of the sender's parent (tells `runc` under `containerd-shim` apart).
     pub sender_parent_pid: u32,
+    /// Command name of the sender's parent.
     pub sender_parent_comm: String,
+    /// The process the signal was sent to, attributed to its own cgroup.
     pub target: Process,
+    /// Signal number (15 for SIGTERM).
     pub signal: i32,
+    /// Name of `signal`, e.g. `SIGTERM`; `SIG<n>` for real-time and unknown numbers.
     pub signal_name: String,
+    /// `si_code` of the signal (0 SI_USER, 0x80 SI_KERNEL, -6 SI_TKILL, ...).
     pub code: i32,
+    /// Name of `code`, e.g. `SI_USER`.
     pub code_name: String,
+    /// `si_errno` from the signal's siginfo; 0 when the kernel passed none.
     pub errno: i32,
     /// Sent to the whole thread group (kill) rather than one thread (tgkill).
     pub group: bool,
@@ -119,20 +142,30 @@ pub struct SignalGenerate {
 /// `signal:signal_deliver`: the receiver is about to act on a signal.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignalDeliver {
+    /// The process receiving the signal.
     pub process: Process,
+    /// Signal number.
     pub signal: i32,
+    /// Name of `signal`, e.g. `SIGTERM`.
     pub signal_name: String,
+    /// `si_code` of the signal being delivered.
     pub code: i32,
     /// default, ignore, or handler.
     pub handler: String,
+    /// `sa_flags` of the receiver's action for this signal (SA_SIGINFO, SA_RESTART, ...).
     pub sa_flags: u64,
 }
 
+/// A process exec'd a new program, or was found running when the agent started.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessExec {
+    /// The process, as it is after the exec.
     pub process: Process,
+    /// Process id of its parent.
     pub parent_pid: u32,
+    /// Path of the executed file as the kernel received it.
     pub filename: String,
+    /// `filename` was cut at the probe's 256-byte buffer.
     pub filename_truncated: bool,
     /// Set when this is not an exec the probes saw but a process found
     /// running in `/proc` when the agent started (see `run`'s recovery).
@@ -154,13 +187,16 @@ pub struct Recovered {
 /// A new process (threads are not reported).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessFork {
+    /// The process that forked.
     pub parent: Process,
+    /// The new process.
     pub child: Process,
 }
 
 /// The last thread of a process exited.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessExit {
+    /// The process that exited.
     pub process: Process,
     /// The kernel's wait status (`status << 8`, or the signal number).
     pub exit_code_raw: u32,
@@ -172,24 +208,33 @@ pub struct ProcessExit {
     pub container_exit_code: i32,
 }
 
+/// What happened to a cgroup (JSON `op`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CgroupOp {
+    /// The cgroup was created.
     Mkdir,
+    /// The cgroup was removed.
     Rmdir,
     /// A task was moved into the cgroup (e.g. runc moving its bootstrap
     /// `runc:[0:PARENT]` into a new container's cgroup).
     Attach,
 }
 
+/// A cgroup was created or removed, or a task was moved into it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CgroupChange {
+    /// What happened.
     pub op: CgroupOp,
+    /// Cgroup v2 id (directory inode) of the cgroup created, removed or moved into.
     pub cgroup_id: u64,
+    /// Depth below the cgroup v2 root (the root is 0), the kernel's `cgroup->level`.
     pub level: u32,
     /// Path relative to the cgroup v2 root.
     pub path: String,
+    /// `path` was cut at the probe's 256-byte buffer.
     pub path_truncated: bool,
+    /// What the path says the cgroup is.
     pub class: CgroupClass,
     /// The task that made the change.
     pub actor: Process,
@@ -198,23 +243,30 @@ pub struct CgroupChange {
     pub moved_pid: Option<u32>,
 }
 
+/// Which TCP state transition a `socket` line reports (JSON `op`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SocketOp {
+    /// The socket started listening (CLOSE to LISTEN).
     ListenStart,
+    /// A listener was closed (LISTEN to CLOSE).
     ListenStop,
+    /// A connect began (CLOSE to SYN_SENT); the local port is still 0.
     ConnectStart,
+    /// A connect succeeded (SYN_SENT to ESTABLISHED).
     ConnectEstablished,
     /// The connect failed: see `error` (ECONNREFUSED = refused, ETIMEDOUT, ...).
     ConnectFailed,
     /// A connection completed its handshake on a listener (ready to accept).
     Accept,
+    /// A connection is gone (any other state to CLOSE).
     Close,
 }
 
 /// A TCP socket transition, attributed to the socket's owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SocketChange {
+    /// The transition.
     pub op: SocketOp,
     /// Kernel socket address in hex: the same for every event of one socket.
     pub socket: String,
@@ -225,6 +277,7 @@ pub struct SocketChange {
     /// Cgroup the socket belongs to (`sk_cgrp_data`): attributes it even in
     /// softirq context.
     pub socket_cgroup_id: u64,
+    /// Classification of `socket_cgroup_id`; `null` when the id did not resolve.
     pub socket_cgroup: Option<CgroupClass>,
     /// Kubernetes names of the socket's container (pod watch on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -233,15 +286,22 @@ pub struct SocketChange {
     pub uid: u32,
     /// ipv4 or ipv6.
     pub family: String,
+    /// Local IP address, as text.
     pub local_addr: String,
+    /// Local port; 0 for `connect_start` (the kernel picks it later).
     pub local_port: u16,
+    /// Remote IP address, as text.
     pub remote_addr: String,
+    /// Remote port.
     pub remote_port: u16,
+    /// TCP state before the transition, e.g. `SYN_SENT`.
     pub old_state: String,
+    /// TCP state after the transition, e.g. `ESTABLISHED`.
     pub new_state: String,
     /// errno name from `sk_err`, e.g. ECONNREFUSED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// `sk_err` as a number; 0 when no error is set.
     pub errno: u32,
 }
 
@@ -249,11 +309,13 @@ pub struct SocketChange {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Stats {
+    /// Version of the recording format the writer used ([`FORMAT_VERSION`]).
     pub format_version: u32,
     /// True for the closing stats line.
     pub last: bool,
     /// Events the kernel could not write to the full ring buffer, by kind.
     pub kernel_drops: BTreeMap<String, u64>,
+    /// Sum of `kernel_drops` over all kinds.
     pub kernel_drops_total: u64,
     /// Events decoded, by kind.
     pub events: BTreeMap<String, u64>,

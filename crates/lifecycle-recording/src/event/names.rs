@@ -76,6 +76,7 @@ pub fn handler_name(sa_handler: u64) -> &'static str {
     }
 }
 
+/// Kernel TCP state name (`ESTABLISHED`, `LISTEN`, ...) of a state number, or `UNKNOWN`.
 pub fn tcp_state_name(state: u32) -> &'static str {
     match state {
         1 => "ESTABLISHED",
