@@ -7,6 +7,10 @@
 //! Memory is counted by a global allocator wrapper (bytes requested by live
 //! allocations; the system allocator's own overhead is not included).
 
+// The counting allocator implements GlobalAlloc, an unsafe trait.
+#![allow(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::path::PathBuf;

@@ -97,7 +97,12 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // it too (static binary, FROM scratch, a smoke run inside it), before
     // the tests: node-sim's agent-container test runs it on containerd.
     image::image(&image::ImageArgs::default())?;
-    run(cargo().args(["test", "--workspace"]).args(extra))
+    // A real-kernel test that is not root fails here instead of skipping:
+    // CI must never pass by skipping them.
+    run(cargo()
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env(lifecycle_testkit::REQUIRE_ROOT_ENV, "1"))
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -148,6 +148,7 @@ fn real_mount_is_cgroup2() {
 
 #[test]
 fn real_walker_reports_inode_ids_for_kubelet_tree() {
+    lifecycle_testkit::needs_root!();
     let mut tree = KubeletTree::create();
     let nested = format!("{}/container", tree.container_path());
     tree.mkdir(&nested);
@@ -173,6 +174,7 @@ fn real_walker_reports_inode_ids_for_kubelet_tree() {
 
 #[test]
 fn real_cache_attributes_and_keeps_removed_until_ttl() {
+    lifecycle_testkit::needs_root!();
     let mut tree = KubeletTree::create();
     let clock = ManualClock::new();
     let mut cache = real_cache(config(), &clock);
@@ -214,6 +216,7 @@ fn real_cache_attributes_and_keeps_removed_until_ttl() {
 
 #[test]
 fn real_miss_triggers_rate_limited_rewalk() {
+    lifecycle_testkit::needs_root!();
     let mut tree = KubeletTree::create();
     let clock = ManualClock::new();
     let mut cache = real_cache(config(), &clock);

@@ -202,6 +202,7 @@ fn on_this_kernel_the_limit_is_left_alone() {
 
 #[test]
 fn the_probe_finds_memcg_accounting_here_and_restores_the_limit() {
+    lifecycle_testkit::needs_root!();
     let _turn = LIMIT.lock().unwrap_or_else(|e| e.into_inner());
     let before = memlock_limit();
     assert_eq!(

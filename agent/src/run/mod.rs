@@ -3,9 +3,10 @@
 //! Start-up, in order: the HTTP endpoints (so a stuck start is visible),
 //! the node checks ([`crate::preflight`]), the exporter, the cgroup walk
 //! and the recovery of running containers from `/proc` ([`recover`]), the
-//! pod watch, the probes. Then one loop: kernel batches and pod events
-//! through attribution and the join into the journal ([`journal`]) and the
-//! live audit ([`live`]), whose audits go to the metrics and the exporter.
+//! pod watch, the probes. Then the shared event loop
+//! ([`crate::event_loop`]) hands every record to the daemon's consumer
+//! (`daemon.rs`): the journal ([`journal`]) and the live audit (`live.rs`),
+//! whose audits go to the metrics and the exporter.
 //! `/readyz` turns ready once the probes are attached and the pod list is
 //! synced ([`health`]).
 //!

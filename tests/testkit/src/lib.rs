@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod cgroups;
+pub mod fixtures;
 pub mod http;
 
 use std::path::PathBuf;
@@ -15,16 +16,56 @@ pub use agent::Recording;
 pub use cgroups::{
     Driver, FakeContainer, FakePod, cgroup2_mount, find_cgroup2_mount, join_cgroup, spawn_in,
 };
+pub use fixtures::{fixtures_dir, pod_fixture, poll, recording_fixture};
 pub use http::{free_local_addr, http_get};
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
 
 /// Panics unless running as root: these tests need real cgroups and eBPF.
 pub fn require_root() {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    assert_eq!(
-        euid, 0,
+    assert!(
+        is_root(),
         "this test needs root (cgroups, eBPF): run the suite as root"
     );
+}
+
+/// Set to `1` to make [`needs_root!`] fail a test instead of skipping it
+/// (`cargo xtask test` sets it, so CI never passes by skipping).
+pub const REQUIRE_ROOT_ENV: &str = "LIFECYCLE_REQUIRE_ROOT";
+
+/// Whether a real-kernel test may go on. As root: yes. Otherwise the test
+/// is skipped with "needs root" written straight to stderr (past libtest's
+/// capture, so it shows), or fails when [`REQUIRE_ROOT_ENV`] is `1`.
+pub fn root_or_skip() -> bool {
+    if is_root() {
+        return true;
+    }
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
+    if std::env::var(REQUIRE_ROOT_ENV).is_ok_and(|v| v == "1") {
+        panic!("{test} needs root (cgroups, eBPF, tracefs) and {REQUIRE_ROOT_ENV}=1 is set");
+    }
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "{test}: needs root (cgroups, eBPF, tracefs), skipped"
+    );
+    false
+}
+
+/// Returns from the calling test unless it runs as root (see
+/// [`root_or_skip`]): `lifecycle_testkit::needs_root!();` as its first line.
+#[macro_export]
+macro_rules! needs_root {
+    () => {
+        if !$crate::root_or_skip() {
+            return;
+        }
+    };
 }
 
 /// The `lifecycle-workload` binary, built by `cargo test --workspace` next

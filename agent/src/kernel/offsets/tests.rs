@@ -45,6 +45,7 @@ fn edited_tracefs(edit: impl Fn(&str, String) -> String) -> tempfile::TempDir {
 
 #[test]
 fn real_kernel_offsets_match_known_values() {
+    lifecycle_testkit::needs_root!();
     let (o, report) = resolve_offsets(btf(), &real_tracefs()).unwrap();
     assert_eq!(o.task_tgid, o.task_pid + 4);
     assert_eq!(
@@ -81,6 +82,7 @@ fn real_kernel_offsets_match_known_values() {
 /// machine's tracefs layout, field by field.
 #[test]
 fn tracepoint_constants_match_this_kernel() {
+    lifecycle_testkit::needs_root!();
     let tracefs = real_tracefs();
     for want in TRACEPOINT_FIELDS {
         let format = tracefs.field_offsets(want.category, want.event).unwrap();
@@ -175,6 +177,7 @@ fn tracepoint_constants_agree_with_btf_tracepoint_structs() {
 
 #[test]
 fn missing_group_dead_is_absent_not_an_error() {
+    lifecycle_testkit::needs_root!();
     let dir = edited_tracefs(|event, text| {
         if event != "sched_process_exit" {
             return text;
@@ -195,6 +198,7 @@ fn missing_group_dead_is_absent_not_an_error() {
 
 #[test]
 fn rmdir_with_a_different_layout_is_rejected() {
+    lifecycle_testkit::needs_root!();
     let dir = edited_tracefs(|event, text| {
         if event == "cgroup_rmdir" {
             text.replace("path;\toffset:24;", "path;\toffset:28;")
@@ -214,6 +218,7 @@ fn rmdir_with_a_different_layout_is_rejected() {
 /// A field that moved is refused: the probes load it at a fixed offset.
 #[test]
 fn moved_field_is_rejected_with_both_layouts() {
+    lifecycle_testkit::needs_root!();
     let dir = edited_tracefs(|event, text| {
         if event == "inet_sock_set_state" {
             text.replace("newstate;\toffset:20;", "newstate;\toffset:24;")
@@ -238,6 +243,7 @@ fn moved_field_is_rejected_with_both_layouts() {
 /// probe loads it.
 #[test]
 fn moved_optional_field_is_rejected() {
+    lifecycle_testkit::needs_root!();
     let dir = edited_tracefs(|event, text| {
         if event == "sched_process_exit" {
             text.replace("group_dead;\toffset:32;", "group_dead;\toffset:33;")
@@ -254,6 +260,7 @@ fn moved_optional_field_is_rejected() {
 
 #[test]
 fn plain_field_turned_data_loc_is_rejected() {
+    lifecycle_testkit::needs_root!();
     let dir = edited_tracefs(|event, text| {
         if event == "cgroup_attach_task" {
             text.replace("field:int pid;", "field:__data_loc char[] pid;")
@@ -271,6 +278,7 @@ fn plain_field_turned_data_loc_is_rejected() {
 
 #[test]
 fn missing_required_field_names_event_and_field() {
+    lifecycle_testkit::needs_root!();
     let dir = edited_tracefs(|event, text| {
         if event == "signal_deliver" {
             text.replace(" code;", " si_code;")
@@ -288,6 +296,7 @@ fn missing_required_field_names_event_and_field() {
 
 #[test]
 fn wrongly_sized_field_is_rejected() {
+    lifecycle_testkit::needs_root!();
     let dir = edited_tracefs(|event, text| {
         if event == "cgroup_mkdir" {
             text.replace("id;\toffset:16;\tsize:8;", "id;\toffset:16;\tsize:4;")
@@ -304,6 +313,7 @@ fn wrongly_sized_field_is_rejected() {
 
 #[test]
 fn missing_event_is_a_tracefs_error() {
+    lifecycle_testkit::needs_root!();
     let dir = edited_tracefs(|_, text| text);
     std::fs::remove_dir_all(dir.path().join("events/sock")).unwrap();
     let err = resolve_offsets(btf(), &Tracefs::at(dir.path())).unwrap_err();
@@ -343,6 +353,7 @@ fn member_checks_report_missing_and_mistyped_members() {
 /// this kernel none is missing.
 #[test]
 fn spans_hold_their_members_on_this_kernel() {
+    lifecycle_testkit::needs_root!();
     let (o, _) = resolve_offsets(btf(), &real_tracefs()).unwrap();
     let spans = [
         (

@@ -138,6 +138,7 @@ fn not_mounted_error_says_how_to_mount() {
 
 #[test]
 fn mounts_tracefs_on_a_private_directory() {
+    lifecycle_testkit::needs_root!();
     let dir = tempfile::tempdir().unwrap();
     mount_tracefs(dir.path()).expect("tests run as root");
     let has_events = dir
@@ -159,6 +160,7 @@ fn real_tracefs() -> Tracefs {
 
 #[test]
 fn real_signal_deliver_offsets() {
+    lifecycle_testkit::needs_root!();
     let f = real_tracefs()
         .field_offsets("signal", "signal_deliver")
         .unwrap();
@@ -178,6 +180,7 @@ fn real_signal_deliver_offsets() {
 
 #[test]
 fn real_inet_sock_set_state_offsets() {
+    lifecycle_testkit::needs_root!();
     let f = real_tracefs()
         .field_offsets("sock", "inet_sock_set_state")
         .unwrap();
@@ -202,6 +205,7 @@ fn real_inet_sock_set_state_offsets() {
 
 #[test]
 fn real_exec_filename_is_data_loc() {
+    lifecycle_testkit::needs_root!();
     let f = real_tracefs()
         .field_offsets("sched", "sched_process_exec")
         .unwrap();

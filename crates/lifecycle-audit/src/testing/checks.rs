@@ -10,6 +10,17 @@ pub fn outcome(audit: &PodAudit, rule: RuleId) -> Outcome {
         .outcome
 }
 
+/// Panics unless every rule of `rules` is held in `audit`, naming those
+/// that are not with their outcome.
+pub fn assert_held(audit: &PodAudit, rules: &[RuleId]) {
+    let not_held: Vec<(RuleId, Outcome)> = rules
+        .iter()
+        .map(|&rule| (rule, outcome(audit, rule)))
+        .filter(|&(_, outcome)| outcome != Outcome::Held)
+        .collect();
+    assert!(not_held.is_empty(), "not held: {not_held:?}");
+}
+
 /// The kinds of the audit's findings, in order.
 pub fn kinds(audit: &PodAudit) -> Vec<FindingKind> {
     audit.findings.iter().map(|f| f.kind).collect()

@@ -9,7 +9,9 @@ mod startup;
 mod termination;
 mod timeline;
 
-use super::testing::{Proc, Script, istio_legacy, istio_native, kinds, one, outcome, problems};
+use super::testing::{
+    Proc, Script, assert_held, istio_legacy, istio_native, kinds, one, outcome, problems,
+};
 
 /// A running native-Istio pod: proxy listening from 20 ms, app from 700 ms.
 fn running_native(grace: i64) -> (Script, Proc, Proc) {

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{istio_native, one, outcome, problems, running_legacy, running_native};
+use super::{assert_held, istio_native, one, outcome, problems, running_legacy, running_native};
 use crate::{
     FindingKind, Outcome, RuleId, Severity,
     termination::{ApiOrder, Trigger},
@@ -24,16 +24,17 @@ fn native_order_kept_has_no_findings() {
     let audit = s.audit();
 
     assert!(audit.findings.is_empty(), "{:#?}", audit.findings);
-    for rule in [
-        RuleId::T2,
-        RuleId::T3,
-        RuleId::X1,
-        RuleId::X2,
-        RuleId::M1,
-        RuleId::M3,
-    ] {
-        assert_eq!(outcome(&audit, rule), Outcome::Held, "{rule}");
-    }
+    assert_held(
+        &audit,
+        &[
+            RuleId::T2,
+            RuleId::T3,
+            RuleId::X1,
+            RuleId::X2,
+            RuleId::M1,
+            RuleId::M3,
+        ],
+    );
     assert_eq!(outcome(&audit, RuleId::T4), Outcome::NotApplicable);
     let t = audit.termination.as_ref().unwrap();
     assert!(matches!(t.trigger, Trigger::Deletion { .. }));

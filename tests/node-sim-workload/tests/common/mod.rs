@@ -160,17 +160,8 @@ pub fn pid_of(line: &str) -> Option<u32> {
 }
 
 /// Calls `f` every 10 ms until it gives something or `timeout` passes.
-pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = f() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+pub fn poll<T>(timeout: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    lifecycle_testkit::poll(timeout, Duration::from_millis(10), f)
 }
 
 /// The pids whose parent is `parent`, zombies included (from /proc).

@@ -2,43 +2,33 @@
 //! library, the `lifecycle-agent export` command against a test OTLP
 //! receiver, and span lookups.
 
-#![allow(dead_code)]
-
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::Output,
-};
+use std::{collections::BTreeMap, process::Output};
 
 use lifecycle_agent::{
     audit::{AuditConfig, PodAudit, audit_records},
     event::{Event, Stats},
 };
 use lifecycle_recording::read_recording;
+use lifecycle_testkit::recording_fixture;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use otlp_receiver::{ReceivedSpan, view};
 
-pub const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
+use super::agent::command;
+
 pub const LEGACY: &str = "legacy-proxy-exits-first.jsonl";
 pub const NATIVE: &str = "native-ordered.jsonl";
 pub const NODE: &str = "node-export-test";
 
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/recordings")
-        .join(name)
-}
-
 /// The audits of a fixture, as `lifecycle-agent export` computes them
 /// (default settings: kubelet 1.33).
 pub fn audits(name: &str) -> Vec<PodAudit> {
-    let (records, _) = read_recording(&fixture(name)).expect("fixture reads");
+    let (records, _) = read_recording(&recording_fixture(name)).expect("fixture reads");
     audit_records(records, &AuditConfig::default())
 }
 
 /// The last `stats` line of a fixture.
 pub fn last_stats(name: &str) -> Stats {
-    let (records, _) = read_recording(&fixture(name)).expect("fixture reads");
+    let (records, _) = read_recording(&recording_fixture(name)).expect("fixture reads");
     records
         .iter()
         .rev()
@@ -54,7 +44,7 @@ pub fn last_stats(name: &str) -> Stats {
 pub async fn export_cli(name: &str, extra: &[&str]) -> Output {
     let mut args: Vec<String> = vec![
         "export".into(),
-        fixture(name).display().to_string(),
+        recording_fixture(name).display().to_string(),
         "--json".into(),
         "--node-name".into(),
         NODE.into(),
@@ -63,8 +53,8 @@ pub async fn export_cli(name: &str, extra: &[&str]) -> Output {
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(AGENT)
-            .args(&args)
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        command(&args)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .env_remove("OTEL_EXPORTER_OTLP_PROTOCOL")
             .output()

@@ -1,19 +1,10 @@
 //! `lifecycle-agent report` and `compare` on recordings of real runs
 //! (tests/fixtures/recordings, cut from the end-to-end tests' recordings).
 
-mod audit_support;
-
-use std::process::{Command, Output};
-
-use audit_support::{AGENT, fixture};
+use lifecycle_testkit::recording_fixture;
 use serde_json::Value;
 
-fn agent(args: &[&str]) -> Output {
-    Command::new(AGENT)
-        .args(args)
-        .output()
-        .expect("run lifecycle-agent")
-}
+use crate::support::agent::agent;
 
 fn ok_stdout(args: &[&str]) -> String {
     let out = agent(args);
@@ -26,7 +17,7 @@ fn ok_stdout(args: &[&str]) -> String {
 }
 
 fn path(name: &str) -> String {
-    fixture(name).display().to_string()
+    recording_fixture(name).display().to_string()
 }
 
 #[test]

@@ -9,18 +9,12 @@ use std::{
     time::Duration,
 };
 
-use kube_api_server::TestApiServer;
-use lifecycle_testkit::{Driver, FakePod, Recording, require_root, spawn_in, workload_path};
+use kube_api_server::{TestApiServer, clock::now_s};
+use lifecycle_testkit::{Driver, FakePod, Recording, spawn_in, workload_path};
 use serde_json::json;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use crate::support::agent::AGENT;
+use crate::support::kernel::exclusive;
 
 /// Polls the recording for a `stats` line whose join holds `at_least`
 /// records; returns that count (or the last seen after 30 s).
@@ -46,7 +40,8 @@ fn wait_for_held(path: &std::path::Path, at_least: u64) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_events_carry_pod_and_container_names_and_roles() {
-    require_root();
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive().await;
     let server = TestApiServer::start().await.expect("test API server");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

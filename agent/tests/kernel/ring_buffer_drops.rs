@@ -1,21 +1,24 @@
 //! A deliberately tiny ring buffer overfilled while the reader is frozen:
 //! what the recording holds plus what the kernel counted as dropped must be
-//! exactly what the workload generated. Kept alone in its own test binary
-//! so that no other test adds events to the same counters.
+//! exactly what the workload generated. It holds the kernel lock like every
+//! test of this binary, so no other test adds events to the same counters.
 
 use std::process::{Command, Stdio};
 
-use lifecycle_testkit::{Driver, FakePod, Recording, require_root, spawn_in, workload_path};
+use lifecycle_testkit::{Driver, FakePod, Recording, spawn_in, workload_path};
 use serde_json::Value;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
+use crate::support::agent::AGENT;
+use crate::support::kernel::exclusive_blocking;
+
 const SIGNALS: u64 = 5_000;
 const SIGUSR1: i64 = 10;
 const SIGCHLD: i64 = 17;
 
 #[test]
 fn delivered_plus_dropped_equals_generated() {
-    require_root();
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     let mut pod = FakePod::create(Driver::Systemd);
     let container = pod.add_container();
     let recording = Recording::start(AGENT.as_ref(), &["--ring-buffer-bytes", "4096"]);

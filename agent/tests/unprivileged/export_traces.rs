@@ -4,9 +4,7 @@
 //! computes from the same recording), semantic-convention attributes, and
 //! findings as events with their rule ids.
 
-mod export_support;
-
-use export_support::*;
+use crate::support::export::*;
 use lifecycle_agent::{
     audit::{PodAudit, termination::PreStop},
     export::spans::is_startup_rule,

@@ -7,12 +7,11 @@ use std::{
     process::{Child, ChildStdout, Command, Stdio},
 };
 
-use lifecycle_testkit::{
-    Driver, FakeContainer, FakePod, Recording, require_root, spawn_in, workload_path,
-};
+use lifecycle_testkit::{Driver, FakeContainer, FakePod, Recording, spawn_in, workload_path};
 use serde_json::Value;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
+use crate::support::agent::AGENT;
+use crate::support::kernel::exclusive_blocking;
 
 /// Starts a workload role in a container and waits for its `ready` line.
 fn start(container: &FakeContainer, args: &[&str]) -> (Child, BufReader<ChildStdout>, String) {
@@ -55,7 +54,8 @@ fn assert_in(cgroup: &Value, container: &FakeContainer, pod: &FakePod, what: &st
 
 #[test]
 fn signals_processes_and_sockets_are_attributed_on_both_sides() {
-    require_root();
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     let mut pod_a = FakePod::create(Driver::Systemd);
     let mut pod_b = FakePod::create(Driver::Cgroupfs);
     let (a, b) = (pod_a.add_container(), pod_b.add_container());
@@ -224,7 +224,8 @@ fn signals_processes_and_sockets_are_attributed_on_both_sides() {
 
 #[test]
 fn container_cgroups_created_and_removed_during_recording_are_attributed() {
-    require_root();
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     let mut pod = FakePod::create(Driver::Systemd);
     let recording = Recording::start(AGENT.as_ref(), &[]);
     let container = pod.add_container();
@@ -276,7 +277,8 @@ fn container_cgroups_created_and_removed_during_recording_are_attributed() {
 
 #[test]
 fn ipv6_listen_connect_and_refusal_are_recorded() {
-    require_root();
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     let mut pod = FakePod::create(Driver::Systemd);
     let (server, client) = (pod.add_container(), pod.add_container());
     let recording = Recording::start(AGENT.as_ref(), &[]);

@@ -1,6 +1,5 @@
 //! Running `lifecycle-agent run` as a child process and talking to its
 //! endpoints, for the daemon's end-to-end tests.
-#![allow(dead_code)]
 
 use std::{
     net::SocketAddr,
@@ -9,22 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
-
 pub use lifecycle_testkit::{free_local_addr as free_addr, http_get as get};
 
+use super::agent::AGENT;
+
 /// Polls `check` every 100 ms until it returns `Some` or `limit` passes.
-pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = check() {
-            return Some(v);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+pub fn wait_for<T>(limit: Duration, check: impl FnMut() -> Option<T>) -> Option<T> {
+    lifecycle_testkit::poll(limit, Duration::from_millis(100), check)
 }
 
 /// The value of an unlabelled sample in Prometheus text.

@@ -8,31 +8,21 @@
 //!   termination: the second agent recovers the running container from
 //!   `/proc` and exports a partial termination audit.
 
-mod run_support;
-
 use std::{
     process::{Child, Command, Stdio},
     time::Duration,
 };
 
-use kube_api_server::{ServerOptions, TestApiServer, render_kubeconfig};
-use lifecycle_testkit::{Driver, FakeContainer, FakePod, require_root, spawn_in, workload_path};
+use kube_api_server::{ServerOptions, TestApiServer, clock::now_s, render_kubeconfig};
+use lifecycle_testkit::{Driver, FakeContainer, FakePod, spawn_in, workload_path};
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value as AnyValue};
 use otlp_receiver::{ReceivedSpan, Receiver};
-use run_support::{Daemon, free_addr, journal, sum_of, wait_for};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
+
+use crate::support::daemon::{Daemon, free_addr, journal, sum_of, wait_for};
+use crate::support::kernel::exclusive;
 
 /// One daemon at a time: each attaches the probes and needs the 2 cores.
-static SERIAL: Mutex<()> = Mutex::const_new(());
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
     attrs
         .iter()
@@ -125,8 +115,8 @@ fn pod_added(records: &[Value], pod: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ready_after_sync_and_alive_through_api_and_receiver_outages() {
-    require_root();
-    let _serial = SERIAL.lock().await;
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let (api_addr, otlp_addr) = (free_addr(), free_addr());
     let kubeconfig = dir.path().join("kubeconfig");
@@ -255,8 +245,8 @@ async fn ready_after_sync_and_alive_through_api_and_receiver_outages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_in_the_middle_of_a_termination_yields_a_partial_audit() {
-    require_root();
-    let _serial = SERIAL.lock().await;
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive().await;
     let dir = tempfile::tempdir().unwrap();
     let server = TestApiServer::start().await.expect("API server");
     let kubeconfig = dir.path().join("kubeconfig");
@@ -407,7 +397,8 @@ async fn a_restart_in_the_middle_of_a_termination_yields_a_partial_audit() {
         "a partial audit is counted\n{metrics}"
     );
     assert!(
-        run_support::sample(&metrics, "lifecycle_agent_recovered_processes") >= Some(1.0),
+        crate::support::daemon::sample(&metrics, "lifecycle_agent_recovered_processes")
+            >= Some(1.0),
         "the recovered proxy is counted\n{metrics}"
     );
     let (status, stderr) = second.terminate(Duration::from_secs(30));

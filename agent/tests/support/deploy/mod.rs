@@ -1,8 +1,6 @@
 //! Loading `deploy/` into Kubernetes API types, building its overlays as
 //! kustomize would (JSON 6902 patches on the base DaemonSet), and the
-//! capability table of docs/operations.md. Shared by two test binaries,
-//! each using a part.
-#![allow(dead_code)]
+//! capability table of docs/operations.md.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -18,10 +16,7 @@ use serde_json::Value;
 mod capabilities;
 mod collector;
 
-// Each test binary uses one of the two.
-#[allow(unused_imports)]
 pub use capabilities::*;
-#[allow(unused_imports)]
 pub use collector::*;
 
 pub const NAMESPACE: &str = "lifecycle-agent";

@@ -5,11 +5,9 @@
 //! configuration consistent, probed on its health extension and bounded
 //! in memory.
 
-mod deploy_support;
-
 use std::collections::BTreeSet;
 
-use deploy_support::*;
+use crate::support::deploy::*;
 
 #[test]
 fn kustomizations_list_every_file() {

@@ -3,11 +3,9 @@
 //! dropped, failures and retries are counted and exported as
 //! self-telemetry once the receiver is back, and later spans arrive.
 
-mod export_support;
-
 use std::time::{Duration, Instant};
 
-use export_support::*;
+use crate::support::export::*;
 use lifecycle_agent::{
     audit::PodAudit,
     export::{ExportArgs, Exporter, ResourceInfo, Telemetry, config::Protocol},

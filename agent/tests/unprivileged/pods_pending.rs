@@ -1,34 +1,13 @@
 //! Holding kernel events until the API reports their container: late
 //! attribution, and expiry of the sandbox (pause) container's events.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kube_api_server::{TestApiServer, containerd_id, hex_id};
-use lifecycle_agent::pods::{
-    PendingBuffer, PendingLimits, PodEvent, PodStore, RawPod, Released, Resolution,
-};
-use serde_json::Value;
+use lifecycle_agent::pods::{PendingBuffer, PendingLimits, PodStore, Released, Resolution};
+use lifecycle_testkit::pod_fixture;
 
-const T0: i64 = 1_795_305_400;
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/pods")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn feed(store: &PodStore, object: Value, observed_ns: i64) -> Vec<PodEvent> {
-    let pod = RawPod::from_value(object)
-        .decode()
-        .expect("driver objects decode");
-    store.apply(&pod, observed_ns)
-}
-
-fn uid_of(object: &Value) -> String {
-    object["metadata"]["uid"].as_str().unwrap().to_owned()
-}
+use crate::support::pods::{T0, feed, uid_of};
 
 #[tokio::test]
 async fn pending_buffer_attributes_late_and_expires_the_sandbox() {
@@ -41,7 +20,7 @@ async fn pending_buffer_attributes_late_and_expires_the_sandbox() {
     });
     let t0 = Instant::now();
     // Kernel events arrive before the API has even shown the pod.
-    let created = server.create_pod(fixture("plain.json")).unwrap();
+    let created = server.create_pod(pod_fixture("plain.json")).unwrap();
     let uid = uid_of(&created);
     pending.hold(&store, &uid, &hex_id("sandbox"), "sandbox exec", t0);
     pending.hold(&store, &uid, &hex_id("nginx"), "nginx exec", t0);

@@ -1,27 +1,12 @@
 //! Pod events as NDJSON lines for the recording: stable field names and a
 //! lossless round trip.
 
-use std::path::PathBuf;
-
 use kube_api_server::{TestApiServer, containerd_id};
-use lifecycle_agent::pods::{PodEvent, PodStore, RawPod};
+use lifecycle_agent::pods::{PodEvent, PodStore};
+use lifecycle_testkit::pod_fixture;
 use serde_json::Value;
 
-const T0: i64 = 1_795_305_400;
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/pods")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-fn feed(store: &PodStore, object: Value, observed_ns: i64) -> Vec<PodEvent> {
-    let pod = RawPod::from_value(object)
-        .decode()
-        .expect("driver objects decode");
-    store.apply(&pod, observed_ns)
-}
+use crate::support::pods::{T0, feed};
 
 #[tokio::test]
 async fn events_serialise_to_ndjson_lines() {
@@ -30,7 +15,7 @@ async fn events_serialise_to_ndjson_lines() {
     let mut events = feed(
         &store,
         server
-            .create_pod_at(fixture("linkerd-legacy.json"), T0)
+            .create_pod_at(pod_fixture("linkerd-legacy.json"), T0)
             .unwrap(),
         1,
     );

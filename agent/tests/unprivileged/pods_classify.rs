@@ -2,22 +2,13 @@
 //! tests/fixtures/pods/): container kind and role, mesh mode, capture ports,
 //! proxy UID and exclusions.
 
-use std::path::PathBuf;
-
 use k8s_openapi::api::core::v1::Pod;
 use lifecycle_agent::pods::annotations::PortRange;
 use lifecycle_agent::pods::classify::{ClassificationRules, ContainerKind, SidecarRole};
 use lifecycle_agent::pods::mesh::{MeshMode, UidSource};
 use lifecycle_agent::pods::spec::{HookFacts, PodSpecFacts, PortRef};
+use lifecycle_testkit::pod_fixture;
 use serde_json::Value;
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/pods")
-        .join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
 
 fn facts_of(value: Value) -> PodSpecFacts {
     facts_with(value, &ClassificationRules::default())
@@ -45,7 +36,7 @@ fn ports(list: &[(u16, u16)]) -> Vec<PortRange> {
 
 #[test]
 fn istio_legacy_injected() {
-    let facts = facts_of(fixture("istio-legacy.json"));
+    let facts = facts_of(pod_fixture("istio-legacy.json"));
     assert_eq!(
         layout(&facts),
         vec![
@@ -94,7 +85,7 @@ fn istio_legacy_injected() {
 
 #[test]
 fn istio_legacy_with_hold_application() {
-    let facts = facts_of(fixture("istio-legacy-hold.json"));
+    let facts = facts_of(pod_fixture("istio-legacy-hold.json"));
     assert_eq!(
         facts.containers[1].name.as_ref(),
         "istio-proxy",
@@ -120,7 +111,7 @@ fn istio_legacy_with_hold_application() {
     assert_eq!(app.pre_stop, Some(HookFacts::Sleep { seconds: 5 }));
 
     // The hook alone (annotation removed) still means "hold"…
-    let mut hook_only = fixture("istio-legacy-hold.json");
+    let mut hook_only = pod_fixture("istio-legacy-hold.json");
     hook_only["metadata"]["annotations"]
         .as_object_mut()
         .unwrap()
@@ -146,7 +137,7 @@ fn istio_legacy_with_hold_application() {
 
 #[test]
 fn istio_native_sidecar() {
-    let facts = facts_of(fixture("istio-native.json"));
+    let facts = facts_of(pod_fixture("istio-native.json"));
     assert_eq!(
         layout(&facts),
         vec![
@@ -185,7 +176,7 @@ fn istio_native_sidecar() {
 
 #[test]
 fn linkerd_legacy_with_await_and_wait_before_exit() {
-    let facts = facts_of(fixture("linkerd-legacy.json"));
+    let facts = facts_of(pod_fixture("linkerd-legacy.json"));
     assert_eq!(
         layout(&facts),
         vec![
@@ -226,7 +217,7 @@ fn linkerd_legacy_with_await_and_wait_before_exit() {
     assert_eq!(facts.termination_grace_period_s, 60);
 
     // Without the annotations, the injected hooks carry the same facts.
-    let mut bare = fixture("linkerd-legacy.json");
+    let mut bare = pod_fixture("linkerd-legacy.json");
     let annotations = bare["metadata"]["annotations"].as_object_mut().unwrap();
     annotations.remove("config.linkerd.io/proxy-await");
     annotations.remove("config.alpha.linkerd.io/proxy-wait-before-exit-seconds");
@@ -252,7 +243,7 @@ fn linkerd_legacy_with_await_and_wait_before_exit() {
 
 #[test]
 fn linkerd_native_sidecar() {
-    let facts = facts_of(fixture("linkerd-native.json"));
+    let facts = facts_of(pod_fixture("linkerd-native.json"));
     assert_eq!(
         layout(&facts),
         vec![
@@ -274,7 +265,7 @@ fn linkerd_native_sidecar() {
     assert_eq!(facts.mesh.proxy_uid, Some(2102));
 
     // Without its own runAsUser the proxy inherits the pod's.
-    let mut inherit = fixture("linkerd-native.json");
+    let mut inherit = pod_fixture("linkerd-native.json");
     inherit["spec"]["initContainers"][1]
         .as_object_mut()
         .unwrap()
@@ -288,7 +279,7 @@ fn linkerd_native_sidecar() {
 
 #[test]
 fn job_with_cloud_sql_proxy_native_sidecar() {
-    let facts = facts_of(fixture("job-cloud-sql-proxy.json"));
+    let facts = facts_of(pod_fixture("job-cloud-sql-proxy.json"));
     assert_eq!(
         layout(&facts),
         vec![
@@ -310,7 +301,7 @@ fn job_with_cloud_sql_proxy_native_sidecar() {
 
 #[test]
 fn log_shipper_and_secrets_agent_around_a_regular_init() {
-    let facts = facts_of(fixture("logging-vault-native.json"));
+    let facts = facts_of(pod_fixture("logging-vault-native.json"));
     assert_eq!(
         layout(&facts),
         vec![
@@ -343,7 +334,7 @@ fn log_shipper_and_secrets_agent_around_a_regular_init() {
 
 #[test]
 fn plain_pod_and_opt_out() {
-    let facts = facts_of(fixture("plain.json"));
+    let facts = facts_of(pod_fixture("plain.json"));
     assert_eq!(
         layout(&facts),
         vec![("nginx", ContainerKind::App, SidecarRole::Other)]
@@ -363,10 +354,10 @@ fn rules_are_configurable() {
             "extra_sidecar_names": ["nginx"]}"#,
     )
     .unwrap();
-    let facts = facts_with(fixture("logging-vault-native.json"), &rules);
+    let facts = facts_with(pod_fixture("logging-vault-native.json"), &rules);
     // Only the configured rule applies: fluent-bit is no longer recognised.
     assert_eq!(facts.containers[0].role, SidecarRole::Other);
     assert_eq!(facts.containers[1].role, SidecarRole::SecretsAgent);
-    let plain = facts_with(fixture("plain.json"), &rules);
+    let plain = facts_with(pod_fixture("plain.json"), &rules);
     assert_eq!(plain.containers[0].kind, ContainerKind::LegacySidecar);
 }

@@ -3,8 +3,6 @@
 //! (`runc` under `containerd-shim`), pod processes in kubelet-style cgroups,
 //! and recordings turned back into records.
 
-#![allow(dead_code)]
-
 use std::{
     io::{BufRead, BufReader},
     os::unix::fs::symlink,
@@ -12,22 +10,13 @@ use std::{
     process::{Child, Command, Stdio},
 };
 
-use kube_api_server::{StatusEditor, TestApiServer};
+use kube_api_server::{StatusEditor, TestApiServer, clock::now_s};
 use lifecycle_agent::{
     audit::{AuditConfig, PodAudit, audit_records},
     event::Record,
 };
 use lifecycle_testkit::{spawn_in, workload_path};
 use serde_json::Value;
-
-pub const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
-
-pub fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A test API server and a kubeconfig for it.
 pub struct Cluster {
@@ -195,11 +184,4 @@ pub fn audit_of(values: &[Value], uid: &str) -> PodAudit {
         .into_iter()
         .find(|a| a.pod.uid == uid)
         .unwrap_or_else(|| panic!("pod {uid} not audited"))
-}
-
-/// The repository's fixture directory for recordings.
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/recordings")
-        .join(name)
 }

@@ -3,7 +3,6 @@
 //! transitions, timestamps, resolution, deletion and eviction.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kube_api_server::{TestApiServer, containerd_id, hex_id};
@@ -14,31 +13,13 @@ use lifecycle_agent::pods::{ContainerKind, MeshMode, SidecarRole};
 use lifecycle_agent::pods::{
     DeletedReason, PodChange, PodEvent, PodStore, RawPod, Resolution, StoreConfig,
 };
-use serde_json::Value;
+use lifecycle_testkit::pod_fixture;
 
-const T0: i64 = 1_795_305_400;
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/fixtures/pods")
-        .join(name);
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use crate::support::pods::{T0, feed, uid_of};
 
 /// One kubelet status write, as a closure over the driver's editor.
 type KubeletStep<'a> =
     dyn Fn(&mut kube_api_server::StatusEditor<'_>) -> Result<(), kube_api_server::DriverError> + 'a;
-
-fn feed(store: &PodStore, object: Value, observed_ns: i64) -> Vec<PodEvent> {
-    let pod = RawPod::from_value(object)
-        .decode()
-        .expect("driver objects decode");
-    store.apply(&pod, observed_ns)
-}
-
-fn uid_of(object: &Value) -> String {
-    object["metadata"]["uid"].as_str().unwrap().to_owned()
-}
 
 /// Compact description of container transitions: "container:type".
 fn transitions(events: &[PodEvent]) -> Vec<String> {
@@ -66,7 +47,7 @@ async fn native_sidecar_pod_lifecycle_and_resolution() {
     let server = TestApiServer::start().await.unwrap();
     let store = PodStore::default();
     let created = server
-        .create_pod_at(fixture("istio-native.json"), T0)
+        .create_pod_at(pod_fixture("istio-native.json"), T0)
         .unwrap();
     let uid = uid_of(&created);
     let events = feed(&store, created, 1);
@@ -244,7 +225,7 @@ async fn native_sidecar_pod_lifecycle_and_resolution() {
 async fn restart_missed_between_updates_is_recovered() {
     let server = TestApiServer::start().await.unwrap();
     let store = PodStore::default();
-    let created = server.create_pod_at(fixture("plain.json"), T0).unwrap();
+    let created = server.create_pod_at(pod_fixture("plain.json"), T0).unwrap();
     let uid = uid_of(&created);
     feed(&store, created, 1);
     let (first, second) = (containerd_id("nginx-1"), containerd_id("nginx-2"));
@@ -317,7 +298,7 @@ async fn graceful_deletion_then_ttl_eviction() {
     let store = PodStore::new(config);
     let (ns, name) = ("reports", "nightly-report-29384720-7kq2x");
     let created = server
-        .create_pod_at(fixture("job-cloud-sql-proxy.json"), T0)
+        .create_pod_at(pod_fixture("job-cloud-sql-proxy.json"), T0)
         .unwrap();
     let uid = uid_of(&created);
     feed(&store, created, 1);
@@ -400,7 +381,7 @@ async fn deleted_pods_beyond_capacity_are_evicted_oldest_first() {
     });
     let mut uids = Vec::new();
     for i in 0..3 {
-        let mut manifest = fixture("plain.json");
+        let mut manifest = pod_fixture("plain.json");
         manifest["metadata"]["name"] = format!("nginx-{i}").into();
         let created = server.create_pod(manifest).unwrap();
         uids.push(uid_of(&created));
@@ -422,8 +403,8 @@ async fn deleted_pods_beyond_capacity_are_evicted_oldest_first() {
 async fn relist_reports_pods_that_vanished() {
     let server = TestApiServer::start().await.unwrap();
     let store = PodStore::default();
-    let a = server.create_pod(fixture("plain.json")).unwrap();
-    let b = server.create_pod(fixture("istio-legacy.json")).unwrap();
+    let a = server.create_pod(pod_fixture("plain.json")).unwrap();
+    let b = server.create_pod(pod_fixture("istio-legacy.json")).unwrap();
     feed(&store, a.clone(), 1);
     feed(&store, b.clone(), 1);
     let seen: HashSet<String> = [uid_of(&a)].into_iter().collect();
@@ -452,7 +433,7 @@ async fn container_history_is_bounded() {
         ..StoreConfig::default()
     });
     let (ns, name) = ("default", "nginx-7c5b8d9f6a-w1x2y");
-    let created = server.create_pod(fixture("plain.json")).unwrap();
+    let created = server.create_pod(pod_fixture("plain.json")).unwrap();
     let uid = uid_of(&created);
     feed(&store, created, 0);
     feed(

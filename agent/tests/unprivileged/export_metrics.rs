@@ -2,11 +2,9 @@
 //! audits the library computes from the same recording, and with the
 //! Prometheus text of the same registry.
 
-mod export_support;
-
 use std::collections::BTreeMap;
 
-use export_support::*;
+use crate::support::export::*;
 use lifecycle_agent::{
     audit::PodAudit,
     export::{prometheus::family_name, telemetry::defs},

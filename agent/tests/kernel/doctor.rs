@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 use lifecycle_agent::preflight::CHECK_NAMES;
 use serde_json::Value;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_lifecycle-agent");
+use crate::support::agent::command;
+use crate::support::kernel::exclusive_blocking;
 
 fn doctor(args: &[&str]) -> Output {
     doctor_command(args)
@@ -17,16 +18,8 @@ fn doctor(args: &[&str]) -> Output {
 }
 
 fn doctor_command(args: &[&str]) -> Command {
-    let mut command = Command::new(AGENT);
-    command
-        .arg("doctor")
-        .args(args)
-        .env("LIFECYCLE_AGENT_LOG", "warn")
-        // The pod's settings must not leak in from the caller's environment.
-        .env_remove("LIFECYCLE_AGENT_PROC_ROOT")
-        .env_remove("LIFECYCLE_AGENT_NO_MOUNT_TRACEFS")
-        .env_remove("LIFECYCLE_AGENT_BTF_PATH")
-        .env_remove("LIFECYCLE_AGENT_TRACEFS_PATH");
+    let mut command = command(&["doctor"]);
+    command.args(args);
     command
 }
 
@@ -51,6 +44,8 @@ fn check<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn doctor_passes_on_this_machine_with_every_check_named() {
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     let out = doctor(&["--format", "json"]);
     let report = json(&out);
     assert!(
@@ -97,6 +92,8 @@ fn doctor_passes_on_this_machine_with_every_check_named() {
 
 #[test]
 fn doctor_text_lists_every_check_and_a_summary() {
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     let out = doctor(&[]);
     assert!(
         out.status.success(),
@@ -120,6 +117,8 @@ fn doctor_text_lists_every_check_and_a_summary() {
 
 #[test]
 fn doctor_fails_with_exit_code_1_when_btf_is_missing() {
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     let out = doctor(&["--format", "json", "--btf-path", "/nonexistent/vmlinux"]);
     assert_eq!(out.status.code(), Some(1));
     let report = json(&out);
@@ -141,6 +140,8 @@ fn doctor_fails_with_exit_code_1_when_btf_is_missing() {
 
 #[test]
 fn doctor_flags_a_tracefs_path_that_is_not_tracefs_and_a_container_proc() {
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     let dir = tempfile::tempdir().expect("tempdir");
     let fake_proc = dir.path().join("proc");
     std::fs::create_dir_all(fake_proc.join("1")).expect("mkdir");
@@ -163,6 +164,8 @@ fn doctor_flags_a_tracefs_path_that_is_not_tracefs_and_a_container_proc() {
 
 #[test]
 fn doctor_passes_under_a_64_kib_memlock_limit_it_cannot_raise() {
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive_blocking();
     // This kernel (6.18) charges BPF memory to the memory cgroup: an 8 MiB
     // ring buffer fits under a 64 KiB RLIMIT_MEMLOCK, and the check neither
     // raises the limit nor needs CAP_SYS_RESOURCE to (the hard limit is 64

@@ -2,16 +2,16 @@
 //! installed by `cargo xtask setup`): the page loads without errors and
 //! shows one lane per container, with the bypass window shaded.
 
-mod audit_support;
-
 use std::{
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use audit_support::{AGENT, fixture};
+use lifecycle_testkit::recording_fixture;
 use serde_json::Value;
+
+use crate::support::agent::command;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
@@ -64,10 +64,9 @@ fn dump_dom(page: &Path) -> (String, String) {
 }
 
 fn render(recording: &str, format: &str, out: &Path) {
-    let status = Command::new(AGENT)
-        .args(["report", "--format", format, "--output"])
+    let status = command(&["report", "--format", format, "--output"])
         .arg(out)
-        .arg(fixture(recording))
+        .arg(recording_fixture(recording))
         .status()
         .unwrap();
     assert!(status.success());

@@ -1,11 +1,12 @@
 //! A failed command prints one message with its causes, each said once,
 //! and no backtrace even with `RUST_BACKTRACE=1`.
 
-use std::process::{Command, Output};
+use std::process::Output;
+
+use crate::support::agent::command;
 
 fn agent(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lifecycle-agent"))
-        .args(args)
+    command(args)
         .env("RUST_BACKTRACE", "1")
         .env("LIFECYCLE_AGENT_LOG", "off")
         .output()
@@ -66,8 +67,7 @@ fn an_unreachable_kubernetes_api_is_said_once() {
 #[test]
 fn a_bad_export_setting_stops_the_daemon_before_it_serves_anything() {
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_lifecycle-agent"))
-        .args(["run", "--health-addr", "127.0.0.1:0"])
+    let out = command(&["run", "--health-addr", "127.0.0.1:0"])
         .env("LIFECYCLE_AGENT_LOG", "info")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")

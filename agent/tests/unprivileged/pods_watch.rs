@@ -45,6 +45,16 @@ impl Harness {
         TestApiServer::start_with(options).await.unwrap()
     }
 
+    /// A default server holding one pod of this node, watched until that
+    /// pod's `Added` event is in.
+    async fn watching_one(name: &str) -> Self {
+        let server = Self::server(ServerOptions::default()).await;
+        server.create_pod(manifest(name, NODE)).unwrap();
+        let mut h = Self::watch(server, 500).await;
+        h.expect_added(&[name.to_owned()]).await;
+        h
+    }
+
     async fn watch(server: TestApiServer, page_size: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
@@ -220,10 +230,7 @@ async fn initial_list_pages_and_keeps_other_nodes_out() {
 
 #[tokio::test]
 async fn status_updates_become_transitions_with_api_times() {
-    let server = Harness::server(ServerOptions::default()).await;
-    server.create_pod(manifest("web", NODE)).unwrap();
-    let mut h = Harness::watch(server, 500).await;
-    h.expect_added(&["web".to_owned()]).await;
+    let mut h = Harness::watching_one("web").await;
     let at = 1_795_305_500;
     h.server
         .update_status("default", "web", at, |s| {
@@ -392,10 +399,7 @@ async fn gone_410_relists_and_reports_pod_deleted_meanwhile() {
 
 #[tokio::test]
 async fn expired_open_watch_relists_without_duplicate_events() {
-    let server = Harness::server(ServerOptions::default()).await;
-    server.create_pod(manifest("steady", NODE)).unwrap();
-    let mut h = Harness::watch(server, 500).await;
-    h.expect_added(&["steady".into()]).await;
+    let mut h = Harness::watching_one("steady").await;
     h.wait_for_open_watch().await;
     let before = h.seen.len() + h.events.len();
     h.server.expire_watches();
@@ -501,10 +505,7 @@ async fn bookmarks_move_the_resume_point_past_filtered_changes() {
 
 #[tokio::test]
 async fn watch_stops_only_when_the_receiver_is_gone() {
-    let server = Harness::server(ServerOptions::default()).await;
-    server.create_pod(manifest("one", NODE)).unwrap();
-    let mut h = Harness::watch(server, 500).await;
-    h.expect_added(&["one".into()]).await;
+    let mut h = Harness::watching_one("one").await;
     h.events.close();
     h.server.create_pod(manifest("two", NODE)).unwrap();
     let ended = tokio::time::timeout(WAIT, &mut h.task)

@@ -3,11 +3,9 @@
 //! strict checker, with values equal to the audits', and pod names only
 //! when asked for.
 
-mod export_support;
-
 use std::collections::{BTreeMap, HashSet};
 
-use export_support::*;
+use crate::support::export::*;
 use lifecycle_agent::export::{
     ExportArgs, Telemetry,
     config::{ExportConfig, MetricOptions},

@@ -9,23 +9,23 @@
 //! * a native sidecar without startupProbe whose listener comes up late:
 //!   the app connects first (negative startup gap).
 
-mod audit_support;
-
 use std::time::Duration;
 
-use audit_support::{
-    AGENT, Cluster, FakeRuntime, app_command, audit_of, now_s, proxy_command, save,
-    slow_proxy_command, start_pid1, wait,
-};
+use kube_api_server::clock::now_s;
 use lifecycle_agent::audit::{
     FindingKind, Outcome, RuleId, bypass::WindowCause, termination::StopOrder,
     timeline::SenderClass,
 };
-use lifecycle_testkit::{Driver, FakePod, Recording, require_root};
+use lifecycle_audit::testing::{assert_held, outcome};
+use lifecycle_testkit::{Driver, FakePod, Recording};
 use serde_json::{Value, json};
 
-/// One recording agent at a time: the timings below assume a calm machine.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::support::agent::{AGENT, agent};
+use crate::support::cluster::{
+    Cluster, FakeRuntime, app_command, audit_of, proxy_command, save, slow_proxy_command,
+    start_pid1, wait,
+};
+use crate::support::kernel::exclusive;
 
 fn pod_manifest(name: &str, owner: &str, init: Value, containers: Value) -> Value {
     json!({
@@ -53,10 +53,29 @@ async fn settle(ms: u64) {
     tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
+/// A graceful deletion (30 s grace) of a pod that has run a while, and a
+/// moment for the agent to see it before the kubelet acts.
+async fn request_deletion(cluster: &Cluster, name: &str) {
+    settle(600).await;
+    cluster
+        .server
+        .request_deletion("shop", name, 30, now_s())
+        .unwrap();
+    settle(100).await;
+}
+
+/// The pod object removed, then the recording stopped once the last events
+/// are in.
+async fn remove_and_stop(cluster: &Cluster, name: &str, recording: Recording) -> Vec<Value> {
+    cluster.server.delete_pod("shop", name).unwrap();
+    settle(1500).await;
+    stop_recording(recording)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legacy_proxy_exits_first_and_the_app_is_refused() {
-    require_root();
-    let _serial = SERIAL.lock().await;
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive().await;
     let cluster = Cluster::start().await;
     let name = "web-5d8f9c7b4-legacy";
     let uid = cluster.create(pod_manifest(
@@ -85,13 +104,7 @@ async fn legacy_proxy_exits_first_and_the_app_is_refused() {
         s.condition("Ready", true);
         Ok(())
     });
-    settle(600).await;
-
-    cluster
-        .server
-        .request_deletion("shop", name, 30, now_s())
-        .unwrap();
-    settle(100).await;
+    request_deletion(&cluster, name).await;
     // The kubelet stops both at once; the proxy dies at SIGTERM, the app
     // drains for half a second and keeps connecting.
     runtime.kill(app.id(), 15);
@@ -103,9 +116,7 @@ async fn legacy_proxy_exits_first_and_the_app_is_refused() {
         s.terminated("app", 0, "Completed", None)?;
         Ok(())
     });
-    cluster.server.delete_pod("shop", name).unwrap();
-    settle(1500).await;
-    let values = stop_recording(recording);
+    let values = remove_and_stop(&cluster, name, recording).await;
     let saved = save("legacy-proxy-exits-first", &values);
     let audit = audit_of(&values, &uid);
 
@@ -131,11 +142,8 @@ async fn legacy_proxy_exits_first_and_the_app_is_refused() {
     }
     assert_eq!(t.exit_order, vec!["istio-proxy", "app"]);
     assert_eq!(t.container("istio-proxy").unwrap().exit.unwrap().code, 143);
-    assert_eq!(
-        audit.verdict(RuleId::T4).unwrap().outcome,
-        Outcome::NotJudged
-    );
-    assert_eq!(audit.verdict(RuleId::X1).unwrap().outcome, Outcome::Held);
+    assert_eq!(outcome(&audit, RuleId::T4), Outcome::NotJudged);
+    assert_eq!(outcome(&audit, RuleId::X1), Outcome::Held);
     assert!(
         audit
             .findings
@@ -162,24 +170,17 @@ async fn legacy_proxy_exits_first_and_the_app_is_refused() {
         bypass.total
     );
     assert_eq!(bypass.total.plaintext_bypass, 0);
-    assert_eq!(audit.verdict(RuleId::M3).unwrap().outcome, Outcome::Held);
+    assert_eq!(outcome(&audit, RuleId::M3), Outcome::Held);
     let m4 = audit
         .findings
         .iter()
         .find(|f| f.kind == FindingKind::RefusedWhileProxyDown)
         .expect("M4 finding");
     assert!(m4.evidence.len() >= 4);
-    assert_eq!(
-        audit.verdict(RuleId::M1).unwrap().outcome,
-        Outcome::Violated
-    );
+    assert_eq!(outcome(&audit, RuleId::M1), Outcome::Violated);
 
     // The CLI says the same about the saved recording.
-    let out = std::process::Command::new(AGENT)
-        .args(["report", "--format", "json"])
-        .arg(&saved)
-        .output()
-        .unwrap();
+    let out = agent(&["report", "--format", "json", &saved.display().to_string()]);
     assert!(
         out.status.success(),
         "{}",
@@ -203,8 +204,8 @@ async fn legacy_proxy_exits_first_and_the_app_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_sidecar_stopped_in_order_has_no_findings() {
-    require_root();
-    let _serial = SERIAL.lock().await;
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive().await;
     let cluster = Cluster::start().await;
     let name = "web-6c7d9f8b5-native";
     let uid = cluster.create(pod_manifest(
@@ -240,13 +241,7 @@ async fn native_sidecar_stopped_in_order_has_no_findings() {
         s.started("app", true)?.ready("app", true)?;
         Ok(())
     });
-    settle(600).await;
-
-    cluster
-        .server
-        .request_deletion("shop", name, 30, now_s())
-        .unwrap();
-    settle(100).await;
+    request_deletion(&cluster, name).await;
     runtime.kill(app.id(), 15);
     assert!(wait(&mut app).success());
     // Only once the app is gone does the sidecar get its SIGTERM.
@@ -257,9 +252,7 @@ async fn native_sidecar_stopped_in_order_has_no_findings() {
         s.terminated("istio-proxy", 143, "Error", None)?;
         Ok(())
     });
-    cluster.server.delete_pod("shop", name).unwrap();
-    settle(1500).await;
-    let values = stop_recording(recording);
+    let values = remove_and_stop(&cluster, name, recording).await;
     save("native-ordered", &values);
     let audit = audit_of(&values, &uid);
 
@@ -267,23 +260,19 @@ async fn native_sidecar_stopped_in_order_has_no_findings() {
     let t = audit.termination.as_ref().expect("termination audit");
     assert_eq!(t.order, StopOrder::NativeOrdered);
     assert_eq!(t.exit_order, vec!["app", "istio-proxy"]);
-    for rule in [
-        RuleId::S2,
-        RuleId::T1,
-        RuleId::T2,
-        RuleId::T3,
-        RuleId::X1,
-        RuleId::X2,
-        RuleId::M1,
-        RuleId::M3,
-    ] {
-        assert_eq!(
-            audit.verdict(rule).unwrap().outcome,
-            Outcome::Held,
-            "{rule}: {:#?}",
-            audit.verdicts
-        );
-    }
+    assert_held(
+        &audit,
+        &[
+            RuleId::S2,
+            RuleId::T1,
+            RuleId::T2,
+            RuleId::T3,
+            RuleId::X1,
+            RuleId::X2,
+            RuleId::M1,
+            RuleId::M3,
+        ],
+    );
     let bypass = audit.bypass.as_ref().unwrap();
     assert!(bypass.windows.is_empty(), "{:#?}", bypass.windows);
     assert!(bypass.total.proxied >= 3);
@@ -296,8 +285,8 @@ async fn native_sidecar_stopped_in_order_has_no_findings() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn native_sidecar_without_startup_probe_races_the_app() {
-    require_root();
-    let _serial = SERIAL.lock().await;
+    lifecycle_testkit::needs_root!();
+    let _kernel = exclusive().await;
     let cluster = Cluster::start().await;
     let name = "api-7f6b8c9d4-race";
     let uid = cluster.create(pod_manifest(
@@ -353,7 +342,7 @@ async fn native_sidecar_without_startup_probe_races_the_app() {
     assert_eq!(race.rule, RuleId::S2);
     assert!(race.message.contains("no startupProbe"), "{}", race.message);
     assert_eq!(
-        audit.verdict(RuleId::S2).unwrap().outcome,
+        outcome(&audit, RuleId::S2),
         Outcome::Held,
         "the kubelet kept S2"
     );

@@ -4,12 +4,10 @@
 //! for and nothing else, probes on the agent's real endpoints, settings
 //! the agent reads.
 
-mod deploy_support;
-
 use std::collections::BTreeSet;
 
+use crate::support::deploy::*;
 use clap::CommandFactory;
-use deploy_support::*;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use lifecycle_agent::config::{Cli, DEFAULT_HEALTH_PORT, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH};
 use lifecycle_agent::preflight::{KernelVersion, MEMCG_ACCOUNTING, MIN_KERNEL, Need, REQUIREMENTS};
