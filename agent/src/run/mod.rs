@@ -76,7 +76,7 @@ pub async fn run(
     }
     if report.failed() {
         health_task.abort();
-        return Err(RunError::NodeUnsupported(report.render_text()));
+        return Err(RunError::NodeUnsupported(Box::new(report)));
     }
 
     let exporter = Exporter::from_config(&options.export, &resource, telemetry.clone())

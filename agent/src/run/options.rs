@@ -41,8 +41,9 @@ pub struct RunOptions {
 
 #[derive(Debug, Error)]
 pub enum RunError {
-    #[error("this node cannot run the agent:\n{0}")]
-    NodeUnsupported(String),
+    /// The node checks failed; the report lists each check.
+    #[error("this node cannot run the agent:\n{}", .0.render_text())]
+    NodeUnsupported(Box<crate::preflight::Report>),
     #[error(transparent)]
     HealthUnavailable(#[from] HealthError),
     #[error(transparent)]

@@ -20,7 +20,8 @@ pub struct CapabilityRow {
     pub overlays: BTreeMap<String, bool>,
 }
 
-const TABLE_MARKER: &str = "<!-- capabilities-table: read by agent/tests/deploy_daemonset.rs -->";
+const TABLE_MARKER: &str =
+    "<!-- capabilities-table: read by agent/tests/unprivileged/deploy_daemonset.rs -->";
 
 fn cells(line: &str) -> Vec<String> {
     line.trim()
