@@ -135,6 +135,17 @@ impl Harness {
             .collect()
     }
 
+    /// The `resourceVersion` the latest resuming watch asked for.
+    fn resumed_from(&self) -> u64 {
+        self.watches()
+            .into_iter()
+            .rev()
+            .find_map(|r| r.param("resourceVersion").map(str::to_owned))
+            .expect("a watch that resumed")
+            .parse()
+            .expect("a numeric resourceVersion")
+    }
+
     /// Drops every open watch and waits until the server has closed them,
     /// so later writes cannot travel on the old streams.
     async fn drop_watches(&self, mode: DropMode) {
@@ -332,13 +343,7 @@ async fn dropped_watch_resumes_without_losing_updates() {
             is_deleted(e, gone, DeletedReason::WatchDeleted)
         })
         .await;
-        let resumed = h
-            .watches()
-            .into_iter()
-            .rev()
-            .find(|r| r.param("resourceVersion").is_some())
-            .unwrap();
-        let resumed_rv: u64 = resumed.param("resourceVersion").unwrap().parse().unwrap();
+        let resumed_rv = h.resumed_from();
         assert!(
             resumed_rv <= rv_before,
             "resumed from the last version seen, {resumed_rv} vs {rv_before}"
@@ -491,16 +496,7 @@ async fn bookmarks_move_the_resume_point_past_filtered_changes() {
     h.drop_watches(DropMode::Close).await;
     h.server.create_pod(manifest("mine-2", NODE)).unwrap();
     h.expect("after resume", |e| e.pod == "mine-2").await;
-    let resumed = h
-        .watches()
-        .into_iter()
-        .rev()
-        .find(|r| r.param("resourceVersion").is_some())
-        .unwrap();
-    assert_eq!(
-        resumed.param("resourceVersion"),
-        Some(bookmark_rv.to_string().as_str())
-    );
+    assert_eq!(h.resumed_from(), bookmark_rv);
 }
 
 #[tokio::test]

@@ -21,6 +21,17 @@ pub fn assert_held(audit: &PodAudit, rules: &[RuleId]) {
     assert!(not_held.is_empty(), "not held: {not_held:?}");
 }
 
+/// The rules a native-sidecar pod stopped in order (app first, then its
+/// sidecars, each by the runtime, within the grace) holds.
+pub const ORDERED_STOP_HOLDS: &[RuleId] = &[
+    RuleId::T2,
+    RuleId::T3,
+    RuleId::X1,
+    RuleId::X2,
+    RuleId::M1,
+    RuleId::M3,
+];
+
 /// The kinds of the audit's findings, in order.
 pub fn kinds(audit: &PodAudit) -> Vec<FindingKind> {
     audit.findings.iter().map(|f| f.kind).collect()

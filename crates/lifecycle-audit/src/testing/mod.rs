@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use super::{AuditConfig, PodAudit, audit_records};
 
-pub use checks::{assert_held, kinds, one, outcome, problems};
+pub use checks::{ORDERED_STOP_HOLDS, assert_held, kinds, one, outcome, problems};
 pub use pods::{deleted_legacy_pod, istio_legacy, istio_native, runc_legacy_pod};
 
 /// 2027-01-15T08:00:00Z: every script starts on a whole second.

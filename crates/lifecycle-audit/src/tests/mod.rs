@@ -10,7 +10,8 @@ mod termination;
 mod timeline;
 
 use super::testing::{
-    Proc, Script, assert_held, istio_legacy, istio_native, kinds, one, outcome, problems,
+    ORDERED_STOP_HOLDS, Proc, Script, assert_held, istio_legacy, istio_native, kinds, one, outcome,
+    problems,
 };
 
 /// A running native-Istio pod: proxy listening from 20 ms, app from 700 ms.

@@ -2,7 +2,10 @@
 
 use serde_json::json;
 
-use super::{assert_held, istio_native, one, outcome, problems, running_legacy, running_native};
+use super::{
+    ORDERED_STOP_HOLDS, assert_held, istio_native, one, outcome, problems, running_legacy,
+    running_native,
+};
 use crate::{
     FindingKind, Outcome, RuleId, Severity,
     termination::{ApiOrder, Trigger},
@@ -24,17 +27,7 @@ fn native_order_kept_has_no_findings() {
     let audit = s.audit();
 
     assert!(audit.findings.is_empty(), "{:#?}", audit.findings);
-    assert_held(
-        &audit,
-        &[
-            RuleId::T2,
-            RuleId::T3,
-            RuleId::X1,
-            RuleId::X2,
-            RuleId::M1,
-            RuleId::M3,
-        ],
-    );
+    assert_held(&audit, ORDERED_STOP_HOLDS);
     assert_eq!(outcome(&audit, RuleId::T4), Outcome::NotApplicable);
     let t = audit.termination.as_ref().unwrap();
     assert!(matches!(t.trigger, Trigger::Deletion { .. }));
