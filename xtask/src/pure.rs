@@ -70,3 +70,64 @@ pub fn test_pure_crates(target_dir: &Path) -> anyhow::Result<()> {
     }
     run(&mut cmd)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Crates the pure libraries must never pull in, even indirectly.
+    const FORBIDDEN: [&str; 6] = [
+        "tokio",
+        "aya",
+        "kube",
+        "k8s-openapi",
+        "opentelemetry",
+        "hyper",
+    ];
+
+    /// The package names in `krate`'s normal dependency tree, itself included.
+    fn normal_tree(krate: &str) -> BTreeSet<String> {
+        let out = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(workspace_root())
+            .args([
+                "tree",
+                "--offline",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+                "-p",
+                krate,
+            ])
+            .output()
+            .expect("cargo tree runs");
+        assert!(
+            out.status.success(),
+            "cargo tree -p {krate}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_pure_crates_stay_small_and_free_of_the_runtime_stack() {
+        for krate in PURE_CRATES {
+            let tree = normal_tree(krate);
+            assert!(tree.contains(krate), "{krate} missing from its own tree");
+            assert!(
+                tree.len() < 40,
+                "{krate} pulls in {} crates: {tree:?}",
+                tree.len()
+            );
+            for name in FORBIDDEN {
+                assert!(!tree.contains(name), "{krate} depends on {name}");
+            }
+        }
+    }
+}
