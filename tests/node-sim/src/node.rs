@@ -69,6 +69,8 @@ pub struct Node {
     env: Arc<NodeEnv>,
     pods: Mutex<BTreeMap<String, PodHandle>>,
     owns_workdir: bool,
+    /// How far the API server's clock runs ahead of the node's, in ms.
+    api_clock_ahead_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Six random hex digits.
@@ -136,7 +138,27 @@ impl Node {
             env: Arc::new(env),
             pods: Mutex::new(BTreeMap::new()),
             owns_workdir,
+            api_clock_ahead_ms: std::sync::atomic::AtomicI64::new(0),
         })
+    }
+
+    /// Runs the API server's clock `seconds` ahead of the node's (behind
+    /// when negative) for what the API server stamps itself: a pod's
+    /// creation and its delete request. The kubelet's status times stay on
+    /// the node's clock, as on a real node.
+    pub fn set_api_clock_ahead(&self, seconds: f64) {
+        let ms = (seconds * 1000.0).round() as i64;
+        self.api_clock_ahead_ms
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `at` on the API server's clock, in whole seconds.
+    fn api_server_seconds(&self, at: Stamp) -> i64 {
+        let ahead_ns = self
+            .api_clock_ahead_ms
+            .load(std::sync::atomic::Ordering::Relaxed)
+            * 1_000_000;
+        (at.wall_ns as i64 + ahead_ns).div_euclid(1_000_000_000)
     }
 
     pub fn log(&self) -> &SimLog {
@@ -181,7 +203,7 @@ impl Node {
         let created = self
             .env
             .api
-            .create_pod_at(plan.manifest.clone(), crate::clock::api_now())
+            .create_pod_at(plan.manifest.clone(), self.api_server_seconds(Stamp::now()))
             .map_err(|source| SimError::ApiRefused {
                 what: format!("creating pod {}", plan.key()),
                 source,
@@ -246,7 +268,12 @@ impl Node {
             let at = Stamp::now();
             self.env
                 .api
-                .request_deletion(&info.namespace, &info.name, grace_s, at.api_seconds())
+                .request_deletion(
+                    &info.namespace,
+                    &info.name,
+                    grace_s,
+                    self.api_server_seconds(at),
+                )
                 .map_err(|source| SimError::ApiRefused {
                     what: format!("deleting pod {}/{}", info.namespace, info.name),
                     source,

@@ -11,6 +11,11 @@ use crate::{
 
 /// A legacy pod whose proxy exits first and whose app is then refused.
 fn legacy() -> Vec<PodAudit> {
+    legacy_with_api_clock(0.0)
+}
+
+/// [`legacy`] with the API server's clock `ahead_s` off the node's.
+fn legacy_with_api_clock(ahead_s: f64) -> Vec<PodAudit> {
     let m = manifest(
         json!([]),
         json!([{"name": "app", "image": "shop/app:1"},
@@ -23,6 +28,7 @@ fn legacy() -> Vec<PodAudit> {
     let listener = s.listen(&proxy, "0.0.0.0", 15001, 1337);
     s.at(50.0);
     let app = s.start("app", "/app");
+    s.api_server_ahead(ahead_s);
     s.at(1000.0).delete(30);
     s.at(1010.0).term(&app).term(&proxy);
     s.at(1020.0)
@@ -86,6 +92,37 @@ fn text_report_has_a_timeline_and_the_findings() {
         .filter(|l| l.trim_start().starts_with('+'))
         .count();
     assert!(timeline_rows >= 8, "{text}");
+}
+
+#[test]
+fn reports_say_how_far_the_api_clock_is_off() {
+    let plain = report(legacy()).render(Format::Text).unwrap();
+    assert!(!plain.contains("API clock"), "{plain}");
+    // Delete seen at 1.0 s on the node, stamped second 4 by the API.
+    let text = report(legacy_with_api_clock(3.0))
+        .render(Format::Text)
+        .unwrap();
+    assert!(
+        text.contains("; API clock 3.5 s ahead of the node's (kernel times used);"),
+        "{text}"
+    );
+    let behind = report(legacy_with_api_clock(-3.0))
+        .render(Format::Text)
+        .unwrap();
+    assert!(
+        behind.contains("; API clock 2.5 s behind the node's (kernel times used);"),
+        "{behind}"
+    );
+    let json: Value = serde_json::from_str(
+        &report(legacy_with_api_clock(3.0))
+            .render(Format::Json)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        json["pods"][0]["termination"]["api_clock_offset_s"],
+        json!(3.5)
+    );
 }
 
 #[test]

@@ -249,9 +249,19 @@ fn termination(out: &mut String, t: &TerminationAudit) {
         .t0_after_request_s
         .map(|(lo, hi)| format!(", {lo:.3}..{hi:.3} s after the request"))
         .unwrap_or_default();
+    let skew = t
+        .api_clock_offset_s
+        .map(|offset| {
+            let side = if offset > 0.0 { "ahead of" } else { "behind" };
+            format!(
+                "; API clock {:.1} s {side} the node's (kernel times used)",
+                offset.abs()
+            )
+        })
+        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "   termination: {trigger}; G = {} s ({}); {t0}{lag}; stop order {:?}",
+        "   termination: {trigger}; G = {} s ({}); {t0}{lag}{skew}; stop order {:?}",
         t.grace_s, t.grace_source, t.order
     );
     let rows: Vec<Vec<String>> = t

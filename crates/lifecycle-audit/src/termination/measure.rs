@@ -28,9 +28,13 @@ fn trigger(tl: &PodTimeline) -> Option<(Trigger, i64)> {
         if let Some(done) = completed.filter(|d| d.ns < first.request_s * NS_PER_S) {
             return Some((Trigger::JobCompletion { at: done }, done.ns));
         }
-        // The request lies in [request_s, request_s + 1); allow one more
-        // second of clock difference between API server and node.
-        let window = (first.request_s - 1) * NS_PER_S;
+        // The request lies in [request_s, request_s + 1) on the API
+        // server's clock; allow one more second of difference from the
+        // node's. The kubelet learns of the delete through a watch, as the
+        // agent does, so when the API's clock runs further ahead the window
+        // opens a second before the agent saw the request instead: the
+        // kernel's evidence is never cut off by the API's clock.
+        let window = ((first.request_s - 1) * NS_PER_S).min(first.at.ns - NS_PER_S);
         return Some((
             Trigger::Deletion {
                 request_s: first.request_s,
@@ -55,6 +59,21 @@ fn trigger(tl: &PodTimeline) -> Option<(Trigger, i64)> {
         },
         first.at.ns,
     ))
+}
+
+/// How far the API server's clock may differ from the node's before the
+/// audit reports it: the request's whole second, and as long again for the
+/// watch to deliver it.
+pub const API_CLOCK_REPORTED_NS: i64 = 3 * NS_PER_S / 2;
+
+/// The API server's clock minus the node's, in seconds, measured on the
+/// delete request: its whole-second time on the API's clock (taken at the
+/// middle of that second) against the agent's observation of it on the
+/// node's. Positive: the API is ahead. `None` within
+/// [`API_CLOCK_REPORTED_NS`], where truncation and watch delay explain it.
+fn api_clock_offset(request_s: i64, observed_ns: i64) -> Option<f64> {
+    let offset_ns = request_s * NS_PER_S + NS_PER_S / 2 - observed_ns;
+    (offset_ns.abs() > API_CLOCK_REPORTED_NS).then(|| to_s(offset_ns))
 }
 
 /// Whether every container running at `from` was stopped from then on and
@@ -364,6 +383,14 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
         )),
         _ => None,
     };
+    let api_clock_offset_s = match trigger {
+        Trigger::Deletion {
+            request_s,
+            observed,
+            ..
+        } => api_clock_offset(request_s, observed.ns),
+        _ => None,
+    };
     Some(TerminationAudit {
         trigger,
         order,
@@ -373,6 +400,7 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
         t0,
         t0_cause: first.map(|(_, cause)| cause),
         t0_after_request_s,
+        api_clock_offset_s,
         kubelet_start,
         deadline,
         exit_pairs: exit_pairs(&containers),

@@ -239,6 +239,12 @@ pub struct TerminationAudit {
     /// t0 minus the API's request time, as the range the whole seconds
     /// allow: `[t0 − (request_s + 1), t0 − request_s]`.
     pub t0_after_request_s: Option<(f64, f64)>,
+    /// The API server's clock minus the node's (seconds, positive when the
+    /// API is ahead), measured on the delete request; `None` when it is
+    /// within the request's whole second and a watch delivery, or without
+    /// a delete. The audit's times are the kernel's either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_clock_offset_s: Option<f64>,
     /// When the kubelet started killing, as far as can be told: t0, or the
     /// agent's observation of the delete request when that came first
     /// (preStop hooks the kernel cannot see: sleep, httpGet). Unix ns; `None`

@@ -75,6 +75,7 @@ pub struct Script {
     runs: HashMap<String, u32>,
     reserved: HashMap<String, String>,
     current: HashMap<String, (String, u64)>,
+    api_server_offset_ns: i64,
 }
 
 impl Script {
@@ -101,6 +102,7 @@ impl Script {
             runs: HashMap::new(),
             reserved: HashMap::new(),
             current: HashMap::new(),
+            api_server_offset_ns: 0,
         };
         script.pod_event(PodChange::Added {
             spec: Box::new(facts),
@@ -136,13 +138,18 @@ impl Script {
     }
 
     fn pod_event(&mut self, change: PodChange) {
+        self.pod_event_at(change, self.api_s());
+    }
+
+    /// A pod event whose API time is `api_s` (whole seconds).
+    fn pod_event_at(&mut self, change: PodChange, api_s: i64) {
         let source = match &change {
             PodChange::DeletionRequested { .. } => ApiTimeSource::DeletionRequest,
             PodChange::ContainerTransition { .. } => ApiTimeSource::StartedAt,
             _ => ApiTimeSource::StatusUpdate,
         };
         let event = PodEvent {
-            at: Stamp::with_api(self.now_ns, Some(self.api_s()), source),
+            at: Stamp::with_api(self.now_ns, Some(api_s), source),
             namespace: self.namespace.clone(),
             pod: self.name.clone(),
             pod_uid: self.uid.clone(),
@@ -237,13 +244,23 @@ impl Script {
         self
     }
 
-    /// A graceful delete with `grace_s`, requested now.
+    /// Runs the API server's clock `seconds` ahead of the node's (behind
+    /// when negative): the times the API server stamps (a delete request)
+    /// move, the kubelet's and the kernel's do not.
+    pub fn api_server_ahead(&mut self, seconds: f64) -> &mut Self {
+        self.api_server_offset_ns = (seconds * 1e9) as i64;
+        self
+    }
+
+    /// A graceful delete with `grace_s`, requested now (on the API
+    /// server's clock).
     pub fn delete(&mut self, grace_s: i64) -> &mut Self {
-        let request = self.api_s();
-        self.pod_event(PodChange::DeletionRequested {
+        let request = (self.now_ns + self.api_server_offset_ns).div_euclid(NS_PER_S);
+        let change = PodChange::DeletionRequested {
             deletion_timestamp_s: request + grace_s,
             grace_period_s: Some(grace_s),
-        });
+        };
+        self.pod_event_at(change, request);
         self
     }
 

@@ -9,7 +9,7 @@ use super::{
 use crate::{
     FindingKind, Outcome, RuleId, Severity,
     termination::{ApiOrder, Trigger},
-    testing::{By, Script, manifest},
+    testing::{By, Script, kinds, manifest},
 };
 
 #[test]
@@ -296,4 +296,51 @@ fn linkerd_wait_before_exit_m2() {
             .contains("t0+0.100 s")
     );
     assert_eq!(outcome(&run(11_010.0), RuleId::M2), Outcome::Held);
+}
+
+/// The legacy pod of `legacy_proxy_gone_while_app_still_sends_violates_m1`
+/// with the API server's clock `ahead_s` off the node's: the kernel's story
+/// is the same, whatever the API's whole seconds say.
+fn legacy_stop_with_api_clock(ahead_s: f64) -> crate::PodAudit {
+    let (mut s, proxy, app) = running_legacy(30);
+    s.api_server_ahead(ahead_s);
+    s.at(1000.0).delete(30);
+    s.at(1010.0).term(&app).term(&proxy);
+    s.at(1020.0).exit(&proxy, 0);
+    s.at(1100.0).refused(&app, ("10.96.0.10", 80));
+    s.at(1200.0).exit(&app, 0);
+    s.at(1300.0)
+        .api_terminated("app", 0)
+        .api_terminated("istio-proxy", 0)
+        .deleted();
+    s.audit()
+}
+
+#[test]
+fn api_clock_off_by_seconds_keeps_the_kernel_evidence() {
+    let base = legacy_stop_with_api_clock(0.0);
+    let base_t = base.termination.as_ref().unwrap();
+    assert_eq!(base_t.api_clock_offset_s, None);
+    for ahead_s in [3.0, -3.0] {
+        let audit = legacy_stop_with_api_clock(ahead_s);
+        let t = audit.termination.as_ref().unwrap();
+        assert_eq!(
+            t.t0.unwrap().ns,
+            crate::testing::BASE_NS + 1_010_000_000,
+            "{ahead_s}"
+        );
+        for c in ["app", "istio-proxy"] {
+            let stop = t.container(c).unwrap().stop_signal.as_ref();
+            assert_eq!(stop.map(|s| s.name.as_str()), Some("SIGTERM"), "{c}");
+        }
+        assert_eq!(kinds(&audit), kinds(&base), "{ahead_s}");
+        assert_eq!(outcome(&audit, RuleId::M1), Outcome::Violated);
+        let offset = t
+            .api_clock_offset_s
+            .unwrap_or_else(|| panic!("{ahead_s}: no skew in {t:#?}"));
+        assert!(
+            (offset - ahead_s).abs() < 0.6,
+            "{ahead_s}: measured {offset}"
+        );
+    }
 }

@@ -21,6 +21,10 @@ pub struct Scenario {
     /// Services in the cluster namespace, by name: `ip:port` in 10.96.0.0/16.
     #[serde(default)]
     pub peers: BTreeMap<String, String>,
+    /// Seconds the API server's clock runs ahead of the node's (negative:
+    /// behind), for the times it stamps itself (creation, delete request).
+    #[serde(default)]
+    pub api_clock_ahead: f64,
     pub pods: Vec<PodEntry>,
     /// What to do; empty means: wait until every pod is ready, let them run
     /// for one second, delete them all, wait until they are gone.

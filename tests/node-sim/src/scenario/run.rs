@@ -162,6 +162,7 @@ pub fn run_on(
     options: &RunOptions,
 ) -> Result<ScenarioReport, SimError> {
     let node_name = node.node_name().to_owned();
+    node.set_api_clock_ahead(scenario.api_clock_ahead);
     let started = Stamp::now();
     let plans: Vec<PodPlan> = scenario
         .pods

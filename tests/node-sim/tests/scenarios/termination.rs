@@ -1,6 +1,7 @@
 //! Termination: grace expiry with SIGKILL, a node drain, and the kubelet
 //! versions whose sidecar termination differs (1.28 parallel, the 1.29
-//! never-started-sidecar bug and its fix).
+//! never-started-sidecar bug and its fix), and an API server whose clock
+//! runs seconds off the node's.
 
 use crate::{
     Played, SLACK_NS, assert_before, assert_near,
@@ -168,4 +169,44 @@ fn kubelet_1_29_bug_never_started_sidecar_holds_back_the_running_one() {
 fn kubelet_1_31_fix_stops_the_running_sidecar_at_once() {
     let (_p, t0, shipper) = never_started_sidecar("1.31");
     assert_near(shipper, t0, SLACK_NS, "1.31: fluent-bit's SIGTERM at t0");
+}
+
+/// `name` plays istio-legacy-refused with the API server's clock `ahead_s`
+/// off the node's: t0 and both stop signals still come from the kernel,
+/// the audit reports the skew, and its findings are the file's (`play`
+/// asserts them, the same list as without the skew).
+fn api_clock_off(name: &str, ahead_s: f64) {
+    let p = play(name);
+    let pod = "reviews-v1-6f7c9d5b8-kx2qp";
+    let t = p
+        .audit_of(pod)
+        .termination
+        .as_ref()
+        .expect("a termination audit");
+    let t0 = t.t0.expect("t0 from the kernel record");
+    for container in ["reviews", "istio-proxy"] {
+        let stop = t
+            .container(container)
+            .and_then(|c| c.stop_signal.as_ref())
+            .unwrap_or_else(|| panic!("{container}: no stop signal"));
+        assert_eq!(stop.name, "SIGTERM", "{container}");
+        assert!(stop.at >= t0, "{container}: stop signal before t0");
+    }
+    let offset = t
+        .api_clock_offset_s
+        .unwrap_or_else(|| panic!("{name}: the API clock's skew is not reported"));
+    assert!(
+        (offset - ahead_s).abs() < 1.0,
+        "{name}: measured {offset} s, the API runs {ahead_s} s off"
+    );
+}
+
+#[test]
+fn api_clock_ahead_of_the_node_keeps_the_kernel_evidence() {
+    api_clock_off("api-clock-ahead", 3.0);
+}
+
+#[test]
+fn api_clock_behind_the_node_keeps_the_kernel_evidence() {
+    api_clock_off("api-clock-behind", -3.0);
 }
