@@ -97,12 +97,29 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // it too (static binary, FROM scratch, a smoke run inside it), before
     // the tests: node-sim's agent-container test runs it on containerd.
     image::image(&image::ImageArgs::default())?;
+    // The tests' pods leave the kubelet's parent cgroups (kubepods and its
+    // QoS parents) they had to create; remove the empty ones that were not
+    // there before, whatever the tests' outcome.
+    let mount = lifecycle_testkit::find_cgroup2_mount().ok().flatten();
+    let parents_before = mount
+        .as_deref()
+        .map(lifecycle_testkit::cgroups::kubelet_parents)
+        .unwrap_or_default();
     // A real-kernel test that is not root fails here instead of skipping:
     // CI must never pass by skipping them.
-    run(cargo()
+    let tested = run(cargo()
         .args(["test", "--workspace"])
         .args(extra)
-        .env(lifecycle_testkit::REQUIRE_ROOT_ENV, "1"))
+        .env(lifecycle_testkit::REQUIRE_ROOT_ENV, "1"));
+    if let Some(mount) = &mount {
+        for dir in lifecycle_testkit::cgroups::remove_new_kubelet_parents(mount, &parents_before) {
+            eprintln!(
+                "xtask: removed the empty cgroup {} the tests created",
+                dir.display()
+            );
+        }
+    }
+    tested
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -169,3 +169,77 @@ pub fn spawn_in(dir: &Path, cmd: &mut Command) -> Child {
     cmd.spawn()
         .unwrap_or_else(|e| panic!("spawn {cmd:?} in {}: {e}", dir.display()))
 }
+
+/// The kubelet's parent cgroups under `mount`: `kubepods` and its QoS
+/// children (cgroupfs driver), `kubepods.slice` and its `kubepods-*.slice`
+/// children (systemd driver). Pods are not included.
+pub fn kubelet_parents(mount: &Path) -> std::collections::BTreeSet<PathBuf> {
+    let mut found = std::collections::BTreeSet::new();
+    let layouts = [
+        ("kubepods", ["burstable", "besteffort"]),
+        (
+            "kubepods.slice",
+            ["kubepods-burstable.slice", "kubepods-besteffort.slice"],
+        ),
+    ];
+    for (root, qos_parents) in layouts {
+        let root = mount.join(root);
+        if !root.is_dir() {
+            continue;
+        }
+        found.extend(
+            qos_parents
+                .iter()
+                .map(|q| root.join(q))
+                .filter(|p| p.is_dir()),
+        );
+        found.insert(root);
+    }
+    found
+}
+
+/// Removes the kubelet parents under `mount` that were not in `before`
+/// and hold no cgroup any more, children first: what the tests' pods
+/// left behind once every test ended. Returns what it removed; a parent
+/// still in use (rmdir fails) stays.
+pub fn remove_new_kubelet_parents(
+    mount: &Path,
+    before: &std::collections::BTreeSet<PathBuf>,
+) -> Vec<PathBuf> {
+    let mut new: Vec<PathBuf> = kubelet_parents(mount)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    // Deepest first, so a root goes after its children.
+    new.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    new.into_iter()
+        .filter(|p| fs::remove_dir(p).is_ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_new_empty_kubelet_parents_are_removed() {
+        let mount = std::env::temp_dir().join(format!("testkit-parents-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&mount);
+        fs::create_dir_all(mount.join("kubepods/burstable")).unwrap();
+        let before = kubelet_parents(&mount);
+        fs::create_dir_all(mount.join("kubepods.slice/kubepods-besteffort.slice")).unwrap();
+        fs::create_dir_all(mount.join("kubepods/besteffort/pod1234")).unwrap();
+        let removed = remove_new_kubelet_parents(&mount, &before);
+        assert_eq!(
+            removed,
+            vec![
+                mount.join("kubepods.slice/kubepods-besteffort.slice"),
+                mount.join("kubepods.slice"),
+            ],
+            "kubepods/besteffort still holds a pod; kubepods/burstable was there before"
+        );
+        assert!(mount.join("kubepods/burstable").is_dir());
+        assert!(mount.join("kubepods/besteffort/pod1234").is_dir());
+        fs::remove_dir_all(&mount).unwrap();
+    }
+}
