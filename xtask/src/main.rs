@@ -98,21 +98,21 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     // the tests: node-sim's agent-container test runs it on containerd.
     image::image(&image::ImageArgs::default())?;
     // The tests' pods leave the kubelet's parent cgroups (kubepods and its
-    // QoS parents) they had to create; remove the empty ones that were not
-    // there before, whatever the tests' outcome.
-    let mount = lifecycle_testkit::find_cgroup2_mount().ok().flatten();
-    let parents_before = mount
-        .as_deref()
-        .map(lifecycle_testkit::cgroups::kubelet_parents)
-        .unwrap_or_default();
+    // QoS parents, in every hierarchy) they had to create; remove the
+    // empty ones that were not there before, whatever the tests' outcome.
+    let mounts = lifecycle_testkit::cgroups::cgroup_mounts().unwrap_or_default();
+    let parents_before: Vec<_> = mounts
+        .iter()
+        .map(|m| lifecycle_testkit::cgroups::kubelet_parents(m))
+        .collect();
     // A real-kernel test that is not root fails here instead of skipping:
     // CI must never pass by skipping them.
     let tested = run(cargo()
         .args(["test", "--workspace"])
         .args(extra)
         .env(lifecycle_testkit::REQUIRE_ROOT_ENV, "1"));
-    if let Some(mount) = &mount {
-        for dir in lifecycle_testkit::cgroups::remove_new_kubelet_parents(mount, &parents_before) {
+    for (mount, before) in mounts.iter().zip(&parents_before) {
+        for dir in lifecycle_testkit::cgroups::remove_new_kubelet_parents(mount, before) {
             eprintln!(
                 "xtask: removed the empty cgroup {} the tests created",
                 dir.display()

@@ -34,6 +34,19 @@ pub fn find_cgroup2_mount() -> std::io::Result<Option<PathBuf>> {
         .next())
 }
 
+/// Every cgroup hierarchy's mount point (v2 and each v1 controller).
+pub fn cgroup_mounts() -> std::io::Result<Vec<PathBuf>> {
+    let mounts = fs::read_to_string("/proc/self/mounts")?;
+    Ok(mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, dir, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(dir))
+        })
+        .collect())
+}
+
 /// [`find_cgroup2_mount`] for tests: panics without one.
 pub fn cgroup2_mount() -> PathBuf {
     find_cgroup2_mount()
