@@ -61,6 +61,10 @@ fn trigger(tl: &PodTimeline) -> Option<(Trigger, i64)> {
     ))
 }
 
+/// Kill activity this close after t0 counts as the same instant when
+/// naming t0's cause.
+pub const SAME_INSTANT_NS: i64 = 1_000_000;
+
 /// How far the API server's clock may differ from the node's before the
 /// audit reports it: the request's whole second, and as long again for the
 /// watch to deliver it.
@@ -257,8 +261,17 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
             starts.push((s.at, format!("{} to {}", s.name, c.name)));
         }
     }
-    let first = starts.iter().min_by_key(|(at, _)| *at).cloned();
-    let t0 = first.as_ref().map(|(at, _)| *at);
+    // t0 is the earliest; its cause is the first container, in the pod's
+    // order, whose activity came within SAME_INSTANT_NS of it: parallel
+    // stop signals microseconds apart have no order two clock samples (or
+    // two agents) agree on.
+    let t0 = starts.iter().map(|(at, _)| *at).min();
+    let first = t0.and_then(|t0| {
+        starts
+            .iter()
+            .find(|(at, _)| at.ns - t0.ns < SAME_INSTANT_NS)
+            .map(|(_, cause)| (t0, cause.clone()))
+    });
 
     let spec_grace = tl.spec.as_ref().map(|s| s.termination_grace_period_s);
     let grace_changes: Vec<GraceChange> = tl

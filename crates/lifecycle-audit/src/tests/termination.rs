@@ -344,3 +344,21 @@ fn api_clock_off_by_seconds_keeps_the_kernel_evidence() {
         );
     }
 }
+
+#[test]
+fn parallel_stop_signals_within_a_millisecond_name_the_first_container() {
+    for (app_ms, cause) in [
+        (1010.2, "SIGTERM to app"),
+        (1015.0, "SIGTERM to istio-proxy"),
+    ] {
+        let (mut s, proxy, app) = running_legacy(30);
+        s.at(1000.0).delete(30);
+        s.at(1010.0).term(&proxy);
+        s.at(app_ms).term(&app);
+        s.at(1100.0).exit(&proxy, 0).exit(&app, 0);
+        let audit = s.audit();
+        let t = audit.termination.as_ref().unwrap();
+        assert_eq!(t.t0.unwrap().ns, crate::testing::BASE_NS + 1_010_000_000);
+        assert_eq!(t.t0_cause.as_deref(), Some(cause), "app at {app_ms} ms");
+    }
+}
