@@ -19,32 +19,30 @@ pub enum Driver {
     Cgroupfs,
 }
 
+/// The mount points in `/proc/self/mounts` whose filesystem type is one
+/// of `fstypes`, in mount order.
+fn mounts_of(fstypes: &[&str]) -> std::io::Result<Vec<PathBuf>> {
+    let mounts = fs::read_to_string("/proc/self/mounts")?;
+    Ok(mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, dir, fstype) = (fields.next()?, fields.next()?, fields.next()?);
+            fstypes.contains(&fstype).then(|| PathBuf::from(dir))
+        })
+        .collect())
+}
+
 /// Where cgroup v2 is mounted: `/sys/fs/cgroup` (pure v2) or
 /// `/sys/fs/cgroup/unified` (hybrid); `None` without a cgroup2 mount.
 /// Shared with the node simulator.
 pub fn find_cgroup2_mount() -> std::io::Result<Option<PathBuf>> {
-    let mounts = fs::read_to_string("/proc/self/mounts")?;
-    Ok(mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (_, dir, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-            (fstype == "cgroup2").then(|| PathBuf::from(dir))
-        })
-        .next())
+    Ok(mounts_of(&["cgroup2"])?.into_iter().next())
 }
 
 /// Every cgroup hierarchy's mount point (v2 and each v1 controller).
 pub fn cgroup_mounts() -> std::io::Result<Vec<PathBuf>> {
-    let mounts = fs::read_to_string("/proc/self/mounts")?;
-    Ok(mounts
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let (_, dir, fstype) = (fields.next()?, fields.next()?, fields.next()?);
-            matches!(fstype, "cgroup" | "cgroup2").then(|| PathBuf::from(dir))
-        })
-        .collect())
+    mounts_of(&["cgroup", "cgroup2"])
 }
 
 /// [`find_cgroup2_mount`] for tests: panics without one.
