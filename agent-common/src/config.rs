@@ -64,6 +64,17 @@ pub struct KernelOffsets {
     pub task_start_boottime: u32,
     pub task_cgroups: u32,
     pub task_exit_code: u32,
+    /// `task_struct.sighand` and `.signal` (pointers).
+    pub task_sighand: u32,
+    pub task_signal: u32,
+    /// `sighand_struct.action`: the `struct k_sigaction` array, signal n at
+    /// index n - 1, `k_sigaction_bytes` apart.
+    pub sighand_action: u32,
+    pub k_sigaction_bytes: u32,
+    /// `k_sigaction.sa.sa_handler` (0 SIG_DFL, 1 SIG_IGN, else a handler).
+    pub k_sigaction_handler: u32,
+    /// `signal_struct.flags` (SIGNAL_UNKILLABLE: a pid namespace's init).
+    pub signal_flags: u32,
     // struct css_set / cgroup / kernfs_node
     pub css_set_dfl_cgrp: u32,
     pub cgroup_kn: u32,
@@ -115,6 +126,12 @@ impl KernelOffsets {
             task_start_boottime: ABSENT,
             task_cgroups: ABSENT,
             task_exit_code: ABSENT,
+            task_sighand: ABSENT,
+            task_signal: ABSENT,
+            sighand_action: ABSENT,
+            k_sigaction_bytes: 0,
+            k_sigaction_handler: ABSENT,
+            signal_flags: ABSENT,
             css_set_dfl_cgrp: ABSENT,
             cgroup_kn: ABSENT,
             cgroup_level: ABSENT,

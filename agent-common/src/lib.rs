@@ -139,7 +139,23 @@ pub struct SignalGenerateEvent {
     pub group: i32,
     /// 0 delivered, 1 ignored, 2 already pending, 3 overflow, 4 lose info.
     pub result: i32,
+    /// The target's action for `sig` when it was sent: 0 SIG_DFL, 1 SIG_IGN,
+    /// else a handler address; [`ACTION_UNREAD`] when it could not be read.
+    pub target_handler: u64,
+    /// `signal_struct.flags` of the target ([`SIGNAL_UNKILLABLE`]: it is the
+    /// init of its pid namespace); [`FLAGS_UNREAD`] when unreadable.
+    pub target_signal_flags: u32,
+    pub _pad: u32,
 }
+
+/// [`SignalGenerateEvent::target_handler`] when the action was not read.
+pub const ACTION_UNREAD: u64 = u64::MAX;
+/// [`SignalGenerateEvent::target_signal_flags`] when the flags were not read.
+pub const FLAGS_UNREAD: u32 = u32::MAX;
+/// `SIGNAL_UNKILLABLE` (include/linux/sched/signal.h): the task is a pid
+/// namespace's init, and signals it has no handler for are not delivered
+/// unless the kernel forces them (SIGKILL/SIGSTOP from an ancestor namespace).
+pub const SIGNAL_UNKILLABLE: u32 = 0x40;
 
 /// `signal:signal_deliver`: the current task is the receiver.
 #[repr(C)]

@@ -1,6 +1,9 @@
 //! Signals: who sent which signal to whom, and how the receiver handled it.
 
-use agent_common::{EventKind, SignalDeliverEvent, SignalGenerateEvent, config::tp};
+use agent_common::{
+    ACTION_UNREAD, EventKind, FLAGS_UNREAD, SignalDeliverEvent, SignalGenerateEvent,
+    config::{ABSENT, tp},
+};
 use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
@@ -83,9 +86,38 @@ fn try_signal_generate(ctx: &RawTracePointContext) -> Result<(), ()> {
         errno,
         group: ctx.arg::<u64>(3) as i32,
         result: ctx.arg::<u64>(4) as i32,
+        target_handler: target_handler(target_task, ctx.arg::<u64>(0) as i32),
+        target_signal_flags: target_signal_flags(target_task),
+        _pad: 0,
     });
     emit::submit(entry);
     Ok(())
+}
+
+/// The target's action for `sig` as the kernel judged the signal with it:
+/// `task->sighand->action[sig - 1].sa.sa_handler`.
+#[inline(always)]
+fn target_handler(task: *const u8, sig: i32) -> u64 {
+    if !(1..=64).contains(&sig) {
+        return ACTION_UNREAD;
+    }
+    let stride = off!(k_sigaction_bytes);
+    let (action, handler) = (off!(sighand_action), off!(k_sigaction_handler));
+    if stride == 0 || stride > 256 || action == ABSENT || handler == ABSENT {
+        return ACTION_UNREAD;
+    }
+    let sighand = kmem::read_ptr(task, off!(task_sighand));
+    let at = action
+        .wrapping_add((sig as u32 - 1) * stride)
+        .wrapping_add(handler);
+    kmem::read::<u64>(sighand, at).unwrap_or(ACTION_UNREAD)
+}
+
+/// `task->signal->flags`: tells a pid namespace's init (SIGNAL_UNKILLABLE).
+#[inline(always)]
+fn target_signal_flags(task: *const u8) -> u32 {
+    let signal = kmem::read_ptr(task, off!(task_signal));
+    kmem::read::<u32>(signal, off!(signal_flags)).unwrap_or(FLAGS_UNREAD)
 }
 
 /// Classic tracepoint; runs in the receiver's context. Its fields are loaded

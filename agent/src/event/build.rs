@@ -73,6 +73,10 @@ impl<A: Attribute> EventBuilder<A> {
                 errno: e.errno,
                 group: e.group != 0,
                 result: names::delivery_result_name(e.result).to_string(),
+                target_action: (e.target_handler != agent_common::ACTION_UNREAD)
+                    .then(|| names::handler_name(e.target_handler).to_string()),
+                target_ns_init: (e.target_signal_flags != agent_common::FLAGS_UNREAD)
+                    .then_some(e.target_signal_flags & agent_common::SIGNAL_UNKILLABLE != 0),
             }),
             ProbeSample::SignalDeliver(e) => Event::SignalDeliver(SignalDeliver {
                 process: self.process(&e.header.task),

@@ -220,6 +220,7 @@ fn resolve_structs(
     o.cgroup_level = member(btf, "cgroup", "level", Want::Bytes(4))?;
     o.kernfs_node_id = member(btf, "kernfs_node", "id", Want::Bytes(8))?;
     resolve_ancestors(btf, o, report)?;
+    resolve_signal_actions(btf, o, report)?;
 
     o.task_ids_span = span(
         "task_struct start_boottime..comm",
@@ -292,6 +293,42 @@ fn span(what: &str, members: &[(u32, u32)], report: &mut OffsetReport) -> Span {
         return Span::NONE;
     }
     Span { start, len }
+}
+
+/// What the signal probe reads of a target: its action for the signal
+/// (`task->sighand->action[sig - 1].sa.sa_handler`) and whether it is a pid
+/// namespace's init (`task->signal->flags`). Optional: without them signal
+/// events say nothing of the target's disposition.
+fn resolve_signal_actions(
+    btf: &Btf,
+    o: &mut KernelOffsets,
+    report: &mut OffsetReport,
+) -> Result<(), OffsetsError> {
+    let task = "task_struct";
+    let found = (
+        optional_member(btf, task, "sighand", Want::Ptr)?,
+        optional_member(btf, task, "signal", Want::Ptr)?,
+        optional_member(btf, "sighand_struct", "action", Want::AtLeast(1))?,
+        optional_member(btf, "k_sigaction", "sa.sa_handler", Want::Ptr)?,
+        optional_member(btf, "signal_struct", "flags", Want::Bytes(4))?,
+    );
+    let (Some(sighand), Some(signal), Some(action), Some(handler), Some(flags)) = found else {
+        report.absent(
+            "signal_actions",
+            "task_struct.sighand/.signal, sighand_struct.action, k_sigaction.sa.sa_handler or \
+             signal_struct.flags not found: signal events do not say how the target had the \
+             signal set up, nor whether it is a pid namespace's init"
+                .into(),
+        );
+        return Ok(());
+    };
+    o.task_sighand = sighand;
+    o.task_signal = signal;
+    o.sighand_action = action;
+    o.k_sigaction_bytes = btf.struct_size("k_sigaction")?;
+    o.k_sigaction_handler = handler;
+    o.signal_flags = flags;
+    Ok(())
 }
 
 /// `cgroup.ancestors` (array of `struct cgroup *`, 5.18+) or the older

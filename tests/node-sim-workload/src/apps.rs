@@ -21,15 +21,17 @@ use crate::{
 /// `app`: serves `--serve PORT` (ready after `--ready-after-ms`), calls each
 /// `--call ADDR` every `--interval-ms`, and on SIGTERM keeps both going for
 /// `--drain-ms` before exiting 0. `--ignore-term` never stops (SIGKILL
-/// ends it).
+/// ends it); `--default-term` leaves SIGTERM's default action in place.
 pub fn app(args: &Args) -> Result<i32, String> {
     let calls = targets(args, "call")?;
     let interval = args.ms("interval-ms", 50)?;
     let drain = Duration::from_millis(args.ms("drain-ms", 0)?);
-    let ignore = args.flag("ignore-term");
-    if ignore {
+    // `--default-term`: no handler at all, so SIGTERM keeps its default
+    // action (the kernel drops it for a pid namespace's init).
+    let ignore = args.flag("ignore-term") || args.flag("default-term");
+    if args.flag("ignore-term") {
         common::ignore_term();
-    } else {
+    } else if !args.flag("default-term") {
         common::handle_term();
     }
     let server = optional_server(args, "serve", ready_gated)?;

@@ -67,6 +67,9 @@ fn real_kernel_offsets_match_known_values() {
             .unwrap();
     assert_eq!(o.sock_cgroup_ptr, via_parts);
     assert_eq!(o.exit_has_group_dead, 1, "this kernel has group_dead");
+    // x86-64 `struct sigaction`: handler, flags, restorer, one-word mask.
+    assert_eq!((o.k_sigaction_bytes, o.k_sigaction_handler), (32, 0));
+    assert!(o.sighand_action > 0 && o.task_sighand != o.task_signal);
     assert!(report.absent.is_empty(), "{report:?}");
     assert!(
         report.notes.iter().any(|n| n.contains("cgroup.ancestors")),

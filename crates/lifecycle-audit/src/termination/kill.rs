@@ -62,11 +62,9 @@ fn t3(tl: &PodTimeline, audit: &TerminationAudit, config: &AuditConfig, j: &mut 
                     .with_evidence([Some(kill.at.seq), stop.map(|s| s.at.seq)]),
                 );
             } else {
-                let why = match stop {
-                    Some(s) if s.result == "ignored" || s.handler.as_deref() == Some("ignore") => {
-                        format!("; PID 1 ignored {}", s.name)
-                    }
-                    Some(s) if s.handler.as_deref() == Some("handler") => {
+                let why = match stop.map(|s| (s, s.ignored_because())) {
+                    Some((_, Some(reason))) => format!("; {reason}"),
+                    Some((s, None)) if s.handler.as_deref() == Some("handler") => {
                         format!("; PID 1 handled {} but kept running", s.name)
                     }
                     Some(_) => String::new(),

@@ -7,8 +7,8 @@ use lifecycle_recording::{
 };
 
 use super::{
-    ApiExit, ApiOrder, ContainerTermination, ExitMark, ExitPair, GraceChange, PreStop, SignalMark,
-    StateAtStart, StopOrder, TerminationAudit, Trigger,
+    ApiExit, ApiOrder, ContainerTermination, ExitMark, ExitPair, GraceChange, PreStop,
+    SenderParent, SignalMark, StateAtStart, StopOrder, TerminationAudit, Trigger,
 };
 use crate::{
     config::AuditConfig,
@@ -196,8 +196,16 @@ fn mark(s: &SignalObs) -> SignalMark {
         sender: s.sender,
         sender_comm: s.sender_comm.clone(),
         sender_pid: s.sender_pid,
+        sender_parent: (s.sender_parent_pid != 0 || !s.sender_parent_comm.is_empty()).then(|| {
+            SenderParent {
+                comm: s.sender_parent_comm.clone(),
+                pid: s.sender_parent_pid,
+            }
+        }),
         result: s.result.clone(),
         handler: s.handler.clone(),
+        target_action: s.target_action.clone(),
+        target_ns_init: s.target_ns_init,
     }
 }
 

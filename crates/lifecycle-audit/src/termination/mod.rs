@@ -114,11 +114,50 @@ pub struct SignalMark {
     pub sender_comm: String,
     /// The sender's host pid.
     pub sender_pid: u32,
+    /// The sender's parent, `comm` and host pid (who ran `kill`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_parent: Option<SenderParent>,
     /// What the kernel did with it: `delivered`, `ignored`, `already_pending`, …
     pub result: String,
     /// PID 1's disposition when it was delivered (`default`, `handler`,
     /// `ignore`); `None` when no delivery was seen.
     pub handler: Option<String>,
+    /// PID 1's disposition when the signal was sent (`default`, `handler`,
+    /// `ignore`); `None` in recordings without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_action: Option<String>,
+    /// PID 1 was its pid namespace's init when the signal was sent: without
+    /// a handler, the kernel drops SIGTERM and any other catchable signal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ns_init: Option<bool>,
+}
+
+/// The parent of a signal's sender.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderParent {
+    /// Its command name, e.g. `bash`.
+    pub comm: String,
+    /// Its host pid.
+    pub pid: u32,
+}
+
+impl SignalMark {
+    /// Why PID 1 did not act on this signal, if the record says: a pid
+    /// namespace's init without a handler, or a process ignoring it.
+    pub fn ignored_because(&self) -> Option<String> {
+        let ignored = self.result == "ignored" || self.handler.as_deref() == Some("ignore");
+        if !ignored {
+            return None;
+        }
+        Some(match (self.target_action.as_deref(), self.target_ns_init) {
+            (Some("default"), Some(true)) => format!(
+                "PID 1 without a handler; the kernel ignores {} for a namespace init",
+                self.name
+            ),
+            (Some("ignore"), _) => format!("PID 1 ignored {} (SIG_IGN)", self.name),
+            _ => format!("PID 1 ignored {}", self.name),
+        })
+    }
 }
 
 /// How a container's PID 1 ended.

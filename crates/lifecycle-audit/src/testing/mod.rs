@@ -435,12 +435,34 @@ impl Script {
     /// `from` sends `signal` to `target`, whose disposition is `handler`
     /// (`default`, `handler`, or `ignore`: then the kernel reports it ignored).
     pub fn signal(&mut self, from: By<'_>, target: &Proc, signal: i32, handler: &str) -> &mut Self {
+        self.signal_with(from, target, signal, handler, None)
+    }
+
+    /// `from` sends `signal` to `target`, a pid namespace's init without a
+    /// handler for it: the kernel drops it (`ignored`, no delivery).
+    pub fn signal_to_bare_init(&mut self, from: By<'_>, target: &Proc, signal: i32) -> &mut Self {
+        self.signal_with(from, target, signal, "init-default", Some(true))
+    }
+
+    fn signal_with(
+        &mut self,
+        from: By<'_>,
+        target: &Proc,
+        signal: i32,
+        handler: &str,
+        ns_init: Option<bool>,
+    ) -> &mut Self {
         let (sender, parent_comm, code) = match from {
             By::Runtime => (self.host_process("runc"), "containerd-shim", 0),
             By::Host(comm) => (self.host_process(comm), "bash", 0),
             By::Proc(p) => (p.process.clone(), "sh", 0),
         };
-        let ignored = handler == "ignore";
+        let ignored = handler == "ignore" || ns_init == Some(true);
+        let action = if handler == "init-default" {
+            "default"
+        } else {
+            handler
+        };
         self.push(
             Event::SignalGenerate(SignalGenerate {
                 sender,
@@ -454,6 +476,8 @@ impl Script {
                 errno: 0,
                 group: true,
                 result: if ignored { "ignored" } else { "delivered" }.into(),
+                target_action: Some(action.into()),
+                target_ns_init: ns_init,
             }),
             true,
         );

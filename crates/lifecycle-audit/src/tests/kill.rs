@@ -42,12 +42,45 @@ fn grace_expiry_collapses_order_and_sigkills_the_app() {
     assert_eq!(exhausted.rule, RuleId::T3);
     let killed = one(&audit, FindingKind::Sigkilled);
     assert!(
-        killed.message.contains("PID 1 ignored SIGTERM"),
+        killed.message.contains("PID 1 ignored SIGTERM (SIG_IGN)"),
         "{}",
         killed.message
     );
     assert_eq!(outcome(&audit, RuleId::T3), Outcome::Held);
     assert!(!kinds(&audit).contains(&FindingKind::EarlySigkill));
+}
+
+/// A namespace init without a SIGTERM handler: the kernel drops the
+/// runtime's SIGTERM, and the SIGKILL's finding says so rather than blaming
+/// the app for ignoring it.
+#[test]
+fn sigkill_of_a_bare_namespace_init_names_the_kernel_rule() {
+    let (mut s, proxy, app) = running_native(5);
+    s.at(1000.0).delete(5);
+    s.at(1010.0).signal_to_bare_init(By::Runtime, &app, 15);
+    s.at(6005.0).term(&proxy);
+    s.at(6010.0).kill(&app);
+    s.at(6020.0).exit(&proxy, 0);
+    let audit = s.audit();
+    let stop = audit
+        .termination
+        .as_ref()
+        .unwrap()
+        .container("app")
+        .unwrap();
+    let stop = stop.stop_signal.as_ref().unwrap();
+    assert_eq!(
+        (stop.target_action.as_deref(), stop.target_ns_init),
+        (Some("default"), Some(true))
+    );
+    let killed = one(&audit, FindingKind::Sigkilled);
+    assert!(
+        killed
+            .message
+            .contains("PID 1 without a handler; the kernel ignores SIGTERM for a namespace init"),
+        "{}",
+        killed.message
+    );
 }
 
 #[test]

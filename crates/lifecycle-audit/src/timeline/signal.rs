@@ -96,6 +96,8 @@ pub struct SignalObs {
     pub sender_comm: String,
     /// Command name of the sender's parent.
     pub sender_parent_comm: String,
+    /// Host pid of the sender's parent.
+    pub sender_parent_pid: u32,
     /// Target container name.
     pub container: String,
     /// Receiver's host pid.
@@ -107,6 +109,11 @@ pub struct SignalObs {
     pub result: String,
     /// The receiver's disposition when it acted: default, ignore, handler.
     pub handler: Option<String>,
+    /// The receiver's disposition when the signal was sent (the kernel's
+    /// probe reads it then): default, ignore, handler.
+    pub target_action: Option<String>,
+    /// The receiver was its pid namespace's init when the signal was sent.
+    pub target_ns_init: Option<bool>,
     /// `seq` of the matching `signal_deliver`; `None` when no delivery was
     /// seen.
     pub deliver_seq: Option<u64>,
@@ -144,11 +151,14 @@ pub fn collect(records: &[Record], locator: &Locator<'_>) -> Vec<SignalObs> {
                     sender_pid: e.sender.pid,
                     sender_comm: e.sender.comm.clone(),
                     sender_parent_comm: e.sender_parent_comm.clone(),
+                    sender_parent_pid: e.sender_parent_pid,
                     container: target.container,
                     target_pid: e.target.pid,
                     target_start_ns: e.target.start_ns,
                     result: e.result.clone(),
                     handler: None,
+                    target_action: e.target_action.clone(),
+                    target_ns_init: e.target_ns_init,
                     deliver_seq: None,
                 });
             }

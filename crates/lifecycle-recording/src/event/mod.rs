@@ -137,6 +137,15 @@ pub struct SignalGenerate {
     pub group: bool,
     /// delivered, ignored, already_pending, overflow_fail, lose_info.
     pub result: String,
+    /// How the target had `signal` set up when it was sent: `default`,
+    /// `ignore` or `handler`. Absent in recordings made before the probe read
+    /// it, or when the kernel's layout did not allow the read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_action: Option<String>,
+    /// The target is the init of its pid namespace (`SIGNAL_UNKILLABLE`): a
+    /// signal it has no handler for is dropped unless the kernel forces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ns_init: Option<bool>,
 }
 
 /// `signal:signal_deliver`: the receiver is about to act on a signal.

@@ -83,6 +83,10 @@ pub struct ContainerSim {
     pub drain: Option<f64>,
     #[serde(default)]
     pub ignore_term: bool,
+    /// App roles: install no SIGTERM handler at all (the default action
+    /// stays: death, unless the process is its pid namespace's init).
+    #[serde(default)]
+    pub default_term: bool,
     pub ready_after: Option<f64>,
     /// Proxy: delay before the capture ports listen; db-proxy: before its
     /// `listen` port does.

@@ -104,6 +104,9 @@ pub fn workload_args(
             if sim.ignore_term {
                 argv.push("--ignore-term".into());
             }
+            if sim.default_term {
+                argv.push("--default-term".into());
+            }
             "app"
         }
         Role::LogShipper => {

@@ -1,7 +1,8 @@
 //! Termination: grace expiry with SIGKILL, a node drain, and the kubelet
 //! versions whose sidecar termination differs (1.28 parallel, the 1.29
 //! never-started-sidecar bug and its fix), and an API server whose clock
-//! runs seconds off the node's.
+//! runs seconds off the node's, and an app without a SIGTERM handler as
+//! PID 1 and outside it.
 
 use crate::{
     Played, SLACK_NS, assert_before, assert_near,
@@ -209,4 +210,88 @@ fn api_clock_ahead_of_the_node_keeps_the_kernel_evidence() {
 #[test]
 fn api_clock_behind_the_node_keeps_the_kernel_evidence() {
     api_clock_off("api-clock-behind", -3.0);
+}
+
+/// The SIGTERM record of `container`'s PID 1 (run 0).
+fn sigterm_record<'p>(p: &'p Played, pod: &str, container: &str) -> &'p serde_json::Value {
+    p.rec
+        .signals_to(p.pid(pod, container))
+        .into_iter()
+        .find(|r| r["signal"] == 15)
+        .expect("SIGTERM in the recording")
+}
+
+#[test]
+fn a_namespace_init_without_a_handler_loses_sigterm_to_the_kernel() {
+    let p = play("app-pid1-no-handler");
+    let pod = "orders-api-7c9d8e6f5a-p4q5r";
+    let term = sigterm_record(&p, pod, "orders");
+    assert_eq!(
+        (
+            &term["result"],
+            &term["target_action"],
+            &term["target_ns_init"]
+        ),
+        (
+            &serde_json::json!("ignored"),
+            &serde_json::json!("default"),
+            &serde_json::json!(true)
+        ),
+        "{term}"
+    );
+    let kill = p.kernel_signal(pod, "orders", 9);
+    assert_near(
+        kill,
+        p.t0(pod) + 5 * p.second_ns(),
+        SLACK_NS,
+        "SIGKILL at t0 + grace",
+    );
+    let exit = p.kernel_exit(pod, "orders", 0);
+    assert_eq!(exit["container_exit_code"].as_u64(), Some(137), "{exit}");
+    let killed = p
+        .audit_of(pod)
+        .findings
+        .iter()
+        .find(|f| f.kind == lifecycle_audit::FindingKind::Sigkilled)
+        .expect("the sigkilled finding");
+    assert!(
+        killed
+            .message
+            .contains("PID 1 without a handler; the kernel ignores SIGTERM for a namespace init"),
+        "{}",
+        killed.message
+    );
+}
+
+#[test]
+fn the_same_app_outside_pid_1_dies_of_sigterm() {
+    let p = play("app-no-handler-shared-pid-ns");
+    let pod = "orders-api-5b7d9f1a3c-s6t7u";
+    let term = sigterm_record(&p, pod, "orders");
+    assert_eq!(
+        (
+            &term["result"],
+            &term["target_action"],
+            &term["target_ns_init"]
+        ),
+        (
+            &serde_json::json!("delivered"),
+            &serde_json::json!("default"),
+            &serde_json::json!(false)
+        ),
+        "{term}"
+    );
+    let exit = p.kernel_exit(pod, "orders", 0);
+    assert_eq!(
+        (
+            exit["killed_by_signal"].as_u64(),
+            exit["container_exit_code"].as_u64()
+        ),
+        (Some(15), Some(143)),
+        "{exit}"
+    );
+    assert!(
+        !p.has_kernel_signal(pod, "orders", 9),
+        "no SIGKILL was needed"
+    );
 }
