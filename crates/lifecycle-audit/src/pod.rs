@@ -356,7 +356,7 @@ pub fn analyze(
         }
         None => {
             use RuleId::*;
-            for rule in [T1, T2, T3, T4, T5, T6, T7, X1, X2, M1, M2] {
+            for rule in [T1, T2, T3, T4, T5, T6, T7, X2, M1, M2] {
                 j.verdict(
                     rule,
                     Outcome::NotApplicable,
@@ -365,6 +365,7 @@ pub fn analyze(
             }
         }
     }
+    j.extend(termination::senders::judge(&tl, termination.as_ref()));
     a1(termination.as_ref(), &mut j);
     let bypass = bypass::audit(&tl).map(|(audit, judgement)| {
         j.extend(judgement);

@@ -57,4 +57,12 @@ pub enum SimError {
     Aborted,
     #[error("a pod worker thread panicked: {0}")]
     WorkerPanicked(String),
+    #[error("container {container} of pod {pod} has no running process to signal")]
+    NotRunning { pod: String, container: String },
+    #[error("the host shell that was to send {signal} to pid {pid} failed: {reason}")]
+    HostKillFailed {
+        signal: String,
+        pid: u32,
+        reason: String,
+    },
 }

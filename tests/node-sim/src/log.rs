@@ -118,6 +118,13 @@ pub enum Action {
     DeletionRequested {
         grace_s: i64,
     },
+    /// A host shell (`sender_pid`, a child of node-sim) ran `kill -s
+    /// <signal>` on the container's PID 1 (`target_pid`), outside the runtime.
+    HostSignalSent {
+        signal: String,
+        sender_pid: u32,
+        target_pid: u32,
+    },
     /// The pod's termination began (t0).
     TerminationStarted {
         cause: StopCause,

@@ -327,6 +327,55 @@ impl Node {
         })
     }
 
+    /// A host shell sends `signal` to the container's current PID 1 with
+    /// its builtin `kill` (a process outside the runtime, child of this
+    /// one), as an operator on the node would.
+    pub fn host_kill(&self, pod: &str, container: &str, signal: &str) -> Result<(), SimError> {
+        let pid = self
+            .inspect(pod, |s| {
+                s.container(container)
+                    .filter(|c| c.running)
+                    .and_then(|c| c.current.as_ref().map(|i| i.pid))
+            })?
+            .ok_or_else(|| SimError::NotRunning {
+                pod: pod.to_owned(),
+                container: container.to_owned(),
+            })?;
+        let name = signal.trim_start_matches("SIG");
+        let failed = |reason: String| SimError::HostKillFailed {
+            signal: signal.to_owned(),
+            pid,
+            reason,
+        };
+        let child = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!("kill -s {name} {pid}"))
+            .spawn()
+            .map_err(|e| failed(e.to_string()))?;
+        let sender_pid = child.id();
+        let out = child
+            .wait_with_output()
+            .map_err(|e| failed(e.to_string()))?;
+        if !out.status.success() {
+            return Err(failed(format!("exit status {}", out.status)));
+        }
+        let key = self
+            .pods()
+            .get(pod)
+            .map(|p| format!("{}/{}", p.info.namespace, p.info.name))
+            .ok_or_else(|| SimError::UnknownPod(pod.to_owned()))?;
+        self.env.log.record(
+            &key,
+            Some(container),
+            Action::HostSignalSent {
+                signal: format!("SIG{name}"),
+                sender_pid,
+                target_pid: pid,
+            },
+        );
+        Ok(())
+    }
+
     /// Reads the pod's state.
     pub fn inspect<R>(&self, name: &str, f: impl FnOnce(&PodState) -> R) -> Result<R, SimError> {
         let state = self

@@ -1,7 +1,7 @@
 //! SIGKILLs, deadlines, restarts and senders: T3 (SIGKILL only after the
 //! container's timeout; everything dead by t0 + G + 3 s), T5 (Job
-//! completion), T6 (no restart once termination began), X1 (the runtime
-//! sends stop signals), X2 (one stop signal per stop).
+//! completion), T6 (no restart once termination began), X2 (one stop
+//! signal per stop).
 
 use lifecycle_recording::time::NS_PER_S;
 
@@ -16,13 +16,12 @@ use crate::{
 /// The kubelet's minimum stop timeout.
 const MIN_TIMEOUT_NS: i64 = 2 * NS_PER_S;
 
-/// Judges T3, T5, T6, X1 and X2 on a measured termination.
+/// Judges T3, T5, T6 and X2 on a measured termination (X1: `senders`).
 pub fn judge(tl: &PodTimeline, audit: &TerminationAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();
     t3(tl, audit, config, &mut j);
     t5(tl, audit, &mut j);
     t6(audit, config, &mut j);
-    x1(audit, &mut j);
     x2(audit, config, &mut j);
     j
 }
@@ -274,52 +273,6 @@ fn t6(audit: &TerminationAudit, config: &AuditConfig, j: &mut Judgement) {
         Outcome::Held
     };
     j.verdict(RuleId::T6, outcome, "runs begun after t0 checked");
-}
-
-fn x1(audit: &TerminationAudit, j: &mut Judgement) {
-    let mut seen = 0;
-    let before = j.findings.len();
-    for c in &audit.containers {
-        for s in [c.stop_signal.as_ref(), c.sigkill.as_ref()]
-            .into_iter()
-            .flatten()
-        {
-            seen += 1;
-            if !matches!(
-                s.sender,
-                SenderClass::HostProcess | SenderClass::OtherContainer
-            ) {
-                continue;
-            }
-            j.finding(
-                Draft::new(
-                    RuleId::X1,
-                    FindingKind::UnexpectedSender,
-                    Severity::Warning,
-                    Some(&c.container),
-                    format!(
-                        "{} got {} from {} {:?} (pid {}), not from the container runtime (X1)",
-                        c.container,
-                        s.name,
-                        s.sender.describe(),
-                        s.sender_comm,
-                        s.sender_pid
-                    ),
-                )
-                .with_evidence([Some(s.at.seq)]),
-            );
-        }
-    }
-    let outcome = match (j.findings.len() > before, seen) {
-        (true, _) => Outcome::Violated,
-        (false, 0) => Outcome::Unknown,
-        (false, _) => Outcome::Held,
-    };
-    j.verdict(
-        RuleId::X1,
-        outcome,
-        format!("{seen} stop/kill signal(s) checked"),
-    );
 }
 
 fn x2(audit: &TerminationAudit, config: &AuditConfig, j: &mut Judgement) {

@@ -124,7 +124,7 @@ fn job_completion(tl: &PodTimeline) -> Option<At> {
 }
 
 /// The stop signals a container honours.
-fn stop_signals(c: &ContainerTimeline) -> Vec<i32> {
+pub(crate) fn stop_signals(c: &ContainerTimeline) -> Vec<i32> {
     let declared = c
         .spec
         .as_ref()

@@ -3,14 +3,16 @@
 //!
 //! * [`mod@measure`] finds the trigger, t0, G and the per-container facts;
 //! * [`order`] judges stop order and timing (T1, T2, T4, T7);
-//! * [`kill`] judges SIGKILLs, deadlines, restarts and senders (T3, T5,
-//!   T6, X1, X2);
+//! * [`kill`] judges SIGKILLs, deadlines and restarts (T3, T5, T6, X2);
+//! * [`senders`] judges who sent stop signals and SIGKILLs, during the
+//!   termination or at any other time (X1);
 //! * [`mesh`] judges the mesh-specific rules (M1, M2).
 
 pub mod kill;
 pub mod measure;
 pub mod mesh;
 pub mod order;
+pub mod senders;
 
 use lifecycle_recording::pods::{ContainerKind, SidecarRole};
 use serde::{Deserialize, Serialize};

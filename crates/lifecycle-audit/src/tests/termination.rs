@@ -1,4 +1,5 @@
-//! Termination order and timing: T1, T2, T4, X1, A1, M1, M2.
+//! Termination order and timing: T1, T2, T4, X1 (also outside a
+//! termination), A1, M1, M2.
 
 use serde_json::json;
 
@@ -190,6 +191,29 @@ fn stop_signals_must_come_from_the_runtime() {
             .contains("host process \"kill\"")
     );
     assert_eq!(outcome(&run(By::Runtime), RuleId::X1), Outcome::Held);
+}
+
+/// Someone's `kill` on the node, with no delete: no termination to judge,
+/// but X1 still names the sender, its pid and its parent.
+#[test]
+fn a_host_kill_outside_any_termination_is_an_unexpected_sender() {
+    let (mut s, proxy, _app) = running_legacy(30);
+    s.at(1000.0).signal(By::Host("kill"), &proxy, 15, "handler");
+    s.at(1500.0).exit(&proxy, 0);
+    let audit = s.audit();
+    assert!(audit.termination.is_none(), "a kill is not a pod stop");
+    assert_eq!(outcome(&audit, RuleId::X1), Outcome::Violated);
+    let f = one(&audit, FindingKind::UnexpectedSender);
+    assert_eq!(f.container.as_deref(), Some("istio-proxy"));
+    for part in [
+        "host process \"kill\" (pid ",
+        ", parent \"bash\" pid 1)",
+        "no pod termination was under way",
+    ] {
+        assert!(f.message.contains(part), "{part}: {}", f.message);
+    }
+    let quiet = running_legacy(30).0.audit();
+    assert_eq!(outcome(&quiet, RuleId::X1), Outcome::NotApplicable);
 }
 
 #[test]

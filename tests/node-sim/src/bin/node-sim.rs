@@ -253,6 +253,11 @@ fn print_summary(report: &ScenarioReport) {
                 )
             }
             Action::DeletionRequested { grace_s } => format!("delete requested, grace {grace_s} s"),
+            Action::HostSignalSent {
+                signal,
+                sender_pid,
+                target_pid,
+            } => format!("host shell {sender_pid} sent {signal} to pid {target_pid}"),
             Action::TerminationStarted { cause, grace_s } => {
                 format!("termination ({cause:?}, grace {grace_s} s)")
             }

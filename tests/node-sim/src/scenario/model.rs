@@ -154,6 +154,15 @@ pub enum Step {
     },
     /// Until the pods are gone from the API.
     WaitGone(PodNames),
+    /// A host process that is not the container runtime (an operator's
+    /// `kill` in a shell on the node) sends `signal` (`SIGTERM`, `TERM`,
+    /// `15`) to the container's PID 1: the shell's builtin, as
+    /// `sh -c 'kill -s TERM <pid>'`.
+    HostKill {
+        pod: String,
+        container: String,
+        signal: String,
+    },
 }
 
 /// What the scenario shows, for the tests and the audits: exactly the

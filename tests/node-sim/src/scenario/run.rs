@@ -246,6 +246,11 @@ pub fn play(node: &Node, step: &Step, timeout: Duration) -> Result<(), SimError>
             Ok(())
         }
         Step::Delete { pods, grace } => node.delete(&pods.names(), *grace),
+        Step::HostKill {
+            pod,
+            container,
+            signal,
+        } => node.host_kill(pod, container, signal),
     }
 }
 

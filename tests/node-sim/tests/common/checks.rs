@@ -217,11 +217,33 @@ fn stop_signals_come_from_runc(played: &Played) {
         );
     }
     let uids: BTreeSet<String> = played.report.pods.iter().map(|p| p.uid.clone()).collect();
+    // The scenario's own `hostKill` steps: those shells are the only other
+    // senders allowed, each to the pid it was aimed at.
+    let host_kills: BTreeSet<(u64, u64)> = played
+        .report
+        .log
+        .iter()
+        .filter_map(|e| match e.action {
+            Action::HostSignalSent {
+                sender_pid,
+                target_pid,
+                ..
+            } => Some((sender_pid.into(), target_pid.into())),
+            _ => None,
+        })
+        .collect();
     for record in played
         .rec
         .of_type("signal_generate")
         .filter(|r| r["signal"] == 15 || r["signal"] == 9)
         .filter(|r| r["code_name"] != "SI_KERNEL")
+        .filter(|r| {
+            let pair = (
+                r["sender"]["pid"].as_u64().unwrap_or(0),
+                r["target"]["pid"].as_u64().unwrap_or(0),
+            );
+            !host_kills.contains(&pair)
+        })
         .filter(|r| {
             let uid = r["target"]["cgroup"]["pod_uid"]
                 .as_str()

@@ -1,6 +1,6 @@
 //! Istio: legacy sidecars (refused calls at shutdown, held startup),
 //! native sidecars with and without a startupProbe, a proxy crash, and an
-//! excluded port.
+//! excluded port, and a host shell's kill of Envoy.
 
 use lifecycle_audit::{Outcome, RuleId, bypass::traffic::FlowClass};
 
@@ -306,4 +306,65 @@ fn excluded_port_leaves_the_pod_without_the_proxy() {
     assert!(db_classes.iter().all(|c| *c == FlowClass::Excluded));
     let m3 = audit.verdict(RuleId::M3).expect("M3 judged");
     assert_eq!(m3.outcome, Outcome::Held, "{}", m3.note);
+}
+
+#[test]
+fn a_host_kill_of_envoy_names_the_shell_that_sent_it() {
+    let p = play("host-kill-envoy");
+    let pod = "checkout-5b9d7c6f4-h7k2m";
+    let (sender_pid, target_pid) = p
+        .entries(pod, Some("istio-proxy"))
+        .iter()
+        .find_map(|e| match e.action {
+            node_sim::Action::HostSignalSent {
+                sender_pid,
+                target_pid,
+                ..
+            } => Some((sender_pid, target_pid)),
+            _ => None,
+        })
+        .expect("the host kill was sent");
+    assert_eq!(target_pid, p.pid(pod, "istio-proxy"), "Envoy's first run");
+    let term = p
+        .rec
+        .signals_to(target_pid)
+        .into_iter()
+        .find(|r| r["signal"] == 15)
+        .cloned()
+        .expect("the SIGTERM in the recording");
+    assert_eq!(
+        (
+            term["sender"]["comm"].as_str(),
+            term["sender"]["pid"].as_u64(),
+            term["sender_parent_pid"].as_u64()
+        ),
+        (
+            Some("sh"),
+            Some(sender_pid.into()),
+            Some(std::process::id().into())
+        ),
+        "{term}"
+    );
+    let audit = p.audit_of(pod);
+    let x1 = audit
+        .findings
+        .iter()
+        .find(|f| f.rule == RuleId::X1)
+        .expect("the X1 finding");
+    for part in [
+        format!("host process \"sh\" (pid {sender_pid}, parent "),
+        format!(" pid {})", std::process::id()),
+        "no pod termination was under way".to_owned(),
+    ] {
+        assert!(x1.message.contains(&part), "{part}: {}", x1.message);
+    }
+    // The kill started no termination: the one audited is the delete's,
+    // after Envoy's restart.
+    let t0 = audit.termination.as_ref().and_then(|t| t.t0).expect("t0");
+    let restart = boot(p.kernel_exec(pod, "istio-proxy", 1));
+    assert!(t0.ns as u64 > restart, "t0 after the restart");
+    assert!(
+        !p.rec.refused(pod, "checkout").is_empty(),
+        "refusals while Envoy was down"
+    );
 }
