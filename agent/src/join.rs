@@ -97,6 +97,7 @@ fn joinable(event: &mut Event) -> Vec<(&Option<CgroupClass>, &mut Option<K8sRef>
     match event {
         Event::SignalGenerate(e) => vec![process(&mut e.sender), process(&mut e.target)],
         Event::SignalDeliver(e) => vec![process(&mut e.process)],
+        Event::SignalSummary(e) => vec![process(&mut e.process)],
         Event::ProcessExec(e) => vec![process(&mut e.process)],
         Event::ProcessFork(e) => vec![process(&mut e.parent), process(&mut e.child)],
         Event::ProcessExit(e) => vec![process(&mut e.process)],

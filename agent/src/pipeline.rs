@@ -173,6 +173,7 @@ impl<W: HierarchyWalker> Pipeline<W> {
             unknown_layouts: self.unknown_layouts,
             join: None,
             pod_store: None,
+            summarized_signals: BTreeMap::new(),
         };
         self.next_record(None, None, Event::Stats(stats))
     }

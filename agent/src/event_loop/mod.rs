@@ -12,10 +12,14 @@
 //! * [`attach`]: probes loaded, filtered to the kubepods roots, read on
 //!   their own task;
 //! * [`pods`]: the pod watch feeding the store the join reads;
+//! * [`housekeeping`]: the signals a process's runtime sends its own
+//!   threads (Go's SIGURG), counted into `signal_summary` records instead
+//!   of written;
 //! * [`error`]: how the loop fails.
 
 mod attach;
 mod error;
+pub mod housekeeping;
 pub mod pods;
 
 pub use error::LoopError;
@@ -46,6 +50,7 @@ use crate::{
 };
 use agent_common::KIND_SLOTS;
 use attach::{Attached, attach, stats_record};
+use housekeeping::Housekeeping;
 
 /// How often the join releases what waited too long, and the daemon's
 /// audit clock moves on without records.
@@ -126,6 +131,7 @@ pub struct EventLoop {
     reader: JoinHandle<std::io::Result<u64>>,
     joiner: Option<Joiner>,
     feed: Option<PodFeed>,
+    housekeeping: Housekeeping,
     stats_interval: Duration,
     next_stats: Instant,
     /// The kernel keeps BPF run-time statistics on while this fd is open.
@@ -169,6 +175,7 @@ impl EventLoop {
             reader,
             joiner,
             feed,
+            housekeeping: Housekeeping::default(),
             stats_interval: options.stats_interval,
             next_stats: Instant::now() + options.stats_interval,
             _probe_stats: probe_stats,
@@ -240,7 +247,9 @@ impl EventLoop {
         }
         for sample in &batch.records {
             let record = self.pipeline.handle(sample);
-            self.inject(record, out)?;
+            if !self.housekeeping.absorb(&record) {
+                self.inject(record, out)?;
+            }
         }
         if let Some(roots) = self.pipeline.take_changed_watch_roots() {
             self.probes.set_watch_roots(&roots)?;
@@ -276,19 +285,33 @@ impl EventLoop {
             return Ok(());
         }
         self.next_stats = Instant::now() + self.stats_interval;
+        self.summaries(out)?;
         let record = self.stats(false)?;
         out.stats(record)
     }
 
+    /// The housekeeping summaries due, through the join (they name a pod's
+    /// process like any other record).
+    fn summaries(&mut self, out: &mut impl Consumer) -> Result<(), LoopError> {
+        self.housekeeping
+            .take_summaries()
+            .into_iter()
+            .try_for_each(|r| self.inject(r, out))
+    }
+
     fn stats(&mut self, last: bool) -> Result<Record, LoopError> {
         let store = self.feed.as_ref().map(|f| &f.store);
-        Ok(stats_record(
+        let mut record = stats_record(
             &mut self.pipeline,
             &self.probes,
             self.joiner.as_ref(),
             store,
             last,
-        )?)
+        )?;
+        if let Event::Stats(stats) = &mut record.event {
+            stats.summarized_signals = self.housekeeping.totals().clone();
+        }
+        Ok(record)
     }
 
     /// After the reader was told to stop: the batches it still sends.
@@ -322,6 +345,7 @@ impl EventLoop {
         if let Some(feed) = self.feed.as_ref() {
             feed.stop();
         }
+        self.summaries(out)?;
         if let Some(joiner) = self.joiner.as_mut() {
             joiner.flush().into_iter().try_for_each(|r| out.record(r))?;
         }

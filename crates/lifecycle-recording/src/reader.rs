@@ -18,6 +18,7 @@ use crate::event::{Event, Record};
 const KNOWN_TYPES: &[&str] = &[
     "signal_generate",
     "signal_deliver",
+    "signal_summary",
     "process_exec",
     "process_fork",
     "process_exit",

@@ -22,6 +22,7 @@ use crate::{
 /// `--call ADDR` every `--interval-ms`, and on SIGTERM keeps both going for
 /// `--drain-ms` before exiting 0. `--ignore-term` never stops (SIGKILL
 /// ends it); `--default-term` leaves SIGTERM's default action in place.
+/// `--preempt-per-s N`: Go-like SIGURG preemption of its own threads.
 pub fn app(args: &Args) -> Result<i32, String> {
     let calls = targets(args, "call")?;
     let interval = args.ms("interval-ms", 50)?;
@@ -34,6 +35,7 @@ pub fn app(args: &Args) -> Result<i32, String> {
     } else if !args.flag("default-term") {
         common::handle_term();
     }
+    common::preempt_like_go(args.number("preempt-per-s", 0)?);
     let server = optional_server(args, "serve", ready_gated)?;
     event("started", &[]);
     let mut term_at: Option<Instant> = None;

@@ -52,6 +52,47 @@ pub fn ignore_term() {
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
 }
 
+extern "C" fn on_urg(_: libc::c_int) {}
+
+/// What Go's runtime does to preempt goroutines: a SIGURG handler, and a
+/// thread (sysmon's role) that sends SIGURG to another thread of this
+/// process with `tgkill`, `per_s` times a second, for as long as the
+/// process lives.
+pub fn preempt_like_go(per_s: u32) {
+    if per_s == 0 {
+        return;
+    }
+    // SAFETY: installing a handler that does nothing.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_urg as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGURG, &action, std::ptr::null_mut());
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        let _ = tx.send(unsafe { libc::gettid() });
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    });
+    let Ok(worker) = rx.recv() else {
+        return;
+    };
+    let period = Duration::from_nanos(1_000_000_000 / u64::from(per_s));
+    std::thread::spawn(move || {
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        loop {
+            // SAFETY: a signal to a thread of this process.
+            unsafe { libc::syscall(libc::SYS_tgkill, pid, worker, libc::SIGURG) };
+            std::thread::sleep(period);
+        }
+    });
+}
+
 pub fn term_seen() -> bool {
     TERM.load(Ordering::SeqCst)
 }

@@ -209,6 +209,12 @@ pub const UNATTRIBUTED: MetricDef = counter(
     "Events whose process or socket cgroup could not be resolved",
     &[],
 );
+pub const SUMMARIZED_SIGNALS: MetricDef = counter(
+    "lifecycle.agent.summarized_signals",
+    "{signal}",
+    "Housekeeping signals processes sent their own threads (Go's SIGURG preemption, glibc's SIGCANCEL and SIGSETXID), counted into signal_summary records instead of recorded one by one, by signal",
+    &[keys::SIGNAL_NAME],
+);
 pub const UNKNOWN_LAYOUTS: MetricDef = counter(
     "lifecycle.agent.unknown_cgroup_layouts",
     "{cgroup}",
@@ -333,6 +339,7 @@ pub const ALL: &[MetricDef] = &[
     EVENTS,
     DECODE_ERRORS,
     UNATTRIBUTED,
+    SUMMARIZED_SIGNALS,
     UNKNOWN_LAYOUTS,
     JOIN_RECORDS,
     WATCH_RESTARTS,

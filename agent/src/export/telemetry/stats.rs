@@ -62,6 +62,14 @@ impl Telemetry {
             &i.unattributed,
             &[],
         );
+        for (signal, n) in &stats.summarized_signals {
+            bump(
+                format!("summarized_signals/{signal}"),
+                *n,
+                &i.summarized_signals,
+                &[KeyValue::new(keys::SIGNAL_NAME, signal.clone())],
+            );
+        }
         bump(
             "unknown_layouts".into(),
             stats.unknown_layouts,

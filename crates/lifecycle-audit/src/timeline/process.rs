@@ -78,7 +78,7 @@ impl ProcessTable {
                         table.see(owner, at, locator);
                     }
                 }
-                Event::Cgroup(_) | Event::Pod(_) | Event::Stats(_) => {}
+                Event::Cgroup(_) | Event::Pod(_) | Event::Stats(_) | Event::SignalSummary(_) => {}
             }
         }
         table

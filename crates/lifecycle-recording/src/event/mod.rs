@@ -54,6 +54,7 @@ impl Record {
             Event::ProcessFork(e) => vec![&e.parent, &e.child],
             Event::ProcessExit(e) => vec![&e.process],
             Event::Socket(e) => e.owner.iter().collect(),
+            Event::SignalSummary(e) => vec![&e.process],
             Event::Cgroup(_) | Event::Pod(_) | Event::Stats(_) => Vec::new(),
         }
     }
@@ -68,6 +69,9 @@ pub enum Event {
     SignalGenerate(SignalGenerate),
     /// `signal_deliver`: a process is about to act on a signal.
     SignalDeliver(SignalDeliver),
+    /// `signal_summary`: housekeeping signals a process sent its own
+    /// threads, counted instead of written one by one.
+    SignalSummary(SignalSummary),
     /// `process_exec`: a process exec'd a program, or was found running at start-up.
     ProcessExec(ProcessExec),
     /// `process_fork`: a new process was created.
@@ -146,6 +150,30 @@ pub struct SignalGenerate {
     /// signal it has no handler for is dropped unless the kernel forces it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_ns_init: Option<bool>,
+}
+
+/// Signals a process sent to its own threads for its runtime's
+/// housekeeping (Go's goroutine preemption with SIGURG, glibc's SIGCANCEL
+/// and SIGSETXID), hundreds a second: counted per process and signal since
+/// the previous summary, and written instead of their `signal_generate` and
+/// `signal_deliver` records. Nothing audits them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalSummary {
+    /// The process as the last of them found it (its receiving thread in
+    /// `tid`; after an exec, its new `comm`).
+    pub process: Process,
+    /// Signal number.
+    pub signal: i32,
+    /// Name of `signal`, e.g. `SIGURG`.
+    pub signal_name: String,
+    /// `signal_generate` records summarized.
+    pub generated: u64,
+    /// `signal_deliver` records summarized.
+    pub delivered: u64,
+    /// The first and last of them, ns since boot.
+    pub first_boot_ns: u64,
+    /// See `first_boot_ns`.
+    pub last_boot_ns: u64,
 }
 
 /// `signal:signal_deliver`: the receiver is about to act on a signal.
@@ -341,4 +369,8 @@ pub struct Stats {
     /// errors, re-lists, pods kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_store: Option<StoreStats>,
+    /// Housekeeping signals summarized (`signal_summary`) rather than
+    /// written, by signal name, since the agent started.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub summarized_signals: BTreeMap<String, u64>,
 }

@@ -87,6 +87,9 @@ pub struct ContainerSim {
     /// stays: death, unless the process is its pid namespace's init).
     #[serde(default)]
     pub default_term: bool,
+    /// App roles: SIGURG sent to one of its own threads this many times a
+    /// second (Go's goroutine preemption).
+    pub preempt_per_s: Option<u32>,
     pub ready_after: Option<f64>,
     /// Proxy: delay before the capture ports listen; db-proxy: before its
     /// `listen` port does.

@@ -101,6 +101,9 @@ pub fn workload_args(
             if let Some(r) = sim.ready_after {
                 push("ready-after-ms", ms(r));
             }
+            if let Some(n) = sim.preempt_per_s {
+                push("preempt-per-s", n.to_string());
+            }
             if sim.ignore_term {
                 argv.push("--ignore-term".into());
             }
