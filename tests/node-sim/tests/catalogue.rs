@@ -17,7 +17,7 @@ fn dir() -> PathBuf {
 fn every_scenario_parses_and_plans() {
     let scenarios = Scenario::load_dir(&dir()).unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        scenarios.len() >= 16,
+        scenarios.len() >= 22,
         "the catalogue has {} scenarios",
         scenarios.len()
     );
@@ -35,6 +35,12 @@ fn every_scenario_parses_and_plans() {
         assert!(
             !scenario.description.trim().is_empty(),
             "{stem}: no description"
+        );
+        // `node-sim list` groups by it: no catalogue file leaves it to the default.
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            text.lines().any(|l| l.starts_with("system: ")),
+            "{stem}: no `system:` line"
         );
         let problems = scenario.expect.problems();
         assert!(problems.is_empty(), "{stem}: expect: {problems:?}");
@@ -108,4 +114,54 @@ fn malformed_scenarios_are_refused_with_the_reason() {
         error.to_string().contains("container a has no behaviour"),
         "{error}"
     );
+}
+
+/// `node-sim list` prints each scenario once, under its system's heading,
+/// the groups in `System` order.
+#[test]
+fn list_groups_the_catalogue_by_system() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_node-sim"))
+        .arg("list")
+        .arg(dir())
+        .output()
+        .expect("node-sim runs");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let scenarios = Scenario::load_dir(&dir()).unwrap_or_else(|e| panic!("{e}"));
+    let mut heading = None;
+    let mut headings = Vec::new();
+    let mut listed = 0;
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        match line.strip_prefix("  ") {
+            None => {
+                heading = Some(line.to_owned());
+                headings.push(line.to_owned());
+            }
+            Some(entry) => {
+                let file = entry.split_whitespace().next().unwrap_or_default();
+                let (_, scenario) = scenarios
+                    .iter()
+                    .find(|(p, _)| p.file_name().is_some_and(|f| f == file))
+                    .unwrap_or_else(|| panic!("{file} listed but not in the catalogue"));
+                let title = scenario.system.title();
+                assert!(
+                    heading.as_deref().is_some_and(|h| h.starts_with(title)),
+                    "{file} under {heading:?}, not {title}"
+                );
+                listed += 1;
+            }
+        }
+    }
+    assert_eq!(listed, scenarios.len(), "{text}");
+    let mut systems: Vec<_> = scenarios.iter().map(|(_, s)| s.system).collect();
+    systems.sort();
+    systems.dedup();
+    let want: Vec<String> = systems
+        .iter()
+        .map(|s| {
+            let n = scenarios.iter().filter(|(_, x)| x.system == *s).count();
+            format!("{} ({n})", s.title())
+        })
+        .collect();
+    assert_eq!(headings, want);
 }

@@ -89,13 +89,24 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Cmd::Run(args) => run(*args),
         Cmd::List { dir } => {
-            for (path, scenario) in Scenario::load_dir(&dir)? {
-                let first = scenario.description.lines().next().unwrap_or_default();
-                println!(
-                    "{:<40} {}",
-                    path.file_name().unwrap_or_default().to_string_lossy(),
-                    first
-                );
+            let mut scenarios = Scenario::load_dir(&dir)?;
+            scenarios.sort_by_key(|(_, s)| s.system);
+            for (i, group) in scenarios
+                .chunk_by(|a, b| a.1.system == b.1.system)
+                .enumerate()
+            {
+                if i > 0 {
+                    println!();
+                }
+                println!("{} ({})", group[0].1.system.title(), group.len());
+                for (path, scenario) in group {
+                    let first = scenario.description.lines().next().unwrap_or_default();
+                    println!(
+                        "  {:<40} {}",
+                        path.file_name().unwrap_or_default().to_string_lossy(),
+                        first
+                    );
+                }
             }
             Ok(())
         }

@@ -14,6 +14,11 @@ use crate::kubelet::version::KubeletVersion;
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
+    /// The software whose behaviour the scenario is about (`node-sim list`
+    /// groups by it); the catalogue's files all say it, ad-hoc scenarios in
+    /// tests may leave it at `kubernetes`.
+    #[serde(default)]
+    pub system: System,
     pub description: String,
     /// Kubelet behaviour to reproduce (`"1.28"`, `"1.29"`, ..., default 1.33).
     #[serde(default)]
@@ -32,6 +37,35 @@ pub struct Scenario {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub expect: Expectations,
+}
+
+/// Whose behaviour a scenario shows, in `node-sim list`'s order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum System {
+    Istio,
+    Linkerd,
+    CloudSqlProxy,
+    FluentBit,
+    Vault,
+    /// The kubelet, the runtime, the kernel and the app alone: no sidecar
+    /// product at stake.
+    #[default]
+    Kubernetes,
+}
+
+impl System {
+    /// How `node-sim list` heads the group.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Istio => "Istio",
+            Self::Linkerd => "Linkerd",
+            Self::CloudSqlProxy => "cloud-sql-proxy",
+            Self::FluentBit => "Fluent Bit",
+            Self::Vault => "Vault",
+            Self::Kubernetes => "Kubernetes: the kubelet, the runtime, the kernel, the app",
+        }
+    }
 }
 
 /// A pod: its manifest as it would be created, and its containers' behaviour.
