@@ -1,7 +1,8 @@
 //! What an audit concludes: a verdict per rule, and findings a person acts on.
 //!
 //! Rule ids are those of the lifecycle rules (S1–S4 startup, T1–T7
-//! termination, X1–X2 signal senders, A1 API precision, M1–M4 meshes). A
+//! termination, X1–X2 signal senders, A1 API precision, M1–M4 meshes, D1
+//! local dependencies). A
 //! [`Verdict`] says whether a rule held for a pod; a [`Finding`] is one
 //! observation worth reporting (a violation, a lost request, a measured
 //! legacy hazard), with the `seq` numbers of the records that show it.
@@ -67,6 +68,11 @@ pub enum RuleId {
     /// Connects refused by the capture while the proxy is down are fail-closed
     /// (lost requests), never counted as bypass.
     M4,
+    /// A container's local dependency (a port another container of the pod
+    /// listened on, reached over loopback) is there while it runs: each
+    /// connection refused after that listener closed is blamed on the
+    /// container whose listener was missing.
+    D1,
 }
 
 impl fmt::Display for RuleId {
@@ -132,6 +138,9 @@ pub enum FindingKind {
     /// T3: a container running at t0 exited only after the deadline + 3 s, or was
     /// still running when the recording ended past it.
     AliveAfterDeadline,
+    /// T2 (info): a native sidecar's own preStop (a leftover `sleep N`) kept it
+    /// running well after the main containers exited.
+    SidecarHeldByPreStop,
     /// T4: in a legacy pod a sidecar exited while a main container ran.
     LegacySidecarExitedFirst,
     /// T5: a sidecar restarted after the Job's main containers completed.
@@ -160,6 +169,20 @@ pub enum FindingKind {
     PlaintextBypass,
     /// M4: app connections refused by the capture while the proxy was down.
     RefusedWhileProxyDown,
+    /// D1: during termination a sidecar stopped listening, on its stop signal,
+    /// while an app that connects to it still ran (a log shipper: final logs
+    /// lost; a database proxy: the app's cleanup queries refused).
+    SidecarGoneBeforeApp,
+    /// D1: a native sidecar stopped listening during termination without its
+    /// stop signal (it crashed, or its preStop ended it) while an app that
+    /// connects to it still ran; kubelets before 1.37 do not restart it.
+    SidecarLostDuringTermination,
+    /// D1: a sidecar's connections to an app's port were refused because the
+    /// app no longer listened: the app was gone, not the sidecar or the mesh.
+    AppGoneBeforeSidecar,
+    /// D1: connections to another container's port refused while it did not
+    /// listen, outside the cases above (a crash while the pod ran).
+    LocalListenerGone,
 }
 
 /// Whether a rule held for a pod.

@@ -1,6 +1,6 @@
 //! Lifecycle audits: each pod start and stop in a recording becomes a
 //! measured, judged story against the lifecycle rules (S1–S4, T1–T7, X1,
-//! X2, A1, M1–M4; see docs/audits.md).
+//! X2, A1, M1–M4, D1; see docs/audits.md).
 //!
 //! The logic is pure: records in, [`PodAudit`]s out.
 //!
@@ -11,7 +11,8 @@
 //!   recording (`lifecycle_recording::read_recording` reads one);
 //! * [`timeline`] turns a pod's records into facts (runs, hooks, signals,
 //!   sockets, API transitions);
-//! * [`startup`], [`termination`] and [`bypass`] measure and judge;
+//! * [`startup`], [`termination`], [`bypass`] and [`deps`] measure and
+//!   judge;
 //! * [`finding`] is the vocabulary of verdicts and findings, [`config`]
 //!   the assumed kubelet version and tolerances.
 
@@ -19,6 +20,7 @@
 
 pub mod bypass;
 pub mod config;
+pub mod deps;
 pub mod engine;
 pub mod finding;
 pub mod fmt;

@@ -351,6 +351,7 @@ pub fn analyze(
     match &termination {
         Some(t) => {
             j.extend(termination::order::judge(&tl, t, config));
+            j.extend(termination::held::judge(t));
             j.extend(termination::kill::judge(&tl, t, config));
             j.extend(termination::mesh::judge(&tl, t, config));
         }
@@ -366,6 +367,7 @@ pub fn analyze(
         }
     }
     j.extend(termination::senders::judge(&tl, termination.as_ref()));
+    j.extend(crate::deps::judge(&tl, termination.as_ref(), config));
     a1(termination.as_ref(), &mut j);
     let bypass = bypass::audit(&tl).map(|(audit, judgement)| {
         j.extend(judgement);

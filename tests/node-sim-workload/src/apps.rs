@@ -60,17 +60,31 @@ pub fn app(args: &Args) -> Result<i32, String> {
 }
 
 /// `log-shipper`: ships a batch to `--sink` every `--interval-ms`, serves
-/// health on `--health-port`, and on SIGTERM sends a last batch and exits.
+/// health on `--health-port` and, with `--forward-port`, accepts the app's
+/// logs there (Fluent Bit's forward input). On SIGTERM it pauses its inputs
+/// (closes the forward port at once), keeps flushing for `--drain-ms`
+/// (Fluent Bit's `Grace`), sends a last batch and exits 0.
 pub fn log_shipper(args: &Args) -> Result<i32, String> {
     let sink = common::addr(args.required("sink")?)?;
     let interval = args.ms("interval-ms", 100)?;
+    let grace = Duration::from_millis(args.ms("drain-ms", 0)?);
     common::handle_term();
     let server = optional_server(args, "health-port", always_ok)?;
+    let mut forward = optional_server(args, "forward-port", always_ok)?;
     event("started", &[]);
     while !common::sleep_unless_term(interval.max(1)) {
         request(sink, "POST", "/logs", "shipped");
     }
     common::sigterm_event(&[]);
+    if let Some(forward) = forward.take() {
+        forward.close();
+        event("inputs_paused", &[]);
+    }
+    let paused = Instant::now();
+    while paused.elapsed() < grace {
+        request(sink, "POST", "/logs", "shipped");
+        common::sleep_ms(interval.max(1).min(grace.as_millis() as u64));
+    }
     request(sink, "POST", "/logs", "final_flush");
     if let Some(server) = server {
         server.close();
@@ -125,7 +139,10 @@ pub fn secrets_agent(args: &Args) -> Result<i32, String> {
 /// after `--listen-delay-ms`, as the proxy first checks its instance) to
 /// `--upstream`, health on `--health-port` (`/startup`, `/liveness`,
 /// `/readiness`, `/quitquitquit`); on SIGTERM it keeps forwarding for
-/// `--drain-ms`, then exits 0.
+/// `--drain-ms` (cloud-sql-proxy's `--max-sigterm-delay`, 0 by default:
+/// the listener closes at once), then exits `--term-exit` (143 as
+/// cloud-sql-proxy does, 0 with its `--exit-zero-on-sigterm`).
+/// `--crash-after-ms` aborts it that long after its listener opened (a crash).
 pub fn db_proxy(args: &Args) -> Result<i32, String> {
     let listen = common::addr(args.required("listen")?)?;
     let upstream = common::addr(args.required("upstream")?)?;
@@ -145,8 +162,18 @@ pub fn db_proxy(args: &Args) -> Result<i32, String> {
     common::sleep_unless_term(args.ms("listen-delay-ms", 0)?);
     let listener: TcpListener = common::bind(listen)?;
     event("listening", &[("port", listen.port().to_string())]);
+    let crash_after = args
+        .get("crash-after-ms")
+        .map(|_| args.ms("crash-after-ms", 0))
+        .transpose()?
+        .map(Duration::from_millis);
+    let started = Instant::now();
     let mut term_at: Option<Instant> = None;
     loop {
+        if crash_after.is_some_and(|after| started.elapsed() >= after) {
+            event("crash", &[]);
+            std::process::abort();
+        }
         if term_at.is_none() && common::term_seen() {
             term_at = Some(Instant::now());
             common::sigterm_event(&[]);
@@ -170,8 +197,12 @@ pub fn db_proxy(args: &Args) -> Result<i32, String> {
     if let Some(health) = health {
         health.close();
     }
-    event("exit", &[("code", "0".into())]);
-    Ok(0)
+    let code = match term_at {
+        Some(_) => args.number("term-exit", 0)?,
+        None => 0,
+    };
+    event("exit", &[("code", code.to_string())]);
+    Ok(code)
 }
 
 /// `init-task`: works for `--work-ms`, then exits with `--exit`.

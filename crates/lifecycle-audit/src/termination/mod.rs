@@ -6,8 +6,11 @@
 //! * [`kill`] judges SIGKILLs, deadlines and restarts (T3, T5, T6, X2);
 //! * [`senders`] judges who sent stop signals and SIGKILLs, during the
 //!   termination or at any other time (X1);
+//! * [`held`] reports native sidecars their own preStop held back after
+//!   the app exited (T2, info);
 //! * [`mesh`] judges the mesh-specific rules (M1, M2).
 
+pub mod held;
 pub mod kill;
 pub mod measure;
 pub mod mesh;

@@ -341,3 +341,48 @@ fn a_probe_kill_and_restart_is_not_a_pod_termination() {
     assert!(matches!(t.trigger, Trigger::Unknown { .. }));
     assert_eq!(t.exit_order, vec!["app", "istio-proxy"]);
 }
+
+/// A native sidecar whose leftover preStop `sleep 10` holds its stop signal
+/// until t0 + 10 s, though the app exited at t0 + 2 s: an advisory with N.
+#[test]
+fn a_leftover_prestop_sleep_holding_a_native_sidecar_is_an_advisory() {
+    let run = |prestop: bool| {
+        let mut proxy = json!({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.28.0",
+                               "restartPolicy": "Always"});
+        if prestop {
+            proxy["lifecycle"] = json!({"preStop": {"sleep": {"seconds": 10}}});
+        }
+        let m = manifest(
+            json!([proxy]),
+            json!([{"name": "app", "image": "shop/app:1"}]),
+            json!({"terminationGracePeriodSeconds": 30}),
+        );
+        let mut s = Script::new(m);
+        s.at(0.0);
+        let proxy = s.start("istio-proxy", "/usr/local/bin/pilot-agent");
+        s.api_running("istio-proxy");
+        s.at(20.0).listen(&proxy, "0.0.0.0", 15001, 1337);
+        s.at(600.0);
+        let app = s.start("app", "/app");
+        s.api_running("app");
+        s.at(1000.0).delete(30);
+        s.at(1010.0).term(&app);
+        s.at(3000.0).exit(&app, 0);
+        let stop_ms = if prestop { 11_000.0 } else { 3_050.0 };
+        s.at(stop_ms).term(&proxy);
+        s.at(stop_ms + 20.0).exit(&proxy, 0);
+        s.audit()
+    };
+    let held = run(true);
+    let f = one(&held, FindingKind::SidecarHeldByPreStop);
+    assert_eq!((f.rule, f.severity), (RuleId::T2, Severity::Info));
+    assert!(
+        f.message
+            .contains("kept running 8.000 s after the last main container exited")
+            && f.message.contains("preStop sleep 10 s"),
+        "{}",
+        f.message
+    );
+    assert_eq!(outcome(&held, RuleId::T2), Outcome::Held);
+    assert!(!kinds(&run(false)).contains(&FindingKind::SidecarHeldByPreStop));
+}

@@ -81,11 +81,21 @@ fn recognise(command: &[String]) -> Option<Vec<String>> {
             &crate::clock::millis(seconds).to_string(),
         ]));
     }
-    if tokens.iter().any(|t| t.contains("quitquitquit")) {
+    if let Some(url) = tokens.iter().find(|t| t.contains("quitquitquit")) {
+        // `http://127.0.0.1:9091/quitquitquit` (curl, wget) names its
+        // address; `pilot-agent request POST quitquitquit` means Istio's
+        // agent port.
+        let addr = url
+            .trim_start_matches("http://")
+            .split_once('/')
+            .map(|(addr, _)| addr)
+            .filter(|addr| addr.contains(':'))
+            .map(|addr| addr.replace("localhost", "127.0.0.1"))
+            .unwrap_or_else(|| "127.0.0.1:15020".to_owned());
         return Some(strings(&[
             "hook-http",
             "--addr",
-            "127.0.0.1:15020",
+            &addr,
             "--path",
             "/quitquitquit",
             "--method",
@@ -169,6 +179,22 @@ mod tests {
             panic!("exec expected")
         };
         assert_eq!(argv[2], "127.0.0.1:4191");
+        for (command, addr) in [
+            (
+                json!(["pilot-agent", "request", "POST", "quitquitquit"]),
+                "127.0.0.1:15020",
+            ),
+            (
+                json!(["curl", "-X", "POST", "http://localhost:9091/quitquitquit"]),
+                "127.0.0.1:9091",
+            ),
+        ] {
+            let Hook::Exec { argv, .. } = hook(json!({"exec": {"command": command}})).unwrap()
+            else {
+                panic!("exec expected")
+            };
+            assert_eq!((argv[0].as_str(), argv[2].as_str()), ("hook-http", addr));
+        }
         assert_eq!(
             hook(json!({"httpGet": {"path": "/drain", "port": "admin"}})).unwrap(),
             Hook::Http {

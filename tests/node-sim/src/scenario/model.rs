@@ -140,6 +140,9 @@ pub struct ContainerSim {
     pub sink: Option<String>,
     pub vault: Option<String>,
     pub health_port: Option<u16>,
+    /// Log shipper: the port it accepts the app's logs on (Fluent Bit's
+    /// forward input, 24224), closed at SIGTERM.
+    pub forward_port: Option<u16>,
     #[serde(default)]
     pub once: bool,
 }

@@ -121,6 +121,12 @@ pub fn workload_args(
             if let Some(p) = sim.health_port {
                 push("health-port", p.to_string());
             }
+            if let Some(p) = sim.forward_port {
+                push("forward-port", p.to_string());
+            }
+            if let Some(d) = sim.drain {
+                push("drain-ms", ms(d));
+            }
             "log-shipper"
         }
         Role::JobWorker => {
@@ -170,6 +176,12 @@ pub fn workload_args(
             }
             if let Some(d) = sim.drain {
                 push("drain-ms", ms(d));
+            }
+            if let Some(code) = sim.exit_code {
+                push("term-exit", code.to_string());
+            }
+            if let Some(after) = sim.crash_after {
+                push("crash-after-ms", ms(after));
             }
             "db-proxy"
         }

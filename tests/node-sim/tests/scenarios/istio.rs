@@ -368,3 +368,32 @@ fn a_host_kill_of_envoy_names_the_shell_that_sent_it() {
         "refusals while Envoy was down"
     );
 }
+
+#[test]
+fn a_leftover_prestop_sleep_holds_the_native_proxy_after_the_app() {
+    let p = play("native-sidecar-leftover-prestop-sleep");
+    let pod = "ratings-v1-7d8f9b6c5-w5x6y";
+    let t0 = p.t0(pod);
+    let app_exit = boot(p.kernel_exit(pod, "ratings", 0));
+    // Its drain loop wakes every 0.5 s call interval.
+    assert_near(
+        app_exit,
+        t0 + 2 * p.second_ns(),
+        SLACK_NS + p.second_ns() / 2,
+        "the app drains 2 s",
+    );
+    let term = p.kernel_signal(pod, "istio-proxy", 15);
+    assert_near(
+        term,
+        t0 + 10 * p.second_ns(),
+        SLACK_NS,
+        "SIGTERM when the sleep ends",
+    );
+    let f = p
+        .audit_of(pod)
+        .findings
+        .iter()
+        .find(|f| f.kind == lifecycle_audit::FindingKind::SidecarHeldByPreStop)
+        .expect("the advisory");
+    assert!(f.message.contains("held by its preStop"), "{}", f.message);
+}

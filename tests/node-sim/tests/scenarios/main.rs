@@ -9,7 +9,8 @@
 //! findings are exactly the scenario file's `expect` list
 //! (`common::audit`); tests add what else the audit must have measured.
 //!
-//! One module per theme: Istio, Linkerd, Jobs and helper sidecars,
+//! One module per theme: Istio, Linkerd, Jobs and helper sidecars, local
+//! dependencies,
 //! termination and kubelet versions.
 
 #![allow(clippy::unwrap_used)] // a test may unwrap: a panic is its failure
@@ -17,6 +18,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod dependencies;
 mod istio;
 mod jobs;
 mod linkerd;

@@ -1,0 +1,216 @@
+//! D1: local dependencies. Containers of a pod reach each other over
+//! loopback: the app sends its logs to Fluent Bit's forward input
+//! (127.0.0.1:24224), its queries to cloud-sql-proxy (127.0.0.1:5432);
+//! Envoy forwards inbound requests to the app's port. A connection refused
+//! on such a port after the container that listened there stopped
+//! listening is blamed on that container, never on the one that connected
+//! and never on the mesh. During a termination that is the dependency gone
+//! while the app drained (legacy sidecars stopped in parallel), or a native
+//! sidecar lost (crashed, or ended by its own preStop) and, before kubelet
+//! 1.37, not restarted.
+//!
+//! Refusals before the listener first opened are startup races (S2/S4),
+//! not judged here; refusals at a mesh's capture port are M4's.
+
+use std::collections::BTreeMap;
+
+use lifecycle_recording::pods::SidecarRole;
+
+use crate::{
+    config::AuditConfig,
+    finding::{Draft, FindingKind, Judgement, Outcome, RuleId, Severity},
+    fmt::offset,
+    termination::TerminationAudit,
+    timeline::{At, ContainerTimeline, ListenPeriod, PodTimeline},
+};
+
+/// Refused connections from one container to one missing listener.
+struct Refusals<'t> {
+    from: &'t ContainerTimeline,
+    owner: &'t ContainerTimeline,
+    port: u16,
+    /// When the owner's listener on `port` closed.
+    closed: At,
+    /// The refused connections (their failure records).
+    at: Vec<At>,
+}
+
+/// Judges D1 over every connection a container of the pod made to a port
+/// another container of the pod listened on.
+pub fn judge(
+    tl: &PodTimeline,
+    termination: Option<&TerminationAudit>,
+    config: &AuditConfig,
+) -> Judgement {
+    let mut j = Judgement::default();
+    let t0 = termination.and_then(|t| t.t0);
+    let mut checked = 0;
+    // (from, owner, port, during termination) -> refusals.
+    let mut groups: BTreeMap<(usize, usize, u16, bool), Refusals<'_>> = BTreeMap::new();
+    for (fi, from) in tl.containers.iter().enumerate() {
+        for c in &from.sockets.connections {
+            if !is_loopback(&c.remote_addr) {
+                continue;
+            }
+            let Some((oi, owner, listen)) = last_listener(tl, fi, c.remote_port, c.first()) else {
+                continue;
+            };
+            checked += 1;
+            let (Some(failed), Some("ECONNREFUSED")) = (c.failed, c.error.as_deref()) else {
+                continue;
+            };
+            let Some(closed) = listen.end.filter(|end| end.ns <= failed.ns) else {
+                continue;
+            };
+            if listening_at(tl, c.remote_port, failed.ns) {
+                continue;
+            }
+            let terminating = t0.is_some_and(|t0| failed.ns >= t0.ns);
+            groups
+                .entry((fi, oi, c.remote_port, terminating))
+                .or_insert_with(|| Refusals {
+                    from,
+                    owner,
+                    port: c.remote_port,
+                    closed,
+                    at: Vec::new(),
+                })
+                .at
+                .push(failed);
+        }
+    }
+    let mut violated = false;
+    for ((_, _, _, terminating), r) in &groups {
+        let draft = blame(r, *terminating, t0, termination, config);
+        violated |= matches!(
+            draft.kind,
+            FindingKind::SidecarGoneBeforeApp | FindingKind::SidecarLostDuringTermination
+        );
+        j.finding(draft);
+    }
+    let outcome = match (violated, j.findings.is_empty(), checked) {
+        (true, _, _) => Outcome::Violated,
+        (false, _, 0) => Outcome::NotApplicable,
+        (false, _, _) => Outcome::Held,
+    };
+    j.verdict(
+        RuleId::D1,
+        outcome,
+        format!(
+            "{checked} loopback connection(s) to another container's listener; {} refused after it closed",
+            groups.values().map(|r| r.at.len()).sum::<usize>()
+        ),
+    );
+    j
+}
+
+/// The finding for one group of refusals.
+fn blame(
+    r: &Refusals<'_>,
+    terminating: bool,
+    t0: Option<At>,
+    termination: Option<&TerminationAudit>,
+    config: &AuditConfig,
+) -> Draft {
+    let (from, owner, n) = (&r.from.name, &r.owner.name, r.at.len());
+    let when = |at: At| match t0 {
+        Some(t0) => format!("t0{}", offset(at.ns - t0.ns)),
+        None => at.ns.to_string(),
+    };
+    let refused = format!(
+        "{n} connection(s) from {from} to 127.0.0.1:{} refused (first at {}, last at {})",
+        r.port,
+        when(r.at[0]),
+        when(r.at[n - 1])
+    );
+    let app_to_sidecar = r.owner.is_sidecar() && r.from.is_main() && !r.from.is_sidecar();
+    let stopped_by_signal = termination
+        .and_then(|t| t.container(owner))
+        .and_then(|c| c.stop_signal.as_ref())
+        .is_some_and(|s| s.at.ns <= r.closed.ns);
+    let (kind, message) = if terminating
+        && app_to_sidecar
+        && !stopped_by_signal
+        && r.owner.is_native_sidecar()
+    {
+        let restart = if config.kubelet.allows_restart_during_termination() {
+            "a 1.37+ kubelet restarts it"
+        } else {
+            "not restarted before kubelet 1.37"
+        };
+        (
+            FindingKind::SidecarLostDuringTermination,
+            format!(
+                "sidecar {owner} lost during termination ({restart}): it stopped listening on {} at {} without a stop signal while {from} still ran; {refused} (D1)",
+                r.port,
+                when(r.closed)
+            ),
+        )
+    } else if terminating && app_to_sidecar {
+        let what = match r.owner.role {
+            Some(SidecarRole::LogShipper) => {
+                format!("log shipper {owner} gone before the app: final logs lost")
+            }
+            _ => format!("{owner} was gone while {from} drained"),
+        };
+        (
+            FindingKind::SidecarGoneBeforeApp,
+            format!(
+                "{what}; it stopped listening on {} at {}; {refused} (D1)",
+                r.port,
+                when(r.closed)
+            ),
+        )
+    } else if r.from.is_sidecar() && !r.owner.is_sidecar() {
+        (
+            FindingKind::AppGoneBeforeSidecar,
+            format!(
+                "{owner} no longer listened on {} (closed at {}): the app was gone, not {from} or the mesh; {refused} (D1)",
+                r.port,
+                when(r.closed)
+            ),
+        )
+    } else {
+        (
+            FindingKind::LocalListenerGone,
+            format!(
+                "{owner} did not listen on {} (closed at {}); {refused} (D1)",
+                r.port,
+                when(r.closed)
+            ),
+        )
+    };
+    let mut evidence: Vec<Option<u64>> = vec![Some(r.closed.seq)];
+    evidence.extend(r.at.iter().take(8).map(|a| Some(a.seq)));
+    Draft::new(RuleId::D1, kind, Severity::Warning, Some(owner), message).with_evidence(evidence)
+}
+
+/// The listener on `port` of a container other than `from` that last opened
+/// before `at`.
+fn last_listener(
+    tl: &PodTimeline,
+    from: usize,
+    port: u16,
+    at: Option<At>,
+) -> Option<(usize, &ContainerTimeline, &ListenPeriod)> {
+    let at = at?;
+    tl.containers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != from)
+        .flat_map(|(i, c)| c.sockets.listens.iter().map(move |l| (i, c, l)))
+        .filter(|(_, _, l)| l.port == port && l.start.is_none_or(|s| s.ns <= at.ns))
+        .max_by_key(|(_, _, l)| l.start.map(|s| s.ns))
+}
+
+/// Whether any container of the pod listened on `port` at `ns`.
+fn listening_at(tl: &PodTimeline, port: u16, ns: i64) -> bool {
+    tl.containers
+        .iter()
+        .flat_map(|c| &c.sockets.listens)
+        .any(|l| l.port == port && l.covers(ns))
+}
+
+fn is_loopback(addr: &str) -> bool {
+    addr.starts_with("127.") || addr == "::1" || addr == "::ffff:127.0.0.1"
+}
