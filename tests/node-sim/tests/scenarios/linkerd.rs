@@ -1,7 +1,9 @@
-//! Linkerd: legacy wait-before-exit, native sidecar with the CNI capture.
+//! Linkerd: legacy wait-before-exit (longer and shorter than the app's
+//! drain, and none: the proxy stops accepting at SIGTERM), native sidecar
+//! with the CNI capture.
 
 use crate::{
-    SLACK_NS, assert_before, assert_near, assert_no_refusals, capture_listen,
+    Played, SLACK_NS, assert_before, assert_near, assert_no_refusals, capture_listen,
     common::{play, recording::boot},
 };
 
@@ -76,5 +78,59 @@ fn linkerd_native_proxy_is_stopped_after_the_app() {
     assert!(
         accepted,
         "the proxy accepted the app's redirected connection {app_conn}"
+    );
+}
+
+/// The app's refused outbound connects and the proxy's SIGTERM.
+fn refusals_after_the_proxy_stopped(p: &Played, pod: &str) -> (u64, Vec<u64>) {
+    let term = p.kernel_signal(pod, "linkerd-proxy", 15);
+    let refused: Vec<u64> = p
+        .rec
+        .refused(pod, "web-svc")
+        .into_iter()
+        .map(boot)
+        .collect();
+    assert!(!refused.is_empty(), "the draining app's calls were refused");
+    let app_exit = boot(p.kernel_exit(pod, "web-svc", 0));
+    for at in &refused {
+        assert_before(term, *at, "refused only after the proxy's SIGTERM");
+        assert_before(*at, app_exit, "refused while the app drained");
+    }
+    (term, refused)
+}
+
+#[test]
+fn linkerd_legacy_proxy_stops_accepting_at_sigterm() {
+    let p = play("linkerd-legacy-sigterm-refused");
+    let pod = "web-5b7d9f1c3e-k4l5m";
+    let t0 = p.t0(pod);
+    let (term, refused) = refusals_after_the_proxy_stopped(&p, pod);
+    assert_near(
+        term,
+        t0,
+        SLACK_NS,
+        "the proxy's SIGTERM at t0, with the app's",
+    );
+    assert!(
+        refused[0] < t0 + p.second_ns(),
+        "the first refusal within a call interval of t0"
+    );
+}
+
+#[test]
+fn a_wait_before_exit_shorter_than_the_drain_moves_the_refusals_past_it() {
+    let p = play("linkerd-legacy-wait-shorter-than-drain");
+    let pod = "web-9d1f3b5d7f-u6v7w";
+    let t0 = p.t0(pod);
+    let (term, refused) = refusals_after_the_proxy_stopped(&p, pod);
+    assert_near(
+        term,
+        t0 + 3 * p.second_ns(),
+        SLACK_NS,
+        "SIGTERM when the sleep 3 ends",
+    );
+    assert!(
+        refused[0] > t0 + 3 * p.second_ns(),
+        "no refusal before the wait ended"
     );
 }
