@@ -6,7 +6,10 @@
 //! the pod was deleted, when a run-to-completion pod reached
 //! Succeeded/Failed with no process left, when its containers became ready.
 //! Once the stream has moved `settle_ns` past such a marker, the pod is
-//! analysed; a terminated pod is then forgotten.
+//! analysed; a terminated pod is then forgotten. A Job pod that a legacy
+//! sidecar keeps running has no such marker: 12 s after a process exit
+//! the engine audits it, and if T5 says the sidecar was kept running the
+//! audit (`JobStuck`) goes out then, while the pod still runs.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -23,6 +26,10 @@ use super::{
 
 /// Check completions at most this often (stream time).
 const CHECK_EVERY_NS: i64 = 100_000_000;
+/// After a process exit in a pod that is not being deleted, how long until
+/// the engine checks whether it is a Job kept running by a legacy sidecar
+/// (T5 says so 10 s after the completion).
+const STUCK_JOB_CHECK_NS: i64 = 12_000_000_000;
 /// Terminated pods remembered, so late records do not start a new audit.
 const FINISHED_KEPT: usize = 4096;
 
@@ -35,6 +42,9 @@ struct PodState {
     ready_ns: Option<i64>,
     live: HashSet<(u32, u64)>,
     startup_emitted: bool,
+    /// The last process exit, and whether the stuck-Job check ran for it.
+    last_exit_ns: Option<i64>,
+    stuck_checked_ns: Option<i64>,
     /// Processes found running at agent start, by pid: their coarse start,
     /// its resolution, and the index of their record.
     recovered: HashMap<u32, (u64, u64, usize)>,
@@ -62,6 +72,9 @@ impl PodState {
             }
             Event::ProcessExit(e) => {
                 self.live.remove(&(e.process.pid, e.process.start_ns));
+                // Records can come late (held until their container was
+                // known): the latest exit counts, not the last to arrive.
+                self.last_exit_ns = self.last_exit_ns.max(Some(record.time_ns));
             }
             _ => {}
         }
@@ -268,6 +281,7 @@ impl AuditEngine {
                 }
             }
         }
+        out.extend(self.stuck_jobs(&done));
         for uid in done {
             if let Some(mut state) = self.pods.remove(&uid) {
                 out.push(Self::analyse(
@@ -278,6 +292,43 @@ impl AuditEngine {
                     Completion::Terminated,
                 ));
                 self.remember_finished(uid);
+            }
+        }
+        out
+    }
+
+    /// Pods not being deleted whose last exit was [`STUCK_JOB_CHECK_NS`]
+    /// ago: if the audit then shows a Job's legacy sidecar kept running
+    /// (T5), the pod is audited now, as `JobStuck`, and forgotten.
+    fn stuck_jobs(&mut self, done: &[String]) -> Vec<PodAudit> {
+        let now = self.now_ns;
+        let due: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(uid, s)| {
+                s.deleted_ns.is_none()
+                    && !done.contains(uid)
+                    && s.last_exit_ns
+                        .is_some_and(|x| now >= x + STUCK_JOB_CHECK_NS)
+                    && s.stuck_checked_ns != s.last_exit_ns
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        let mut out = Vec::new();
+        for uid in due {
+            let Some(state) = self.pods.get_mut(&uid) else {
+                continue;
+            };
+            state.stuck_checked_ns = state.last_exit_ns;
+            let audit = Self::analyse(&uid, state, now, &self.config, Completion::JobStuck);
+            let stuck = audit
+                .findings
+                .iter()
+                .any(|f| f.kind == crate::finding::FindingKind::JobSidecarsKeptRunning);
+            if stuck {
+                self.pods.remove(&uid);
+                self.remember_finished(uid);
+                out.push(audit);
             }
         }
         out

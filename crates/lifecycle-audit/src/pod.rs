@@ -37,6 +37,10 @@ pub enum Completion {
     Terminated,
     /// Its containers were ready (startup audit only).
     StartupComplete,
+    /// A Job's main containers completed and a legacy sidecar, which the
+    /// kubelet never stops, still ran: the pod stays Running, and its
+    /// audit comes now rather than at a delete that may never come.
+    JobStuck,
     /// The input ended first.
     EndOfInput,
 }

@@ -94,7 +94,8 @@ pub fn log_shipper(args: &Args) -> Result<i32, String> {
 }
 
 /// `job-worker`: calls `--call` every `--interval-ms` for `--work-ms`, then
-/// exits with `--exit`. SIGTERM keeps its default action.
+/// exits with `--exit`, after POSTing `/quitquitquit` to `--quit ADDR`
+/// when given. SIGTERM keeps its default action.
 pub fn job_worker(args: &Args) -> Result<i32, String> {
     let calls = targets(args, "call")?;
     let interval = args.ms("interval-ms", 50)?;
@@ -107,6 +108,11 @@ pub fn job_worker(args: &Args) -> Result<i32, String> {
             request(*target, "GET", "/query", "request");
         }
         common::sleep_ms(interval.max(1));
+    }
+    // The workaround for legacy sidecars of Jobs: tell the sidecar to quit
+    // as the last act.
+    if let Some(quit) = args.get("quit") {
+        request(common::addr(quit)?, "POST", "/quitquitquit", "quit_sent");
     }
     event("exit", &[("code", code.to_string())]);
     Ok(code)

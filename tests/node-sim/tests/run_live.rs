@@ -185,10 +185,13 @@ impl Agent {
     }
 }
 
-fn legacy_scenario() -> Scenario {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/istio-legacy-refused.yaml");
+fn catalogue_scenario(name: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{name}.yaml"));
     Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn legacy_scenario() -> Scenario {
+    catalogue_scenario("istio-legacy-refused")
 }
 
 /// What both tests run against: the legacy scenario, the OTLP receiver on
@@ -205,7 +208,10 @@ struct Rig {
 
 impl Rig {
     fn start() -> Self {
-        let scenario = legacy_scenario();
+        Self::with(legacy_scenario())
+    }
+
+    fn with(scenario: Scenario) -> Self {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let receiver = runtime.block_on(Receiver::start()).expect("receiver");
         let api = SimApi::start(scenario.kubelet).expect("test API server");
@@ -446,4 +452,67 @@ fn an_agent_restarted_during_a_termination_exports_a_partial_audit() {
     );
     let (status, stderr) = second.stop();
     assert!(status.success(), "exit 0 on SIGTERM\n{stderr}");
+}
+
+/// A Job whose legacy proxy keeps it Running: the T5 finding reaches the
+/// receiver while the pod still runs, within 30 s of the worker's exit,
+/// not at the cleanup delete 25 s after it.
+#[test]
+fn a_job_stuck_on_its_legacy_sidecar_is_reported_while_it_runs() {
+    require_root();
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pod = "nightly-sync-29384800-q7w8e";
+    let rig = Rig::with(catalogue_scenario("job-istio-legacy-never-completes"));
+    let Rig {
+        scenario,
+        receiver,
+        api,
+        ..
+    } = &rig;
+    let agent = rig.agent("agent");
+    let t5 = |r: &Receiver| {
+        received_findings(r)
+            .iter()
+            .any(|k| k.0 == "T5" && k.1 == "job_sidecars_kept_running" && k.3 == pod)
+    };
+    let (report, reported_at) = std::thread::scope(|scope| {
+        let play = scope.spawn(|| node_sim::scenario::run(scenario, api.server(), real_speed()));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut reported_at = None;
+        while reported_at.is_none() && Instant::now() < deadline && !play.is_finished() {
+            if t5(receiver) {
+                reported_at = Some(node_sim::clock::Stamp::now().boot_ns);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let report = play
+            .join()
+            .expect("scenario thread")
+            .unwrap_or_else(|e| panic!("scenario failed: {e}"));
+        (report, reported_at)
+    });
+    let (status, stderr) = agent.stop();
+    assert!(status.success(), "exit 0 on SIGTERM\n{stderr}");
+    let reported_at = reported_at.unwrap_or_else(|| panic!("no T5 finding arrived live\n{stderr}"));
+    let at = |want: &dyn Fn(&node_sim::Action) -> bool| {
+        report
+            .log
+            .iter()
+            .find(|e| want(&e.action) && e.container.as_deref().is_none_or(|c| c == "sync"))
+            .map(|e| e.at.boot_ns)
+            .expect("in the driver's log")
+    };
+    let exited = at(&|a| matches!(a, node_sim::Action::ContainerExited { .. }));
+    let deleted = at(&|a| matches!(a, node_sim::Action::DeletionRequested { .. }));
+    assert!(
+        reported_at < deleted,
+        "reported {} ms after the delete",
+        (reported_at - deleted) / 1_000_000
+    );
+    let after = reported_at - exited;
+    assert!(
+        after < 30_000_000_000,
+        "reported {} ms after the worker's exit",
+        after / 1_000_000
+    );
 }

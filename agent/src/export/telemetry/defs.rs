@@ -174,7 +174,7 @@ pub const FINDINGS: MetricDef = counter(
 pub const AUDITS: MetricDef = counter(
     "lifecycle.audits",
     "{audit}",
-    "Pod audits produced, by why they were produced (terminated, startup_complete, end_of_input)",
+    "Pod audits produced, by why they were produced (terminated, startup_complete, job_stuck, end_of_input)",
     &[
         WORKLOAD[0],
         WORKLOAD[1],

@@ -16,6 +16,10 @@ use crate::{
 /// The kubelet's minimum stop timeout.
 const MIN_TIMEOUT_NS: i64 = 2 * NS_PER_S;
 
+/// How long after a Job's completion a legacy sidecar that nothing
+/// signalled counts as kept running for good.
+pub const LEGACY_JOB_WAIT_NS: i64 = 10 * NS_PER_S;
+
 /// Judges T3, T5, T6 and X2 on a measured termination (X1: `senders`).
 pub fn judge(tl: &PodTimeline, audit: &TerminationAudit, config: &AuditConfig) -> Judgement {
     let mut j = Judgement::default();
@@ -172,11 +176,20 @@ fn t5(tl: &PodTimeline, audit: &TerminationAudit, j: &mut Judgement) {
                 .with_evidence([Some(restart.seq)]),
             );
         }
+        // The kubelet never stops a legacy sidecar of a Job: one still
+        // running, never signalled, LEGACY_JOB_WAIT after the completion
+        // will not stop, and saying so need not wait for G + 3 s.
+        let never_stopped = !native
+            && c.exit.is_none()
+            && c.stop_signal.is_none()
+            && c.sigkill.is_none()
+            && tl.horizon_ns > done.ns + LEGACY_JOB_WAIT_NS;
         let kept = c.state_at_start == StateAtStart::Running
-            && match c.exit {
-                Some(x) => x.at.ns > limit,
-                None => tl.horizon_ns > limit,
-            };
+            && (never_stopped
+                || match c.exit {
+                    Some(x) => x.at.ns > limit,
+                    None => tl.horizon_ns > limit,
+                });
         if kept {
             violated |= native;
             let (severity, note) = if native {
@@ -193,10 +206,18 @@ fn t5(tl: &PodTimeline, audit: &TerminationAudit, j: &mut Judgement) {
                     FindingKind::JobSidecarsKeptRunning,
                     severity,
                     Some(&c.container),
-                    format!(
-                        "sidecar {} kept the completed Job pod running past completion + G + 3 s {note}",
-                        c.container
-                    ),
+                    if never_stopped && c.exit.is_none() && tl.horizon_ns <= limit {
+                        format!(
+                            "legacy sidecar {} still ran {} after the Job's main containers completed, and nothing signalled it: the kubelet never stops a legacy sidecar, so the pod stays Running {note}",
+                            c.container,
+                            secs(tl.horizon_ns - done.ns)
+                        )
+                    } else {
+                        format!(
+                            "sidecar {} kept the completed Job pod running past completion + G + 3 s {note}",
+                            c.container
+                        )
+                    },
                 )
                 .with_evidence([Some(done.seq), c.exit.map(|x| x.at.seq)]),
             );

@@ -170,3 +170,57 @@ fn recordings_are_read_sorted_and_unknown_types_skipped() {
     );
     assert!(err.contains("not a recording line"), "{err}");
 }
+
+/// A Job whose worker completes at 1 s beside a legacy sidecar that nothing
+/// ever stops: the engine audits it while it still runs, 12 s after the
+/// exit, as `JobStuck`, with T5's finding; before that, nothing.
+#[test]
+fn a_job_kept_running_by_a_legacy_sidecar_is_audited_while_it_runs() {
+    let m = crate::testing::manifest(
+        serde_json::json!([]),
+        serde_json::json!([{"name": "migrate", "image": "shop/migrate:1"},
+                           {"name": "cloud-sql-proxy", "image": "gcr.io/cloud-sql-connectors/cloud-sql-proxy:2"}]),
+        serde_json::json!({"restartPolicy": "Never"}),
+    );
+    let mut s = Script::new(m);
+    s.at(0.0);
+    let worker = s.start("migrate", "/migrate");
+    s.api_running("migrate");
+    let _proxy = s.start("cloud-sql-proxy", "/cloud-sql-proxy");
+    s.api_running("cloud-sql-proxy");
+    let helper = s.at(100.0).child(&worker, "/bin/true");
+    s.at(500.0).exit(&helper, 0);
+    s.at(1000.0).exit(&worker, 0);
+    s.api_terminated("migrate", 0);
+    let mut engine = AuditEngine::new(AuditConfig::default());
+    // The helper's exit arrives last, as a record held until its container
+    // was known does: the worker's later exit still starts the 12 s.
+    let mut records = s.records();
+    let late = records
+        .iter()
+        .position(|r| r.time_ns == BASE_NS + 500_000_000)
+        .expect("the helper's exit");
+    let late = records.remove(late);
+    records.push(late);
+    let mut out = Vec::new();
+    for r in records {
+        out.extend(engine.push(r));
+    }
+    out.extend(engine.advance_to(BASE_NS + 12_500_000_000));
+    assert!(out.is_empty(), "not before 12 s after the exit: {out:#?}");
+    out.extend(engine.advance_to(BASE_NS + 13_100_000_000));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].completed_by, Completion::JobStuck);
+    let f = out[0]
+        .findings
+        .iter()
+        .find(|f| f.kind == crate::FindingKind::JobSidecarsKeptRunning)
+        .expect("T5's finding");
+    assert!(
+        f.message
+            .contains("legacy sidecar cloud-sql-proxy still ran 12.100 s after"),
+        "{}",
+        f.message
+    );
+    assert_eq!(engine.pods_in_progress(), 0, "audited once and forgotten");
+}

@@ -145,6 +145,9 @@ pub struct ContainerSim {
     pub forward_port: Option<u16>,
     #[serde(default)]
     pub once: bool,
+    /// Job worker: POST `/quitquitquit` to this address (peer or `ip:port`)
+    /// as its last act.
+    pub quit: Option<String>,
 }
 
 /// Pod names: one or a list.

@@ -138,6 +138,9 @@ pub fn workload_args(
             if let Some(i) = sim.interval {
                 push("interval-ms", ms(i));
             }
+            if let Some(quit) = &sim.quit {
+                push("quit", resolve(quit, container, ctx.peers)?);
+            }
             "job-worker"
         }
         Role::SecretsAgent => {

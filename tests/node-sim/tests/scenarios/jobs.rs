@@ -173,3 +173,59 @@ fn vault_init_and_envoy_start_in_order_and_stop_in_reverse() {
     assert_before(app_exit, envoy_term, "envoy after the app");
     assert_before(envoy_exit, vault_term, "vault-agent after envoy");
 }
+
+#[test]
+fn a_job_kept_running_by_its_legacy_proxy_is_audited_while_it_runs() {
+    let p = play("job-istio-legacy-never-completes");
+    let pod = "nightly-sync-29384800-q7w8e";
+    let done = boot(p.kernel_exit(pod, "sync", 0));
+    let audit = p.audit_of(pod);
+    assert_eq!(audit.completed_by, lifecycle_audit::Completion::JobStuck);
+    // Audited from what came before the cleanup delete (25 s after the
+    // exit): nothing of the delete is in it.
+    let deletion = p
+        .rec
+        .pod_changes(pod, "deletion_requested")
+        .filter_map(|r| r["time_ns"].as_i64())
+        .min()
+        .expect("deletion seen");
+    assert!(audit.last_ns < deletion, "the audit predates the delete");
+    assert!(
+        audit
+            .termination
+            .as_ref()
+            .is_some_and(|t| matches!(t.trigger, Trigger::JobCompletion { .. }))
+    );
+    assert!(
+        !p.has_kernel_signal(pod, "istio-proxy", 15)
+            || p.kernel_signal(pod, "istio-proxy", 15) > done + 20 * p.second_ns(),
+        "nothing signalled the proxy until the cleanup delete"
+    );
+    assert_eq!(
+        job_completion_t5(&p, pod),
+        Outcome::Held,
+        "legacy: T5 covers native sidecars"
+    );
+    assert_eq!(phases_before_deletion(&p, pod), ["Pending", "Running"]);
+}
+
+#[test]
+fn the_quitquitquit_workaround_lets_the_job_complete() {
+    let p = play("job-cloud-sql-proxy-quitquitquit");
+    let pod = "nightly-report-29384722-d4f5g";
+    let worker = boot(p.kernel_exit(pod, "report", 0));
+    let proxy = boot(p.kernel_exit(pod, "cloud-sql-proxy", 0));
+    assert!(
+        proxy.abs_diff(worker) < p.second_ns(),
+        "the proxy quit with the worker's last act"
+    );
+    assert!(
+        !p.has_kernel_signal(pod, "cloud-sql-proxy", 15),
+        "no SIGTERM needed"
+    );
+    assert!(!p.events(pod, "report", "quit_sent").is_empty());
+    assert!(
+        phases_before_deletion(&p, pod).contains(&"Succeeded".to_owned()),
+        "the Job completed"
+    );
+}
