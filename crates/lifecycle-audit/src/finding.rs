@@ -141,6 +141,9 @@ pub enum FindingKind {
     /// T2 (info): a native sidecar's own preStop (a leftover `sleep N`) kept it
     /// running well after the main containers exited.
     SidecarHeldByPreStop,
+    /// T3 (info): native sidecars got their stop signal with less than 2 s
+    /// of the grace left (the app used nearly all of it).
+    SidecarsShortOfTime,
     /// T4: in a legacy pod a sidecar exited while a main container ran.
     LegacySidecarExitedFirst,
     /// T5: a sidecar restarted after the Job's main containers completed.

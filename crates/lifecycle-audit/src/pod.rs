@@ -356,6 +356,7 @@ pub fn analyze(
         Some(t) => {
             j.extend(termination::order::judge(&tl, t, config));
             j.extend(termination::held::judge(t));
+            j.extend(termination::squeeze::judge(t));
             j.extend(termination::kill::judge(&tl, t, config));
             j.extend(termination::mesh::judge(&tl, t, config));
         }

@@ -4,6 +4,8 @@
 //! * [`mod@measure`] finds the trigger, t0, G and the per-container facts;
 //! * [`order`] judges stop order and timing (T1, T2, T4, T7);
 //! * [`kill`] judges SIGKILLs, deadlines and restarts (T3, T5, T6, X2);
+//! * [`squeeze`] reports native sidecars left less than the kubelet's
+//!   2 s minimum by an app that used nearly all of G (T3, info);
 //! * [`senders`] judges who sent stop signals and SIGKILLs, during the
 //!   termination or at any other time (X1);
 //! * [`held`] reports native sidecars their own preStop held back after
@@ -16,6 +18,7 @@ pub mod measure;
 pub mod mesh;
 pub mod order;
 pub mod senders;
+pub mod squeeze;
 
 use lifecycle_recording::pods::{ContainerKind, SidecarRole};
 use serde::{Deserialize, Serialize};

@@ -365,3 +365,54 @@ fn a_go_runtimes_sigurg_storm_is_summarized_not_recorded() {
     let audit = serde_json::to_string(p.audit_of(pod)).expect("audit as JSON");
     assert!(!audit.contains("SIGURG"), "{audit}");
 }
+
+#[test]
+fn three_native_sidecars_squeezed_by_an_app_using_the_whole_grace() {
+    let p = play("three-native-sidecars-whole-grace");
+    let pod = "checkout-3d5f7b9d1f-x8y9z";
+    let t0 = p.t0(pod);
+    let s = p.second_ns();
+    let app_exit = boot(p.kernel_exit(pod, "checkout", 0));
+    assert_eq!(p.kernel_exit(pod, "checkout", 0)["container_exit_code"], 0);
+    let shipper_term = p.kernel_signal(pod, "log-shipper", 15);
+    assert_before(app_exit, shipper_term, "the log shipper waits for the app");
+    let deadline = t0 + 6 * s;
+    for sidecar in ["vault-agent", "istio-proxy"] {
+        assert_near(
+            p.kernel_signal(pod, sidecar, 15),
+            deadline,
+            SLACK_NS,
+            &format!("{sidecar}'s SIGTERM at the deadline"),
+        );
+    }
+    for (sidecar, term) in [
+        ("log-shipper", shipper_term),
+        ("istio-proxy", p.kernel_signal(pod, "istio-proxy", 15)),
+    ] {
+        assert_near(
+            p.kernel_signal(pod, sidecar, 9),
+            term + 2 * s,
+            SLACK_NS,
+            &format!("{sidecar}'s SIGKILL 2 s after its SIGTERM"),
+        );
+        assert_eq!(p.kernel_exit(pod, sidecar, 0)["container_exit_code"], 137);
+    }
+    let audit = p.audit_of(pod);
+    assert_eq!(
+        audit
+            .verdict(lifecycle_audit::RuleId::T2)
+            .map(|v| v.outcome),
+        Some(lifecycle_audit::Outcome::Held),
+        "no order violation"
+    );
+    let short = audit
+        .findings
+        .iter()
+        .find(|f| f.kind == lifecycle_audit::FindingKind::SidecarsShortOfTime)
+        .expect("the advisory");
+    assert!(
+        short.message.starts_with("3 sidecar(s)"),
+        "{}",
+        short.message
+    );
+}
