@@ -21,6 +21,7 @@ mod args;
 mod common;
 mod hooks;
 mod net;
+mod pilot_agent;
 mod proxy;
 mod reap;
 
@@ -52,6 +53,7 @@ fn run_role(argv: &[String]) -> i32 {
     let result = match role.as_str() {
         "pause" => apps::pause(),
         "mesh-proxy" => proxy::run(&args),
+        "pilot-agent" => pilot_agent::run(&args),
         "app" => apps::app(&args),
         "log-shipper" => apps::log_shipper(&args),
         "job-worker" => apps::job_worker(&args),
@@ -82,7 +84,7 @@ fn finish(result: Result<i32, String>) -> i32 {
 fn usage(problem: &str) -> i32 {
     eprintln!(
         "{problem}\nusage: node-sim-workload ROLE [--flag value]...   (or `pause`, under that name)\n\
-         roles: pause mesh-proxy app log-shipper job-worker secrets-agent db-proxy init-task \
+         roles: pause mesh-proxy pilot-agent app log-shipper job-worker secrets-agent db-proxy init-task \
          mesh-init peer-server hook-sleep hook-http hook-wait"
     );
     2

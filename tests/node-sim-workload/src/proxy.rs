@@ -86,8 +86,21 @@ pub fn run(args: &Args) -> Result<i32, String> {
     let flags = Arc::new(Flags::default());
     let start = Instant::now();
 
+    // `--envoy`: Envoy under pilot-agent, which serves 15020/15021 itself;
+    // Envoy has the capture ports and its admin port.
+    let envoy = args.flag("envoy");
+    if envoy {
+        crate::pilot_agent::set_comm("envoy");
+    }
+    let admin_ports: Vec<u16> = if envoy {
+        vec![15000]
+    } else {
+        std::iter::once(ports.health.0)
+            .chain(ports.admin.iter().copied())
+            .collect()
+    };
     let mut listeners: Vec<(TcpListener, Kind)> = Vec::new();
-    for port in std::iter::once(ports.health.0).chain(ports.admin.iter().copied()) {
+    for port in admin_ports {
         listeners.push((common::bind(any(port))?, Kind::Admin));
     }
     event("admin_listening", &[("port", ports.health.0.to_string())]);
@@ -193,6 +206,7 @@ fn admin(stream: &mut TcpStream, ports: &Ports, flags: &Flags) {
         return;
     };
     let ready = flags.ready.load(Ordering::SeqCst) && !flags.draining.load(Ordering::SeqCst);
+    let path = path.split('?').next().unwrap_or_default().to_owned();
     let status = match path.as_str() {
         p if p == ports.health.1 || p == "/healthz/ready" || p == "/ready" => {
             if ready {

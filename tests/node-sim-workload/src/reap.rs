@@ -103,14 +103,36 @@ impl Reaper {
 /// Runs `cmd` to its end, like [`Command::status`]; as PID 1 the status
 /// comes from the reaper, which would otherwise take it first.
 pub fn status(cmd: &mut Command) -> io::Result<ExitStatus> {
+    let pid = spawn(cmd)?;
+    wait(pid)
+}
+
+/// Starts `cmd` and returns its pid; [`wait`] collects it. As PID 1 the
+/// reaper keeps its status for [`wait`].
+pub fn spawn(cmd: &mut Command) -> io::Result<u32> {
     let Some(reaper) = REAPER.get() else {
-        return cmd.status();
+        return Ok(cmd.spawn()?.id());
     };
     let mut owned = reaper.lock();
     // Spawned under the lock: the reaper cannot collect the child (nor the
     // one std waits for itself when exec fails) before it is known here.
     let pid = cmd.spawn()?.id();
     owned.insert(pid, None);
+    Ok(pid)
+}
+
+/// Waits for a child [`spawn`] started.
+pub fn wait(pid: u32) -> io::Result<ExitStatus> {
+    let Some(reaper) = REAPER.get() else {
+        let mut wait_status = 0;
+        // SAFETY: waits for our own child.
+        let rc = unsafe { libc::waitpid(pid as libc::pid_t, &mut wait_status, 0) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        return Ok(ExitStatus::from_raw(wait_status));
+    };
+    let mut owned = reaper.lock();
     loop {
         if let Some(&Some(wait_status)) = owned.get(&pid) {
             owned.remove(&pid);

@@ -5,7 +5,7 @@
 
 use lifecycle_recording::{pods::MeshMode, time::NS_PER_S};
 
-use super::{StateAtStart, TerminationAudit};
+use super::{ExitMark, StateAtStart, TerminationAudit};
 use crate::{
     config::AuditConfig,
     finding::{Draft, FindingKind, Judgement, Outcome, RuleId, Severity},
@@ -46,6 +46,22 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
         return;
     };
     let t0 = audit.t0.map_or(exit.at.ns, |t| t.ns);
+    // The proxy is gone when its outbound capture listener closes: with
+    // Istio's real tree that is Envoy's death (pilot-agent SIGKILLs it),
+    // some time before PID 1, the agent, exits.
+    let exit = match mesh.info.outbound_capture_port {
+        Some(port) => mesh
+            .proxy
+            .sockets
+            .listens
+            .iter()
+            .filter(|l| l.port == port)
+            .filter_map(|l| l.end)
+            .filter(|end| end.ns >= t0 && end.ns < exit.at.ns)
+            .min()
+            .map_or(exit, |closed| ExitMark { at: closed, ..exit }),
+        None => exit,
+    };
     match mesh.info.mode {
         MeshMode::IstioNative => {
             let running: Vec<&str> = mesh
@@ -63,7 +79,7 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
                         Severity::Warning,
                         Some(proxy),
                         format!(
-                            "native {proxy} exited at t0{} while {} still ran (M1: the proxy must outlive the app)",
+                            "native {proxy} was gone (capture listener closed or PID 1 exited) at t0{} while {} still ran (M1: the proxy must outlive the app)",
                             offset(exit.at.ns - t0),
                             running.join(", ")
                         ),
@@ -103,7 +119,7 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
                     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
                 });
             let note = format!(
-                "{proxy} exited at t0{} (drain {})",
+                "{proxy} gone at t0{} (drain {})",
                 offset(exit.at.ns - t0),
                 secs(drain)
             );
@@ -115,7 +131,7 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
                         Severity::Warning,
                         Some(name),
                         format!(
-                            "{name} opened {} connection(s) after {proxy} exited at t0{} (M1: a legacy proxy is gone after its drain)",
+                            "{name} opened {} connection(s) after {proxy} was gone (capture listener closed or PID 1 exited) at t0{} (M1: a legacy proxy is gone after its drain)",
                             seqs.len(),
                             offset(exit.at.ns - t0)
                         ),

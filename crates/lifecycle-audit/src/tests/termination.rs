@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use super::{
-    ORDERED_STOP_HOLDS, assert_held, istio_native, one, outcome, problems, running_legacy,
-    running_native,
+    ORDERED_STOP_HOLDS, assert_held, istio_legacy, istio_native, one, outcome, problems,
+    running_legacy, running_native,
 };
 use crate::{
     FindingKind, Outcome, RuleId, Severity,
@@ -285,8 +285,53 @@ fn legacy_proxy_gone_while_app_still_sends_violates_m1() {
     assert!(
         one(&audit, FindingKind::ProxyGoneBeforeApp)
             .message
-            .contains("app opened 1 connection(s) after istio-proxy exited")
+            .contains("app opened 1 connection(s) after istio-proxy was gone")
     );
+}
+
+/// Istio's real tree: pilot-agent (PID 1) SIGKILLs its child Envoy after
+/// the drain and exits a little later. The proxy is gone when Envoy's
+/// capture listener closed, not when the agent exited; the agent's SIGKILL
+/// of its own child is no sender or SIGKILL finding.
+#[test]
+fn a_legacy_proxy_is_gone_when_envoys_listener_closes() {
+    let mut s = Script::new(istio_legacy(30));
+    s.at(0.0);
+    let app = s.start("app", "/app");
+    s.api_running("app");
+    let agent = s.start("istio-proxy", "/usr/local/bin/pilot-agent");
+    s.api_running("istio-proxy");
+    let envoy = s.at(10.0).child(&agent, "/usr/local/bin/envoy");
+    let capture = s.at(30.0).listen(&envoy, "0.0.0.0", 15001, 1337);
+    s.at(1000.0).delete(30);
+    s.at(1010.0).term(&app).term(&agent);
+    s.at(6010.0)
+        .signal(By::Proc(&agent), &envoy, 9, "default")
+        .listen_stop(&envoy, &capture, "0.0.0.0", 15001)
+        .killed(&envoy, 9);
+    s.at(6050.0).refused(&app, ("10.96.0.10", 80));
+    s.at(6200.0).exit(&agent, 0);
+    s.at(9000.0).exit(&app, 0);
+    let audit = s.audit();
+    let f = one(&audit, FindingKind::ProxyGoneBeforeApp);
+    assert!(
+        f.message.contains(
+            "after istio-proxy was gone (capture listener closed or PID 1 exited) at t0+5.000 s"
+        ),
+        "{}",
+        f.message
+    );
+    for kind in [
+        FindingKind::UnexpectedSender,
+        FindingKind::EarlySigkill,
+        FindingKind::Sigkilled,
+    ] {
+        assert!(
+            !kinds(&audit).contains(&kind),
+            "{kind:?}: {:#?}",
+            audit.findings
+        );
+    }
 }
 
 #[test]

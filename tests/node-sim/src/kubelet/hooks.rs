@@ -102,6 +102,22 @@ fn recognise(command: &[String]) -> Option<Vec<String>> {
             "POST",
         ]));
     }
+    // `pilot-agent request POST drain`: the request goes to Envoy's admin
+    // API, which starts draining its inbound listeners.
+    if tokens.iter().any(|t| basename(t) == "pilot-agent")
+        && tokens.iter().any(|t| t == "request")
+        && tokens.last().is_some_and(|t| t == "drain")
+    {
+        return Some(strings(&[
+            "hook-http",
+            "--addr",
+            "127.0.0.1:15000",
+            "--path",
+            "/drain_listeners?inboundonly&graceful",
+            "--method",
+            "POST",
+        ]));
+    }
     if tokens.iter().any(|t| basename(t) == "pilot-agent") && tokens.iter().any(|t| t == "wait") {
         return Some(strings(&[
             "hook-wait",

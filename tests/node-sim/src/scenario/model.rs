@@ -133,6 +133,10 @@ pub struct ContainerSim {
     pub crash_after: Option<f64>,
     /// How many runs crash (default 1).
     pub crash_times: Option<u32>,
+    /// Istio proxy: Istio's real process tree, pilot-agent as PID 1 and
+    /// Envoy its child (drain on SIGTERM, then pilot-agent SIGKILLs Envoy).
+    #[serde(default)]
+    pub pilot_agent: bool,
     pub work: Option<f64>,
     pub exit_code: Option<i32>,
     pub listen: Option<String>,

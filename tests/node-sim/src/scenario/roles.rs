@@ -71,7 +71,11 @@ pub fn workload_args(
             {
                 push("crash-after-ms", ms(c));
             }
-            "mesh-proxy"
+            match sim.pilot_agent {
+                true if mesh != Mesh::Istio => return Err(needs("an Istio pod (pilotAgent)")),
+                true => "pilot-agent",
+                false => "mesh-proxy",
+            }
         }
         Role::MeshInit => {
             // The images carry no iptables: the driver installs the

@@ -244,6 +244,12 @@ fn stop_signals_come_from_runc(played: &Played) {
             );
             !host_kills.contains(&pair)
         })
+        // Inside one container a process may stop another (pilot-agent
+        // SIGKILLs its child Envoy).
+        .filter(|r| {
+            let id = |p: &Value| p["cgroup"]["container_id"].as_str().map(str::to_owned);
+            id(&r["sender"]).is_none() || id(&r["sender"]) != id(&r["target"])
+        })
         .filter(|r| {
             let uid = r["target"]["cgroup"]["pod_uid"]
                 .as_str()

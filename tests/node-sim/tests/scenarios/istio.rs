@@ -397,3 +397,64 @@ fn a_leftover_prestop_sleep_holds_the_native_proxy_after_the_app() {
         .expect("the advisory");
     assert!(f.message.contains("held by its preStop"), "{}", f.message);
 }
+
+/// pilot-agent's SIGKILL of its child Envoy: (the record, Envoy's pid).
+fn agent_kills_envoy<'p>(p: &'p crate::Played, pod: &str) -> (&'p serde_json::Value, u64) {
+    let agent = u64::from(p.pid(pod, "istio-proxy"));
+    let kill = p
+        .rec
+        .of_type("signal_generate")
+        .find(|r| r["signal"] == 9 && r["sender"]["pid"] == agent && r["target"]["pid"] != agent)
+        .expect("pilot-agent's SIGKILL of Envoy");
+    assert_eq!(kill["sender"]["comm"], "pilot-agent", "{kill}");
+    assert_eq!(kill["target"]["comm"], "envoy", "{kill}");
+    assert_eq!(kill["target"]["k8s"]["container"], "istio-proxy", "{kill}");
+    let envoy = kill["target"]["pid"].as_u64().unwrap();
+    // Envoy, not the agent, held the capture port.
+    let capture = p
+        .rec
+        .listen_start(pod, "istio-proxy", 15001, 0)
+        .expect("the capture listener");
+    assert_eq!(capture["owner"]["pid"].as_u64(), Some(envoy), "{capture}");
+    (kill, envoy)
+}
+
+#[test]
+fn legacy_pilot_agent_drains_then_sigkills_envoy() {
+    let p = play("istio-pilot-agent-legacy");
+    let pod = "reviews-v1-6f7c9d5b8-pa1lg";
+    let t0 = p.t0(pod);
+    let (kill, _) = agent_kills_envoy(&p, pod);
+    assert_near(
+        boot(kill),
+        t0 + 5 * p.second_ns(),
+        SLACK_NS,
+        "SIGKILL after terminationDrainDuration",
+    );
+    let agent_exit = boot(p.kernel_exit(pod, "istio-proxy", 0));
+    assert_before(boot(kill), agent_exit, "Envoy dies before its agent");
+    let refused = p.rec.refused(pod, "reviews");
+    assert!(
+        refused.iter().any(|r| boot(r) > boot(kill)),
+        "the draining app is refused once Envoy is gone"
+    );
+}
+
+#[test]
+fn native_pilot_agent_finds_envoy_drained_and_kills_it_at_once() {
+    let p = play("istio-pilot-agent-native");
+    let pod = "ratings-v1-7d8f9b6c5-pa2nt";
+    let (kill, _) = agent_kills_envoy(&p, pod);
+    let term = p.kernel_signal(pod, "istio-proxy", 15);
+    assert_before(
+        boot(p.kernel_exit(pod, "ratings", 0)),
+        term,
+        "the agent's SIGTERM after the app exited",
+    );
+    assert!(
+        boot(kill) - term < 500_000_000,
+        "SIGKILL {} ms after the SIGTERM: already drained",
+        ms(boot(kill) - term)
+    );
+    assert!(!p.events(pod, "istio-proxy", "already_drained").is_empty());
+}
