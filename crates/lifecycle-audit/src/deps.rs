@@ -1,7 +1,7 @@
 //! D1: local dependencies. Containers of a pod reach each other over
 //! loopback: the app sends its logs to Fluent Bit's forward input
 //! (127.0.0.1:24224), its queries to cloud-sql-proxy (127.0.0.1:5432);
-//! Envoy forwards inbound requests to the app's port. A connection refused
+//! Envoy forwards inbound requests to the app's port on the pod's own IP. A connection refused
 //! on such a port after the container that listened there stopped
 //! listening is blamed on that container, never on the one that connected
 //! and never on the mesh. During a termination that is the dependency gone
@@ -33,6 +33,8 @@ struct Refusals<'t> {
     closed: At,
     /// The refused connections (their failure records).
     at: Vec<At>,
+    /// The addresses they went to (loopback, the pod's own IP).
+    addrs: std::collections::BTreeSet<String>,
 }
 
 /// Judges D1 over every connection a container of the pod made to a port
@@ -49,7 +51,10 @@ pub fn judge(
     let mut groups: BTreeMap<(usize, usize, u16, bool), Refusals<'_>> = BTreeMap::new();
     for (fi, from) in tl.containers.iter().enumerate() {
         for c in &from.sockets.connections {
-            if !is_loopback(&c.remote_addr) {
+            // Loopback, or the pod's own address (the connecting socket's
+            // local one: Envoy forwards inbound requests to the pod IP).
+            let own_ip = !c.local_addr.is_empty() && c.local_addr == c.remote_addr;
+            if !is_loopback(&c.remote_addr) && !own_ip {
                 continue;
             }
             let Some((oi, owner, listen)) = last_listener(tl, fi, c.remote_port, c.first()) else {
@@ -66,7 +71,7 @@ pub fn judge(
                 continue;
             }
             let terminating = t0.is_some_and(|t0| failed.ns >= t0.ns);
-            groups
+            let group = groups
                 .entry((fi, oi, c.remote_port, terminating))
                 .or_insert_with(|| Refusals {
                     from,
@@ -74,9 +79,10 @@ pub fn judge(
                     port: c.remote_port,
                     closed,
                     at: Vec::new(),
-                })
-                .at
-                .push(failed);
+                    addrs: Default::default(),
+                });
+            group.at.push(failed);
+            group.addrs.insert(c.remote_addr.clone());
         }
     }
     let mut violated = false;
@@ -117,9 +123,12 @@ fn blame(
         Some(t0) => format!("t0{}", offset(at.ns - t0.ns)),
         None => at.ns.to_string(),
     };
+    let to = match r.addrs.iter().collect::<Vec<_>>().as_slice() {
+        [one] => format!("{one}:{}", r.port),
+        _ => format!("port {} (loopback and the pod's IP)", r.port),
+    };
     let refused = format!(
-        "{n} connection(s) from {from} to 127.0.0.1:{} refused (first at {}, last at {})",
-        r.port,
+        "{n} connection(s) from {from} to {to} refused (first at {}, last at {})",
         when(r.at[0]),
         when(r.at[n - 1])
     );

@@ -119,6 +119,10 @@ pub enum FindingKind {
     MainBeforeInitialized,
     /// S4: with hold/await, the app started before the proxy was ready.
     StartedBeforeProxyReady,
+    /// S4: the proxy's postStart hold hook (`pilot-agent wait`,
+    /// `linkerd-await`) failed: FailedPostStartHook, the proxy killed, the
+    /// app started without it.
+    PostStartHookFailed,
     /// T1: an exec preStop hook started more than 1 s after t0.
     PreStopLate,
     /// T1: a main container's stop signal came after t0 + G + 1 s.

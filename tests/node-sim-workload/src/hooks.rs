@@ -56,6 +56,7 @@ pub fn wait(args: &Args) -> Result<i32, String> {
         }
         common::sleep_ms(period.max(1));
     }
+    // pilot-agent wait gives up with exit status 255.
     event("hook_wait_timeout", &[("attempts", attempts.to_string())]);
-    Ok(1)
+    Ok(255)
 }

@@ -118,6 +118,9 @@ pub enum Action {
     DeletionRequested {
         grace_s: i64,
     },
+    /// The container's postStart hook failed (the kubelet's
+    /// FailedPostStartHook event); the kubelet kills the container.
+    PostStartFailed,
     /// A host shell (`sender_pid`, a child of node-sim) ran `kill -s
     /// <signal>` on the container's PID 1 (`target_pid`), outside the runtime.
     HostSignalSent {

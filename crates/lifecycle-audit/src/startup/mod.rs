@@ -4,6 +4,7 @@
 //! and first accepted connection. A negative gap is the race: the app ran
 //! before its sidecar could serve it. [`rules`] judges S1–S4.
 
+pub mod hold;
 pub mod rules;
 
 use lifecycle_recording::pods::{ContainerKind, SidecarRole, spec::HookFacts, spec::PortRef};

@@ -258,14 +258,51 @@ fn s4(tl: &PodTimeline, audit: &StartupAudit, j: &mut Judgement) {
         );
         return;
     }
+    let before = j.findings.len();
+    let restart_policy = tl.spec.as_ref().map_or("Always", |s| &*s.restart_policy);
+    super::hold::hook_failed(mesh.proxy, restart_policy, j);
+    let hook_failed = j.findings.len() > before;
     let proxy = audit.container(&mesh.proxy.name);
     let ready = mesh.outbound_port().and_then(|p| proxy?.listen_on(p)?.at);
     let Some(ready) = ready else {
-        j.verdict(
-            RuleId::S4,
-            Outcome::Unknown,
-            "proxy capture listener not seen",
-        );
+        // The proxy never listened, yet the apps started: the hold gave up.
+        let mut violated = hook_failed;
+        for c in audit
+            .containers
+            .iter()
+            .filter(|c| c.kind == Some(ContainerKind::App))
+        {
+            let Some(exec) = c.first_exec.filter(|_| mesh.proxy.first_exec().is_some()) else {
+                continue;
+            };
+            violated = true;
+            j.finding(
+                Draft::new(
+                    RuleId::S4,
+                    FindingKind::StartedBeforeProxyReady,
+                    Severity::Error,
+                    Some(&c.container),
+                    format!(
+                        "{} started though {} never listened on its capture port: the hold/await gave up (S4)",
+                        c.container, mesh.proxy.name
+                    ),
+                )
+                .with_evidence([Some(exec.seq)]),
+            );
+        }
+        if violated {
+            j.verdict(
+                RuleId::S4,
+                Outcome::Violated,
+                "hold/await in force, the proxy never ready",
+            );
+        } else {
+            j.verdict(
+                RuleId::S4,
+                Outcome::Unknown,
+                "proxy capture listener not seen",
+            );
+        }
         return;
     };
     let mut checked = 0;
@@ -287,7 +324,7 @@ fn s4(tl: &PodTimeline, audit: &StartupAudit, j: &mut Judgement) {
     );
     j.verdict(
         RuleId::S4,
-        outcome(violated, checked),
+        outcome(violated || hook_failed, checked),
         "hold/await in force",
     );
 }

@@ -4,7 +4,8 @@
 //! than the kubelet's 2 s minimum, which the kubelet then grants before
 //! SIGKILL, so they stop on the minimum and not on their own drain. Not a
 //! violation (T3 holds, and at the deadline the order collapses by
-//! design): an advisory, one per pod, naming each sidecar and what it had.
+//! design): an advisory, one per pod, naming each sidecar and what it had,
+//! when the main containers exited less than 2 s before the deadline.
 
 use super::{StopOrder, TerminationAudit};
 use crate::{
@@ -34,15 +35,18 @@ pub fn judge(audit: &TerminationAudit) -> Judgement {
             (left < MINIMUM_NS).then(|| (c.container.clone(), left.max(0), stop.at.seq))
         })
         .collect();
-    if squeezed.is_empty() {
-        return j;
-    }
     let last_main = audit
         .containers
         .iter()
         .filter(|c| c.main)
         .filter_map(|c| c.exit.map(|x| x.at.ns))
         .max();
+    // Only when the main containers themselves used the grace up: a sidecar
+    // held back by something else (kubelet #125880, T7) is that rule's.
+    let used_up = last_main.is_some_and(|x| deadline - x < MINIMUM_NS);
+    if squeezed.is_empty() || !used_up {
+        return j;
+    }
     let names: Vec<String> = squeezed
         .iter()
         .map(|(name, left, _)| format!("{name} ({} left)", secs(*left)))

@@ -132,6 +132,11 @@ fn a_sidecars_refused_connects_to_the_apps_port_blame_the_app() {
     s.at(1020.0).listen_stop(&app, &socket, "0.0.0.0", 9080);
     s.at(1021.0).exit(&app, 0);
     s.at(1500.0).refused(&proxy, ("127.0.0.1", 9080));
+    // Envoy's inbound forward goes to the pod's own IP (the connecting
+    // socket's local address, 10.1.0.5 in the script).
+    s.at(1600.0).refused(&proxy, ("10.1.0.5", 9080));
+    // Another address of the cluster is not the pod's.
+    s.at(1700.0).refused(&proxy, ("10.1.0.9", 9080));
     s.at(4000.0).exit(&proxy, 0);
     let audit = s.audit();
     let f = one(&audit, FindingKind::AppGoneBeforeSidecar);

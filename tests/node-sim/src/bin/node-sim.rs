@@ -264,6 +264,7 @@ fn print_summary(report: &ScenarioReport) {
                 )
             }
             Action::DeletionRequested { grace_s } => format!("delete requested, grace {grace_s} s"),
+            Action::PostStartFailed => "FailedPostStartHook: killing the container".into(),
             Action::HostSignalSent {
                 signal,
                 sender_pid,

@@ -316,7 +316,7 @@ pub fn run_hook(
 pub fn launch(ctx: &Arc<PodContext>, plan: &ContainerPlan) -> Result<Arc<Instance>, SimError> {
     let instance = start(ctx, plan)?;
     if let Some(hook) = &plan.post_start {
-        run_hook(
+        let ok = run_hook(
             ctx,
             plan,
             &instance,
@@ -324,6 +324,16 @@ pub fn launch(ctx: &Arc<PodContext>, plan: &ContainerPlan) -> Result<Arc<Instanc
             hook,
             crate::clock::secs(120.0),
         );
+        if !ok {
+            // FailedPostStartHook: the kubelet kills the container (its
+            // exit then restarts it by the restart policy) and goes on
+            // with the pod's next container.
+            ctx.env
+                .log
+                .record(&ctx.key, Some(&plan.name), Action::PostStartFailed);
+            kill_for_restart(ctx, &plan.name, &instance.id);
+            return Ok(instance);
+        }
     }
     if let Some(probe) = &plan.liveness_probe {
         spawn_prober(ctx, plan, &instance, probe.clone(), ProbeKind::Liveness);
@@ -459,8 +469,9 @@ fn spawn_prober(
         .push(thread);
 }
 
-/// The kubelet kills a container whose liveness probe failed, with the
-/// pod's grace period; its exit then restarts it by the restart policy.
+/// The kubelet kills a container whose liveness probe or postStart hook
+/// failed, with the pod's grace period; its exit then restarts it by the
+/// restart policy.
 fn kill_for_restart(ctx: &PodContext, name: &str, id: &str) {
     let timeout_s = ctx.plan.grace_s.max(0);
     ctx.env

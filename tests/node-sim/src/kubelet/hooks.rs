@@ -119,6 +119,17 @@ fn recognise(command: &[String]) -> Option<Vec<String>> {
         ]));
     }
     if tokens.iter().any(|t| basename(t) == "pilot-agent") && tokens.iter().any(|t| t == "wait") {
+        // pilot-agent wait's flags: `--timeoutSeconds` (60) and
+        // `--periodMillis` (500), as `--flag=value` or `--flag value`.
+        let flag = |name: &str| {
+            tokens.iter().enumerate().find_map(|(i, t)| {
+                t.strip_prefix(&format!("--{name}="))
+                    .map(str::to_owned)
+                    .or_else(|| (t == &format!("--{name}")).then(|| tokens.get(i + 1).cloned())?)
+            })
+        };
+        let timeout_s: f64 = flag("timeoutSeconds").map_or(Some(60.0), |v| v.parse().ok())?;
+        let period_ms: u64 = flag("periodMillis").map_or(Some(500), |v| v.parse().ok())?;
         return Some(strings(&[
             "hook-wait",
             "--addr",
@@ -126,9 +137,9 @@ fn recognise(command: &[String]) -> Option<Vec<String>> {
             "--path",
             "/healthz/ready",
             "--timeout-ms",
-            &crate::clock::millis(60.0).to_string(),
+            &crate::clock::millis(timeout_s).to_string(),
             "--period-ms",
-            "5",
+            &period_ms.to_string(),
         ]));
     }
     if tokens.iter().any(|t| basename(t) == "linkerd-await") {
@@ -189,6 +200,14 @@ mod tests {
             panic!("exec expected")
         };
         assert_eq!(&argv[..3], ["hook-wait", "--addr", "127.0.0.1:15021"]);
+        assert_eq!(&argv[5..], ["--timeout-ms", "60000", "--period-ms", "500"]);
+        let Hook::Exec { argv, .. } = hook(
+            json!({"exec": {"command": ["pilot-agent", "wait", "--timeoutSeconds=4", "--periodMillis", "200"]}}),
+        )
+        .unwrap() else {
+            panic!("exec expected")
+        };
+        assert_eq!(&argv[5..], ["--timeout-ms", "4000", "--period-ms", "200"]);
         let Hook::Exec { argv, .. } =
             hook(json!({"exec": {"command": ["/usr/lib/linkerd/linkerd-await", "--timeout=2m", "--port=4191"]}})).unwrap()
         else {

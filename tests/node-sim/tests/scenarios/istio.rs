@@ -458,3 +458,58 @@ fn native_pilot_agent_finds_envoy_drained_and_kills_it_at_once() {
     );
     assert!(!p.events(pod, "istio-proxy", "already_drained").is_empty());
 }
+
+#[test]
+fn a_hold_that_times_out_starts_the_app_without_its_proxy() {
+    let p = play("istio-legacy-hold-timeout");
+    let pod = "batch-orders-import";
+    assert!(
+        p.entries(pod, Some("istio-proxy"))
+            .iter()
+            .any(|e| matches!(e.action, node_sim::Action::PostStartFailed)),
+        "the kubelet's FailedPostStartHook"
+    );
+    let agent = u64::from(p.pid(pod, "istio-proxy"));
+    let hook_exit = p
+        .rec
+        .of_type("process_exit")
+        .find(|r| {
+            r["process"]["k8s"]["container"] == "istio-proxy"
+                && r["process"]["pid"] != agent
+                && r["container_exit_code"] == 255
+        })
+        .expect("the hook's exit 255");
+    let app_start = boot(p.kernel_exec(pod, "importer", 0));
+    assert_before(
+        boot(hook_exit),
+        app_start,
+        "the app starts once the hook failed",
+    );
+    let killed = p.kernel_signal(pod, "istio-proxy", 15);
+    assert_before(
+        killed,
+        app_start + p.second_ns(),
+        "the kubelet kills the proxy at once",
+    );
+    assert_eq!(
+        p.pids(pod, "istio-proxy").len(),
+        1,
+        "restartPolicy Never: no restart"
+    );
+    assert!(
+        p.rec.listen_start(pod, "istio-proxy", 15001, 0).is_none(),
+        "never listened"
+    );
+    assert!(
+        !p.rec.refused(pod, "importer").is_empty(),
+        "the app's calls refused at 15001"
+    );
+    let f = p
+        .audit_of(pod)
+        .findings
+        .iter()
+        .find(|f| f.kind == lifecycle_audit::FindingKind::PostStartHookFailed)
+        .expect("the hook failure");
+    assert!(f.message.contains("exited 255"), "{}", f.message);
+    assert!(f.message.contains("not restarted"), "{}", f.message);
+}
