@@ -96,6 +96,20 @@ impl Played {
             .find(|a| a.pod.name == pod)
             .unwrap_or_else(|| panic!("no audit of {pod}"))
     }
+
+    /// The pod's first finding of `kind`; panics when it has none.
+    pub fn finding(
+        &self,
+        pod: &str,
+        kind: lifecycle_audit::FindingKind,
+    ) -> &lifecycle_audit::Finding {
+        let audit = self.audit_of(pod);
+        audit
+            .findings
+            .iter()
+            .find(|f| f.kind == kind)
+            .unwrap_or_else(|| panic!("no {kind:?} finding for {pod}: {:#?}", audit.findings))
+    }
 }
 
 /// A scenario played with the agent attached.

@@ -56,12 +56,7 @@ fn cloud_sql_proxy_closes_at_sigterm_and_the_draining_app_is_refused() {
     assert!(refused[0] > p.t0(pod), "refused only after t0");
     let exit = p.kernel_exit(pod, "cloud-sql-proxy", 0);
     assert_eq!(exit["container_exit_code"], 143, "{exit}");
-    let f = p
-        .audit_of(pod)
-        .findings
-        .iter()
-        .find(|f| f.kind == FindingKind::SidecarGoneBeforeApp)
-        .expect("finding");
+    let f = p.finding(pod, FindingKind::SidecarGoneBeforeApp);
     assert!(
         f.message
             .contains("cloud-sql-proxy was gone while orders drained"),
@@ -75,12 +70,7 @@ fn fluent_bit_pauses_its_inputs_and_the_apps_final_logs_are_lost() {
     let p = play("fluent-bit-legacy-final-logs");
     let pod = "payments-4e6a8c0e2a-f5g6h";
     refusals_blamed_on(&p, pod, "payments", "fluent-bit", 24224);
-    let f = p
-        .audit_of(pod)
-        .findings
-        .iter()
-        .find(|f| f.kind == FindingKind::SidecarGoneBeforeApp)
-        .expect("finding");
+    let f = p.finding(pod, FindingKind::SidecarGoneBeforeApp);
     assert!(
         f.message
             .contains("log shipper fluent-bit gone before the app: final logs lost"),
@@ -135,12 +125,7 @@ fn lost_sidecar(p: &Played, pod: &str) -> String {
         boot(p.kernel_exit(pod, "orders", 0)),
         "before the app",
     );
-    let f = p
-        .audit_of(pod)
-        .findings
-        .iter()
-        .find(|f| f.kind == FindingKind::SidecarLostDuringTermination)
-        .expect("finding");
+    let f = p.finding(pod, FindingKind::SidecarLostDuringTermination);
     assert!(
         f.message.contains("not restarted before kubelet 1.37"),
         "{}",

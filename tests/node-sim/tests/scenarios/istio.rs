@@ -389,12 +389,7 @@ fn a_leftover_prestop_sleep_holds_the_native_proxy_after_the_app() {
         SLACK_NS,
         "SIGTERM when the sleep ends",
     );
-    let f = p
-        .audit_of(pod)
-        .findings
-        .iter()
-        .find(|f| f.kind == lifecycle_audit::FindingKind::SidecarHeldByPreStop)
-        .expect("the advisory");
+    let f = p.finding(pod, lifecycle_audit::FindingKind::SidecarHeldByPreStop);
     assert!(f.message.contains("held by its preStop"), "{}", f.message);
 }
 
@@ -504,12 +499,7 @@ fn a_hold_that_times_out_starts_the_app_without_its_proxy() {
         !p.rec.refused(pod, "importer").is_empty(),
         "the app's calls refused at 15001"
     );
-    let f = p
-        .audit_of(pod)
-        .findings
-        .iter()
-        .find(|f| f.kind == lifecycle_audit::FindingKind::PostStartHookFailed)
-        .expect("the hook failure");
+    let f = p.finding(pod, lifecycle_audit::FindingKind::PostStartHookFailed);
     assert!(f.message.contains("exited 255"), "{}", f.message);
     assert!(f.message.contains("not restarted"), "{}", f.message);
 }

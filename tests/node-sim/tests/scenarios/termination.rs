@@ -248,12 +248,7 @@ fn a_namespace_init_without_a_handler_loses_sigterm_to_the_kernel() {
     );
     let exit = p.kernel_exit(pod, "orders", 0);
     assert_eq!(exit["container_exit_code"].as_u64(), Some(137), "{exit}");
-    let killed = p
-        .audit_of(pod)
-        .findings
-        .iter()
-        .find(|f| f.kind == lifecycle_audit::FindingKind::Sigkilled)
-        .expect("the sigkilled finding");
+    let killed = p.finding(pod, lifecycle_audit::FindingKind::Sigkilled);
     assert!(
         killed
             .message
