@@ -65,7 +65,8 @@ fn json_report_judges_every_rule() {
         .iter()
         .map(|v| v["rule"].as_str().unwrap())
         .collect();
-    assert_eq!(rules.len(), 18, "{rules:?}");
+    assert_eq!(rules.len(), 19, "{rules:?}");
+    assert!(rules.contains(&"D1"), "{rules:?}");
     assert_eq!(pod["findings"].as_array().unwrap().len(), 0);
     assert_eq!(pod["termination"]["order"], "native_ordered");
     assert_eq!(pod["completed_by"], "terminated");
