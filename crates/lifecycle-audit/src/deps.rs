@@ -21,7 +21,7 @@ use crate::{
     finding::{Draft, FindingKind, Judgement, Outcome, RuleId, Severity},
     fmt::offset,
     termination::TerminationAudit,
-    timeline::{At, ContainerTimeline, ListenPeriod, PodTimeline},
+    timeline::{At, ContainerTimeline, ListenPeriod, PodTimeline, socket::is_loopback},
 };
 
 /// Refused connections from one container to one missing listener.
@@ -218,8 +218,4 @@ fn listening_at(tl: &PodTimeline, port: u16, ns: i64) -> bool {
         .iter()
         .flat_map(|c| &c.sockets.listens)
         .any(|l| l.port == port && l.covers(ns))
-}
-
-fn is_loopback(addr: &str) -> bool {
-    addr.starts_with("127.") || addr == "::1" || addr == "::ffff:127.0.0.1"
 }

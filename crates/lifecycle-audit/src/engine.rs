@@ -27,9 +27,10 @@ use super::{
 /// Check completions at most this often (stream time).
 const CHECK_EVERY_NS: i64 = 100_000_000;
 /// After a process exit in a pod that is not being deleted, how long until
-/// the engine checks whether it is a Job kept running by a legacy sidecar
-/// (T5 says so 10 s after the completion).
-const STUCK_JOB_CHECK_NS: i64 = 12_000_000_000;
+/// the engine checks whether it is a Job kept running by a legacy sidecar:
+/// 2 s past the wait after which T5 says so (12 s).
+const STUCK_JOB_CHECK_NS: i64 =
+    crate::termination::kill::LEGACY_JOB_WAIT_NS + 2 * lifecycle_recording::time::NS_PER_S;
 /// Terminated pods remembered, so late records do not start a new audit.
 const FINISHED_KEPT: usize = 4096;
 

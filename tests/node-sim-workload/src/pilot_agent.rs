@@ -13,7 +13,7 @@
 //! the agent to its own child is how Istio ends Envoy, in both modes.
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    net::SocketAddr,
     process::Command,
     sync::{
         Arc,
@@ -25,6 +25,7 @@ use std::{
 use crate::{
     args::Args,
     common::{self, event},
+    net::Server,
     reap,
 };
 
@@ -63,7 +64,10 @@ pub fn run(args: &Args) -> Result<i32, String> {
     let pid = reap::spawn(&mut envoy).map_err(|e| format!("start envoy: {e}"))?;
     event("envoy_started", &[("pid", pid.to_string())]);
     let quit = Arc::new(AtomicBool::new(false));
-    let status = StatusServer::start(quit.clone())?;
+    let status = [15021, 15020]
+        .into_iter()
+        .map(|port| Server::start(port, Duration::ZERO, status_answer, Some(quit.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
     while !common::term_seen() && !quit.load(Ordering::SeqCst) {
         common::sleep_ms(10);
     }
@@ -84,55 +88,18 @@ pub fn run(args: &Args) -> Result<i32, String> {
         "envoy_killed",
         &[("status", format!("{ended:?}").replace('"', ""))],
     );
-    status.close();
+    status.into_iter().for_each(Server::close);
     event("exit", &[("code", "0".into())]);
     Ok(0)
 }
 
-/// Ports 15021 (readiness, from Envoy's) and 15020 (`/quitquitquit`).
-struct StatusServer {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl StatusServer {
-    fn start(quit: Arc<AtomicBool>) -> Result<Self, String> {
-        let any = |port| SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port);
-        let listeners = [common::bind(any(15021))?, common::bind(any(15020))?];
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopping = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let refs: Vec<&std::net::TcpListener> = listeners.iter().collect();
-            while !stopping.load(Ordering::SeqCst) {
-                for (_, mut stream) in common::accept_any(&refs, 20) {
-                    let quit = quit.clone();
-                    std::thread::spawn(move || {
-                        let path = common::read_request(&mut stream)
-                            .map(|(_, p)| p)
-                            .unwrap_or_default();
-                        let code = match path.as_str() {
-                            "/healthz/ready" => envoy_admin("GET", "/ready").unwrap_or(503),
-                            "/quitquitquit" => {
-                                quit.store(true, Ordering::SeqCst);
-                                200
-                            }
-                            _ => 404,
-                        };
-                        common::respond(&mut stream, code, "");
-                    });
-                }
-            }
-        });
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    fn close(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+/// What the agent's status ports (15021, 15020) answer: readiness as
+/// Envoy's admin reports it, and `/quitquitquit` (which [`Server`] turns
+/// into the quit flag).
+fn status_answer(path: &str, _ready: bool) -> u16 {
+    match path {
+        "/healthz/ready" => envoy_admin("GET", "/ready").unwrap_or(503),
+        "/quitquitquit" => 200,
+        _ => 404,
     }
 }

@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// The kubelet's minimum stop timeout.
-const MIN_TIMEOUT_NS: i64 = 2 * NS_PER_S;
+pub(crate) const MIN_TIMEOUT_NS: i64 = 2 * NS_PER_S;
 
 /// How long after a Job's completion a legacy sidecar that nothing
 /// signalled counts as kept running for good.
@@ -206,7 +206,7 @@ fn t5(tl: &PodTimeline, audit: &TerminationAudit, j: &mut Judgement) {
                     FindingKind::JobSidecarsKeptRunning,
                     severity,
                     Some(&c.container),
-                    if never_stopped && c.exit.is_none() && tl.horizon_ns <= limit {
+                    if never_stopped && tl.horizon_ns <= limit {
                         format!(
                             "legacy sidecar {} still ran {} after the Job's main containers completed, and nothing signalled it: the kubelet never stops a legacy sidecar, so the pod stays Running {note}",
                             c.container,

@@ -6,15 +6,15 @@
 //! termination such a signal skips everything the kubelet does for a stop:
 //! no preStop hook, no sidecar order, no grace period.
 
-use super::{TerminationAudit, measure::stop_signals};
+use super::{
+    TerminationAudit,
+    measure::{SIGKILL, stop_signals},
+};
 use crate::{
     finding::{Draft, FindingKind, Judgement, Outcome, RuleId, Severity},
     fmt::offset,
     timeline::{PodTimeline, SenderClass, SignalObs},
 };
-
-/// SIGKILL.
-const SIGKILL: i32 = 9;
 
 /// Judges X1 over every stop signal and SIGKILL sent to a container's PID 1
 /// in the recording, during a termination or not.

@@ -7,14 +7,11 @@
 //! design): an advisory, one per pod, naming each sidecar and what it had,
 //! when the main containers exited less than 2 s before the deadline.
 
-use super::{StopOrder, TerminationAudit};
+use super::{StopOrder, TerminationAudit, kill::MIN_TIMEOUT_NS};
 use crate::{
     finding::{Draft, FindingKind, Judgement, RuleId, Severity},
     fmt::secs,
 };
-
-/// The kubelet's minimum stop timeout.
-const MINIMUM_NS: i64 = 2_000_000_000;
 
 /// The advisory when native sidecars got their stop signal with less than
 /// 2 s of the grace left.
@@ -32,7 +29,7 @@ pub fn judge(audit: &TerminationAudit) -> Judgement {
         .filter_map(|c| {
             let stop = c.stop_signal.as_ref()?;
             let left = deadline - stop.at.ns;
-            (left < MINIMUM_NS).then(|| (c.container.clone(), left.max(0), stop.at.seq))
+            (left < MIN_TIMEOUT_NS).then(|| (c.container.clone(), left.max(0), stop.at.seq))
         })
         .collect();
     let last_main = audit
@@ -43,7 +40,7 @@ pub fn judge(audit: &TerminationAudit) -> Judgement {
         .max();
     // Only when the main containers themselves used the grace up: a sidecar
     // held back by something else (kubelet #125880, T7) is that rule's.
-    let used_up = last_main.is_some_and(|x| deadline - x < MINIMUM_NS);
+    let used_up = last_main.is_some_and(|x| deadline - x < MIN_TIMEOUT_NS);
     if squeezed.is_empty() || !used_up {
         return j;
     }
