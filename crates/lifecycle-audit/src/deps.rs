@@ -9,8 +9,11 @@
 //! sidecar lost (crashed, or ended by its own preStop) and, before kubelet
 //! 1.37, not restarted.
 //!
-//! Refusals before the listener first opened are startup races (S2/S4),
-//! not judged here; refusals at a mesh's capture port are M4's.
+//! A sidecar refused on the app's port before the app first listened
+//! there (or on a port the app declares and never opened) is the app not
+//! accepting (istio/istio#43596); other refusals before a listener first
+//! opened are startup races (S2/S4), not judged here. Refusals at a mesh's
+//! capture port are M4's.
 
 use std::collections::BTreeMap;
 
@@ -24,13 +27,22 @@ use crate::{
     timeline::{At, ContainerTimeline, ListenPeriod, PodTimeline, socket::is_loopback},
 };
 
+/// Where the owner's listener was when the connections were refused.
+#[derive(Clone, Copy)]
+enum Missing {
+    /// It had closed, at this time.
+    Closed(At),
+    /// It had not opened yet: it opened at this time, or never (a port
+    /// the owner's spec declares).
+    NotYet(Option<At>),
+}
+
 /// Refused connections from one container to one missing listener.
 struct Refusals<'t> {
     from: &'t ContainerTimeline,
     owner: &'t ContainerTimeline,
     port: u16,
-    /// When the owner's listener on `port` closed.
-    closed: At,
+    missing: Missing,
     /// The refused connections (their failure records).
     at: Vec<At>,
     /// The addresses they went to (loopback, the pod's own IP).
@@ -47,8 +59,8 @@ pub fn judge(
     let mut j = Judgement::default();
     let t0 = termination.and_then(|t| t.t0);
     let mut checked = 0;
-    // (from, owner, port, during termination) -> refusals.
-    let mut groups: BTreeMap<(usize, usize, u16, bool), Refusals<'_>> = BTreeMap::new();
+    // (from, owner, port, during termination, not yet open) -> refusals.
+    let mut groups: BTreeMap<(usize, usize, u16, bool, bool), Refusals<'_>> = BTreeMap::new();
     for (fi, from) in tl.containers.iter().enumerate() {
         for c in &from.sockets.connections {
             // Loopback, or the pod's own address (the connecting socket's
@@ -57,27 +69,39 @@ pub fn judge(
             if !is_loopback(&c.remote_addr) && !own_ip {
                 continue;
             }
-            let Some((oi, owner, listen)) = last_listener(tl, fi, c.remote_port, c.first()) else {
-                continue;
+            let (oi, owner, listen) = match last_listener(tl, fi, c.remote_port, c.first()) {
+                Some((oi, owner, listen)) => (oi, owner, Ok(listen)),
+                None if from.is_sidecar() => {
+                    match awaited_listener(tl, fi, c.remote_port, c.first()) {
+                        Some((oi, owner, opened)) => (oi, owner, Err(opened)),
+                        None => continue,
+                    }
+                }
+                None => continue,
             };
             checked += 1;
             let (Some(failed), Some("ECONNREFUSED")) = (c.failed, c.error.as_deref()) else {
                 continue;
             };
-            let Some(closed) = listen.end.filter(|end| end.ns <= failed.ns) else {
-                continue;
+            let missing = match listen {
+                Ok(listen) => match listen.end.filter(|end| end.ns <= failed.ns) {
+                    Some(closed) => Missing::Closed(closed),
+                    None => continue,
+                },
+                Err(opened) => Missing::NotYet(opened),
             };
             if listening_at(tl, c.remote_port, failed.ns) {
                 continue;
             }
             let terminating = t0.is_some_and(|t0| failed.ns >= t0.ns);
+            let not_yet = matches!(missing, Missing::NotYet(_));
             let group = groups
-                .entry((fi, oi, c.remote_port, terminating))
+                .entry((fi, oi, c.remote_port, terminating, not_yet))
                 .or_insert_with(|| Refusals {
                     from,
                     owner,
                     port: c.remote_port,
-                    closed,
+                    missing,
                     at: Vec::new(),
                     addrs: Default::default(),
                 });
@@ -86,7 +110,7 @@ pub fn judge(
         }
     }
     let mut violated = false;
-    for ((_, _, _, terminating), r) in &groups {
+    for ((_, _, _, terminating, _), r) in &groups {
         let draft = blame(r, *terminating, t0, termination, config);
         violated |= matches!(
             draft.kind,
@@ -132,11 +156,37 @@ fn blame(
         when(r.at[0]),
         when(r.at[n - 1])
     );
+    let closed = match r.missing {
+        Missing::Closed(closed) => closed,
+        Missing::NotYet(opened) => {
+            let since = match opened {
+                Some(at) => format!("it listened there only from {}", when(at)),
+                None => format!(
+                    "it declares containerPort {} and never listened on it",
+                    r.port
+                ),
+            };
+            let message = format!(
+                "{owner} was not accepting on {} ({since}); {refused}: the app not accepting, not {from} or the mesh (D1)",
+                r.port
+            );
+            let mut evidence: Vec<Option<u64>> = vec![opened.map(|a| a.seq)];
+            evidence.extend(r.at.iter().take(8).map(|a| Some(a.seq)));
+            return Draft::new(
+                RuleId::D1,
+                FindingKind::AppNotAccepting,
+                Severity::Warning,
+                Some(owner),
+                message,
+            )
+            .with_evidence(evidence);
+        }
+    };
     let app_to_sidecar = r.owner.is_sidecar() && r.from.is_main() && !r.from.is_sidecar();
     let stopped_by_signal = termination
         .and_then(|t| t.container(owner))
         .and_then(|c| c.stop_signal.as_ref())
-        .is_some_and(|s| s.at.ns <= r.closed.ns);
+        .is_some_and(|s| s.at.ns <= closed.ns);
     let (kind, message) = if terminating
         && app_to_sidecar
         && !stopped_by_signal
@@ -152,7 +202,7 @@ fn blame(
             format!(
                 "sidecar {owner} lost during termination ({restart}): it stopped listening on {} at {} without a stop signal while {from} still ran; {refused} (D1)",
                 r.port,
-                when(r.closed)
+                when(closed)
             ),
         )
     } else if terminating && app_to_sidecar {
@@ -167,7 +217,7 @@ fn blame(
             format!(
                 "{what}; it stopped listening on {} at {}; {refused} (D1)",
                 r.port,
-                when(r.closed)
+                when(closed)
             ),
         )
     } else if r.from.is_sidecar() && !r.owner.is_sidecar() {
@@ -176,7 +226,7 @@ fn blame(
             format!(
                 "{owner} no longer listened on {} (closed at {}): the app was gone, not {from} or the mesh; {refused} (D1)",
                 r.port,
-                when(r.closed)
+                when(closed)
             ),
         )
     } else {
@@ -185,11 +235,11 @@ fn blame(
             format!(
                 "{owner} did not listen on {} (closed at {}); {refused} (D1)",
                 r.port,
-                when(r.closed)
+                when(closed)
             ),
         )
     };
-    let mut evidence: Vec<Option<u64>> = vec![Some(r.closed.seq)];
+    let mut evidence: Vec<Option<u64>> = vec![Some(closed.seq)];
     evidence.extend(r.at.iter().take(8).map(|a| Some(a.seq)));
     Draft::new(RuleId::D1, kind, Severity::Warning, Some(owner), message).with_evidence(evidence)
 }
@@ -210,6 +260,38 @@ fn last_listener(
         .flat_map(|(i, c)| c.sockets.listens.iter().map(move |l| (i, c, l)))
         .filter(|(_, _, l)| l.port == port && l.start.is_none_or(|s| s.ns <= at.ns))
         .max_by_key(|(_, _, l)| l.start.map(|s| s.ns))
+}
+
+/// The app container (not a sidecar, not `from`) that `from` expected on
+/// `port` at `at`: the first to listen there later (with when), else one
+/// whose spec declares the port (never opened).
+fn awaited_listener(
+    tl: &PodTimeline,
+    from: usize,
+    port: u16,
+    at: Option<At>,
+) -> Option<(usize, &ContainerTimeline, Option<At>)> {
+    let at = at?;
+    let apps = || {
+        tl.containers
+            .iter()
+            .enumerate()
+            .filter(move |(i, c)| *i != from && !c.is_sidecar())
+    };
+    let later = apps()
+        .flat_map(|(i, c)| c.sockets.listens.iter().map(move |l| (i, c, l)))
+        .filter_map(|(i, c, l)| {
+            l.start
+                .filter(|s| l.port == port && s.ns > at.ns)
+                .map(|s| (i, c, s))
+        })
+        .min_by_key(|(_, _, s)| s.ns);
+    if let Some((i, c, s)) = later {
+        return Some((i, c, Some(s)));
+    }
+    apps()
+        .find(|(_, c)| c.spec.as_ref().is_some_and(|s| s.ports.contains(&port)))
+        .map(|(i, c)| (i, c, None))
 }
 
 /// Whether any container of the pod listened on `port` at `ns`.

@@ -187,6 +187,10 @@ pub enum FindingKind {
     /// D1: a sidecar's connections to an app's port were refused because the
     /// app no longer listened: the app was gone, not the sidecar or the mesh.
     AppGoneBeforeSidecar,
+    /// D1: a sidecar's connections to an app's port were refused before the
+    /// app first listened there (or on a declared port it never opened):
+    /// the app not accepting, not the sidecar or the mesh.
+    AppNotAccepting,
     /// D1: connections to another container's port refused while it did not
     /// listen, outside the cases above (a crash while the pod ran).
     LocalListenerGone,

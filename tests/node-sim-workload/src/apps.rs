@@ -20,7 +20,8 @@ use crate::{
 
 /// `app`: serves `--serve PORT` (ready after `--ready-after-ms`), calls each
 /// `--call ADDR` every `--interval-ms`, and on SIGTERM keeps both going for
-/// `--drain-ms` before exiting 0. `--ignore-term` never stops (SIGKILL
+/// `--drain-ms` before exiting 0; `--listen-delay-ms` opens the port that
+/// late. `--ignore-term` never stops (SIGKILL
 /// ends it); `--default-term` leaves SIGTERM's default action in place.
 /// `--preempt-per-s N`: Go-like SIGURG preemption of its own threads.
 pub fn app(args: &Args) -> Result<i32, String> {
@@ -36,10 +37,21 @@ pub fn app(args: &Args) -> Result<i32, String> {
         common::handle_term();
     }
     common::preempt_like_go(args.number("preempt-per-s", 0)?);
-    let server = optional_server(args, "serve", ready_gated)?;
+    // `--listen-delay-ms`: the server opens its port that late (an app
+    // still loading, or one that binds only once its dependencies answer).
+    let listen_after = Duration::from_millis(args.ms("listen-delay-ms", 0)?);
+    let started = Instant::now();
+    let mut server = if listen_after.is_zero() {
+        optional_server(args, "serve", ready_gated)?
+    } else {
+        None
+    };
     event("started", &[]);
     let mut term_at: Option<Instant> = None;
     loop {
+        if server.is_none() && !listen_after.is_zero() && started.elapsed() >= listen_after {
+            server = optional_server(args, "serve", ready_gated)?;
+        }
         if !ignore && term_at.is_none() && common::term_seen() {
             term_at = Some(Instant::now());
             common::sigterm_event(&[("drain_ms", drain.as_millis().to_string())]);
@@ -242,6 +254,22 @@ pub fn pause() -> Result<i32, String> {
     event("started", &[]);
     while !common::sleep_unless_term(1000) {}
     common::sigterm_event(&[]);
+    Ok(0)
+}
+
+/// `caller`: a client elsewhere in the cluster (another pod, an ingress)
+/// calling `--to` every `--interval-ms` for `--duration-ms`, each request
+/// logged as an `inbound_request` event.
+pub fn caller(args: &Args) -> Result<i32, String> {
+    let to = common::addr(args.required("to")?)?;
+    let interval = args.ms("interval-ms", 200)?;
+    let duration = Duration::from_millis(args.ms("duration-ms", 0)?);
+    common::handle_term();
+    let start = Instant::now();
+    while start.elapsed() < duration && !common::term_seen() {
+        request(to, "GET", "/", "inbound_request");
+        common::sleep_ms(interval.max(1));
+    }
     Ok(0)
 }
 

@@ -62,6 +62,7 @@ fn run_role(argv: &[String]) -> i32 {
         "init-task" => apps::init_task(&args),
         "mesh-init" => apps::mesh_init(&args),
         "peer-server" => apps::peer_server(&args),
+        "caller" => apps::caller(&args),
         "hook-sleep" => hooks::sleep(&args),
         "hook-http" => hooks::http(&args),
         "hook-wait" => hooks::wait(&args),
@@ -85,7 +86,7 @@ fn usage(problem: &str) -> i32 {
     eprintln!(
         "{problem}\nusage: node-sim-workload ROLE [--flag value]...   (or `pause`, under that name)\n\
          roles: pause mesh-proxy pilot-agent app log-shipper job-worker secrets-agent db-proxy init-task \
-         mesh-init peer-server hook-sleep hook-http hook-wait"
+         mesh-init peer-server caller hook-sleep hook-http hook-wait"
     );
     2
 }

@@ -65,4 +65,12 @@ pub enum SimError {
         pid: u32,
         reason: String,
     },
+    #[error("pod {pod} has no address yet: its sandbox is not up")]
+    NoPodAddress { pod: String },
+    #[error("cannot start the inbound caller of pod {pod}: {source}")]
+    CallerFailed {
+        pod: String,
+        #[source]
+        source: std::io::Error,
+    },
 }

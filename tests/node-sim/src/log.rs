@@ -128,6 +128,12 @@ pub enum Action {
         sender_pid: u32,
         target_pid: u32,
     },
+    /// A client outside the pod (`caller_pid`, in the node namespace) began
+    /// calling the pod's address on `port`.
+    InboundCallsStarted {
+        port: u16,
+        caller_pid: u32,
+    },
     /// The pod's termination began (t0).
     TerminationStarted {
         cause: StopCause,

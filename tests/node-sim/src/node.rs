@@ -376,6 +376,47 @@ impl Node {
         Ok(())
     }
 
+    /// A client outside the pod, in the node namespace, calls the pod's
+    /// address on `port` every `every_s` for `for_s` (scenario seconds),
+    /// in the background: the traffic a Service sends to a pod's endpoint.
+    /// Its requests go to `callers.log` in the work directory.
+    pub fn call(&self, pod: &str, port: u16, every_s: f64, for_s: f64) -> Result<(), SimError> {
+        let ip = self
+            .inspect(pod, |s| s.pod_ip)?
+            .ok_or_else(|| SimError::NoPodAddress {
+                pod: pod.to_owned(),
+            })?;
+        let key = self
+            .pod(pod)
+            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .ok_or_else(|| SimError::UnknownPod(pod.to_owned()))?;
+        let workload = locate_workload()?;
+        let failed = |source| SimError::CallerFailed {
+            pod: pod.to_owned(),
+            source,
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.env.workdir.join("callers.log"))
+            .map_err(failed)?;
+        let caller_pid = self
+            .env
+            .cluster
+            .start_caller(
+                &workload,
+                SocketAddrV4::new(ip, port),
+                crate::clock::secs(every_s),
+                crate::clock::secs(for_s),
+                Some(log),
+            )
+            .map_err(failed)?;
+        self.env
+            .log
+            .record(&key, None, Action::InboundCallsStarted { port, caller_pid });
+        Ok(())
+    }
+
     /// Reads the pod's state.
     pub fn inspect<R>(&self, name: &str, f: impl FnOnce(&PodState) -> R) -> Result<R, SimError> {
         let state = self

@@ -174,3 +174,64 @@ fn refusals_before_the_first_listen_are_not_judged() {
         audit.findings
     );
 }
+
+/// Envoy forwards an inbound request to the app's port before the app
+/// opened it: the app not accepting, blamed on the app, not the mesh.
+#[test]
+fn a_sidecar_refused_before_the_app_listens_blames_the_app() {
+    let (mut s, proxy, app) = super::running_legacy(30);
+    s.at(100.0).refused(&proxy, ("127.0.0.1", 9080));
+    s.at(350.0).refused(&proxy, ("10.1.0.5", 9080));
+    s.at(600.0).listen(&app, "0.0.0.0", 9080, 0);
+    let audit = s.audit();
+    let f = one(&audit, FindingKind::AppNotAccepting);
+    assert_eq!(f.container.as_deref(), Some("app"));
+    for part in [
+        "app was not accepting on 9080 (it listened there only from",
+        "2 connection(s) from istio-proxy to port 9080 (loopback and the pod's IP) refused",
+        "not istio-proxy or the mesh",
+    ] {
+        assert!(f.message.contains(part), "{part}: {}", f.message);
+    }
+    assert_eq!(outcome(&audit, RuleId::D1), Outcome::Held);
+}
+
+/// A port the app declares but never opens is the app's, from the spec.
+#[test]
+fn a_declared_port_never_opened_is_the_apps() {
+    let m = manifest(
+        json!([]),
+        json!([
+            {"name": "app", "image": "shop/app:1", "ports": [{"containerPort": 9080}]},
+            {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.28.0"}
+        ]),
+        json!({}),
+    );
+    let mut s = Script::new(m);
+    s.at(0.0);
+    s.start("app", "/app");
+    let proxy = s.start("istio-proxy", "/usr/local/bin/pilot-agent");
+    s.at(30.0);
+    s.listen(&proxy, "0.0.0.0", 15006, 1337);
+    s.at(100.0).refused(&proxy, ("127.0.0.1", 9080));
+    // A port nobody declares or opens is no container's: not judged.
+    s.at(200.0).refused(&proxy, ("127.0.0.1", 9999));
+    let audit = s.audit();
+    let f = one(&audit, FindingKind::AppNotAccepting);
+    assert!(
+        f.message
+            .contains("it declares containerPort 9080 and never listened on it"),
+        "{}",
+        f.message
+    );
+    assert_eq!(
+        audit
+            .findings
+            .iter()
+            .filter(|f| f.rule == RuleId::D1)
+            .count(),
+        1,
+        "{:#?}",
+        audit.findings
+    );
+}

@@ -270,6 +270,9 @@ fn print_summary(report: &ScenarioReport) {
                 sender_pid,
                 target_pid,
             } => format!("host shell {sender_pid} sent {signal} to pid {target_pid}"),
+            Action::InboundCallsStarted { port, caller_pid } => {
+                format!("caller {caller_pid} calling the pod on {port}")
+            }
             Action::TerminationStarted { cause, grace_s } => {
                 format!("termination ({cause:?}, grace {grace_s} s)")
             }

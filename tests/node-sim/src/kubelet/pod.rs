@@ -195,6 +195,7 @@ impl PodContext {
                 pod_ip: sandbox.ip.clone(),
             },
         );
+        state.update(|s| s.pod_ip = Some(net.ip));
         let status = StatusWriter::new(env.api.clone(), &plan.namespace, &plan.name);
         let ctx = Arc::new(Self {
             key,

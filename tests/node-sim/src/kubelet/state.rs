@@ -108,6 +108,8 @@ pub struct PodState {
     pub failure: Option<String>,
     /// The pod's Ready condition as last published.
     pub pod_ready: bool,
+    /// The sandbox's address, once CNI gave it one.
+    pub pod_ip: Option<std::net::Ipv4Addr>,
 }
 
 impl PodState {
@@ -120,6 +122,7 @@ impl PodState {
             aborted: false,
             failure: None,
             pod_ready: false,
+            pod_ip: None,
         }
     }
 

@@ -73,10 +73,15 @@ fn live(ctx: &Arc<PodContext>) -> Result<(), SimError> {
     ctx.state.update(|s| s.stage = Stage::Terminating);
     termination::stop_containers(ctx, StopCause::Deletion, grace as f64);
     ctx.stop_sandbox();
+    // The kubelet's phase of a terminated pod counts its regular
+    // containers only: native sidecars SIGKILLed at the deadline (137) or
+    // ended by SIGTERM (143) do not fail it, nor do init containers.
     let all_zero = ctx.state.read(|s| {
-        s.containers
-            .values()
-            .all(|c| c.last_exit.as_ref().is_none_or(|e| e.exit_code == 0))
+        ctx.plan.of_kind(ContainerKind::Main).all(|c| {
+            s.container(&c.name)
+                .and_then(|c| c.last_exit.as_ref())
+                .is_none_or(|e| e.exit_code == 0)
+        })
     });
     if ctx
         .state

@@ -21,6 +21,8 @@ use super::netns::{NetError, NetNs};
 pub struct ClusterNetwork {
     ns: NetNs,
     peers: Mutex<Option<Child>>,
+    /// Inbound callers of pods (clients in this namespace).
+    callers: Mutex<Vec<Child>>,
 }
 
 /// A pod's network as CNI set it up in its sandbox.
@@ -62,6 +64,7 @@ impl ClusterNetwork {
         Ok(Self {
             ns,
             peers: Mutex::new(None),
+            callers: Mutex::new(Vec::new()),
         })
     }
 
@@ -110,10 +113,44 @@ impl ClusterNetwork {
         *self.peers.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
         Ok(())
     }
+
+    /// Starts a `caller` in this namespace: a client elsewhere in the
+    /// cluster (another pod, an ingress) calling `target` every `every`
+    /// for `duration`, in the background. Returns its pid.
+    pub fn start_caller(
+        &self,
+        workload: &Path,
+        target: SocketAddrV4,
+        every: std::time::Duration,
+        duration: std::time::Duration,
+        log: Option<File>,
+    ) -> std::io::Result<u32> {
+        let mut cmd = Command::new(workload);
+        cmd.arg("caller")
+            .args(["--to", &target.to_string()])
+            .args(["--interval-ms", &every.as_millis().max(1).to_string()])
+            .args(["--duration-ms", &duration.as_millis().to_string()]);
+        let child = super::netns::spawn_in(&mut cmd, self.ns.file(), log)?;
+        let pid = child.id();
+        self.callers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child);
+        Ok(pid)
+    }
 }
 
 impl Drop for ClusterNetwork {
     fn drop(&mut self) {
+        for mut child in self
+            .callers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         if let Some(mut child) = self.peers.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = child.kill();
             let _ = child.wait();

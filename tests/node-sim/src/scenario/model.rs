@@ -126,7 +126,7 @@ pub struct ContainerSim {
     pub preempt_per_s: Option<u32>,
     pub ready_after: Option<f64>,
     /// Proxy: delay before the capture ports listen; db-proxy: before its
-    /// `listen` port does.
+    /// `listen` port does; app: before its `serve` port does.
     pub listen_delay: Option<f64>,
     /// Proxy: abort (SIGABRT) after this long, in every run of the container
     /// up to `crashTimes`.
@@ -209,6 +209,17 @@ pub enum Step {
         pod: String,
         container: String,
         signal: String,
+    },
+    /// A client elsewhere in the cluster calls the pod's address on `port`
+    /// every `every` seconds for `for` seconds, in the background (the
+    /// next step follows at once): inbound traffic, which a mesh's
+    /// capture hands to the proxy and the proxy forwards to the app.
+    Call {
+        pod: String,
+        port: u16,
+        every: f64,
+        #[serde(rename = "for")]
+        for_s: f64,
     },
 }
 

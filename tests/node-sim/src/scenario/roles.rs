@@ -105,6 +105,9 @@ pub fn workload_args(
             if let Some(r) = sim.ready_after {
                 push("ready-after-ms", ms(r));
             }
+            if let Some(l) = sim.listen_delay {
+                push("listen-delay-ms", ms(l));
+            }
             if let Some(n) = sim.preempt_per_s {
                 push("preempt-per-s", n.to_string());
             }

@@ -251,6 +251,12 @@ pub fn play(node: &Node, step: &Step, timeout: Duration) -> Result<(), SimError>
             container,
             signal,
         } => node.host_kill(pod, container, signal),
+        Step::Call {
+            pod,
+            port,
+            every,
+            for_s,
+        } => node.call(pod, *port, *every, *for_s),
     }
 }
 
@@ -302,5 +308,6 @@ fn read_events(workdir: &Path, pods: &[PodInfo]) -> Vec<WorkloadEvent> {
         }
     }
     read(&workdir.join("peers.log"), "cluster", "peers", None);
+    read(&workdir.join("callers.log"), "cluster", "callers", None);
     events
 }

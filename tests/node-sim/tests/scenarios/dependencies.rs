@@ -154,3 +154,91 @@ fn a_native_sidecar_crashing_during_termination_is_not_restarted() {
         "died of a signal: {exit}"
     );
 }
+
+/// Envoy's upstream connects to `port` (loopback or the pod's IP) that
+/// the kernel refused, by time.
+fn envoy_refusals(p: &Played, pod: &str, port: u16) -> Vec<u64> {
+    let mut at: Vec<u64> = p
+        .rec
+        .refused(pod, "istio-proxy")
+        .into_iter()
+        .filter(|r| r["remote_port"] == port)
+        .map(boot)
+        .collect();
+    at.sort_unstable();
+    at
+}
+
+/// The callers' requests that failed (Envoy answered 503) and that went
+/// through (200), as the caller outside the pod logged them.
+fn inbound_outcomes(p: &Played) -> (usize, usize) {
+    let requests = p.events("cluster", "callers", "inbound_request");
+    let ok = requests.iter().filter(|e| e["ok"] == true).count();
+    (requests.len() - ok, ok)
+}
+
+#[test]
+fn inbound_requests_before_the_app_listens_are_the_apps_not_the_meshs() {
+    let p = play("istio-inbound-before-app-listens");
+    let pod = "productpage-v1-5b8c7d6f9-q2w3e";
+    let refused = envoy_refusals(&p, pod, 9080);
+    assert!(!refused.is_empty(), "Envoy's forwards refused");
+    let listened = boot(
+        p.rec
+            .listen_start(pod, "productpage", 9080, 0)
+            .expect("the app listened at last"),
+    );
+    for at in &refused {
+        assert_before(*at, listened, "refused only before the app listened");
+    }
+    // The callers saw Envoy's 503s first, then answers once the app listened.
+    let (failed, ok) = inbound_outcomes(&p);
+    assert!(
+        failed >= refused.len() && ok > 0,
+        "failed {failed}, ok {ok}"
+    );
+    let f = p.finding(pod, FindingKind::AppNotAccepting);
+    assert_eq!(f.container.as_deref(), Some("productpage"));
+    let count = format!("{} connection(s) from istio-proxy", refused.len());
+    assert!(f.message.contains(&count), "{count}: {}", f.message);
+    assert!(
+        f.message.contains("not istio-proxy or the mesh"),
+        "{}",
+        f.message
+    );
+    // The mesh is not blamed: no M rule reports anything.
+    let audit = p.audit_of(pod);
+    assert!(
+        audit.findings.iter().all(|f| f.rule == RuleId::D1),
+        "{:#?}",
+        audit.findings
+    );
+}
+
+#[test]
+fn envoys_forwards_after_the_app_exited_are_the_app_gone_before_its_proxy() {
+    let p = play("istio-legacy-inbound-after-app-exit");
+    let pod = "details-v1-6c9d8b7f5-h6j7k";
+    let refused = envoy_refusals(&p, pod, 9080);
+    assert!(!refused.is_empty(), "Envoy's forwards refused");
+    let app_exit = boot(p.kernel_exit(pod, "details", 0));
+    let envoy_killed = boot(crate::istio::agent_kills_envoy(&p, pod).0);
+    for at in &refused {
+        assert_before(app_exit, *at, "refused after the app exited");
+        assert_before(*at, envoy_killed, "while Envoy still drained");
+    }
+    let f = p.finding(pod, FindingKind::AppGoneBeforeSidecar);
+    assert_eq!(f.container.as_deref(), Some("details"));
+    assert!(
+        f.message
+            .contains("the app was gone, not istio-proxy or the mesh"),
+        "{}",
+        f.message
+    );
+    let count = format!("{} connection(s) from istio-proxy", refused.len());
+    assert!(f.message.contains(&count), "{count}: {}", f.message);
+    assert_eq!(
+        p.audit_of(pod).verdict(RuleId::D1).map(|v| v.outcome),
+        Some(lifecycle_audit::Outcome::Held)
+    );
+}

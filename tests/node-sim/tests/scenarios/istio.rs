@@ -394,7 +394,10 @@ fn a_leftover_prestop_sleep_holds_the_native_proxy_after_the_app() {
 }
 
 /// pilot-agent's SIGKILL of its child Envoy: (the record, Envoy's pid).
-fn agent_kills_envoy<'p>(p: &'p crate::Played, pod: &str) -> (&'p serde_json::Value, u64) {
+pub(crate) fn agent_kills_envoy<'p>(
+    p: &'p crate::Played,
+    pod: &str,
+) -> (&'p serde_json::Value, u64) {
     let agent = u64::from(p.pid(pod, "istio-proxy"));
     let kill = p
         .rec
