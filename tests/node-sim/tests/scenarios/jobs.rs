@@ -229,3 +229,25 @@ fn the_quitquitquit_workaround_lets_the_job_complete() {
         "the Job completed"
     );
 }
+
+#[test]
+fn istios_quitquitquit_lets_the_meshed_job_complete() {
+    let p = play("job-istio-legacy-quitquitquit");
+    let pod = "nightly-sync-29384801-r8t9y";
+    let worker = boot(p.kernel_exit(pod, "sync", 0));
+    let proxy = p.kernel_exit(pod, "istio-proxy", 0);
+    assert_eq!(proxy["container_exit_code"], 0, "{proxy}");
+    assert!(
+        boot(proxy).abs_diff(worker) < p.second_ns(),
+        "Envoy quit with the worker's last act"
+    );
+    assert!(
+        !p.has_kernel_signal(pod, "istio-proxy", 15),
+        "no SIGTERM needed"
+    );
+    assert!(!p.events(pod, "sync", "quit_sent").is_empty());
+    assert!(
+        phases_before_deletion(&p, pod).contains(&"Succeeded".to_owned()),
+        "the Job completed"
+    );
+}
