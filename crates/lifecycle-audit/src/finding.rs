@@ -155,6 +155,9 @@ pub enum FindingKind {
     /// T5: a sidecar still ran past completion + G + 3 s of a Job pod (error for
     /// native sidecars, warning for legacy ones, which T5 does not cover).
     JobSidecarsKeptRunning,
+    /// T5 (advisory): a legacy sidecar's non-zero exit failed a Job pod whose
+    /// main containers all exited 0.
+    JobFailedBySidecar,
     /// T6: a sidecar restarted after termination began.
     RestartDuringTermination,
     /// T7: a never-started sidecar held back the others' stop signals.

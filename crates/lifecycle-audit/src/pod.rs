@@ -357,6 +357,7 @@ pub fn analyze(
             j.extend(termination::order::judge(&tl, t, config));
             j.extend(termination::held::judge(t));
             j.extend(termination::squeeze::judge(t));
+            j.extend(termination::job_phase::judge(&tl, t));
             j.extend(termination::kill::judge(&tl, t, config));
             j.extend(termination::mesh::judge(&tl, t, config));
         }

@@ -106,8 +106,8 @@ pub fn log_shipper(args: &Args) -> Result<i32, String> {
 }
 
 /// `job-worker`: calls `--call` every `--interval-ms` for `--work-ms`, then
-/// exits with `--exit`, after POSTing `/quitquitquit` to `--quit ADDR`
-/// when given. SIGTERM keeps its default action.
+/// exits with `--exit`, after POSTing `/quitquitquit` (or `--quit-path`)
+/// to `--quit ADDR` when given. SIGTERM keeps its default action.
 pub fn job_worker(args: &Args) -> Result<i32, String> {
     let calls = targets(args, "call")?;
     let interval = args.ms("interval-ms", 50)?;
@@ -124,7 +124,8 @@ pub fn job_worker(args: &Args) -> Result<i32, String> {
     // The workaround for legacy sidecars of Jobs: tell the sidecar to quit
     // as the last act.
     if let Some(quit) = args.get("quit") {
-        request(common::addr(quit)?, "POST", "/quitquitquit", "quit_sent");
+        let path = args.get("quit-path").unwrap_or("/quitquitquit");
+        request(common::addr(quit)?, "POST", path, "quit_sent");
     }
     event("exit", &[("code", code.to_string())]);
     Ok(code)

@@ -7,7 +7,9 @@
 //! recovered with `SO_ORIGINAL_DST`; the proxy's own upstream connections
 //! are not captured because it runs under the mesh UID. On SIGTERM it keeps
 //! serving for `--drain-ms`, then closes its listeners and exits 0;
-//! `/quitquitquit` (Istio) or `/shutdown` (Linkerd) end it at once.
+//! `/quitquitquit` (Istio) or `/shutdown` (Linkerd) end it at once, unless
+//! `--linger` holds a connection the shutdown waits for (then it closes its
+//! listeners and hangs until SIGKILL).
 //! `--crash-after-ms` aborts it (SIGABRT) to play a proxy crash. As PID 1
 //! of its pid namespace the kernel drops that SIGABRT (init has no handler
 //! for it), and glibc's `abort` then ends the process by a fault (SIGSEGV,
@@ -85,6 +87,25 @@ pub fn run(args: &Args) -> Result<i32, String> {
     common::handle_term();
     let flags = Arc::new(Flags::default());
     let start = Instant::now();
+    // `--linger ADDR`: a control-plane stream held open for the proxy's
+    // life. A graceful shutdown waits for open connections to end, and
+    // this one never does (linkerd/linkerd2#8033).
+    let lingering = match args.get("linger") {
+        Some(peer) => {
+            let addr = common::addr(peer)?;
+            match TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                Ok(stream) => Some(stream),
+                Err(e) => {
+                    event(
+                        "linger_failed",
+                        &[("errno", common::errno_of(&e).to_string())],
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
 
     // `--envoy`: Envoy under pilot-agent, which serves 15020/15021 itself;
     // Envoy has the capture ports and its admin port.
@@ -139,6 +160,15 @@ pub fn run(args: &Args) -> Result<i32, String> {
         }
     }
     drop(listeners);
+    if lingering.is_some() && flags.quit.load(Ordering::SeqCst) {
+        // Every listener (the admin port with its /live too) is closed; the
+        // shutdown waits for the lingering stream, which never ends, so
+        // only a SIGKILL ends the proxy.
+        event("shutdown_waiting", &[("open_connections", "1".into())]);
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
     event("exit", &[("code", "0".into())]);
     Ok(0)
 }

@@ -13,6 +13,7 @@
 //! * [`mesh`] judges the mesh-specific rules (M1, M2).
 
 pub mod held;
+pub mod job_phase;
 pub mod kill;
 pub mod measure;
 pub mod mesh;

@@ -244,6 +244,14 @@ impl Script {
         self
     }
 
+    /// The API reports the pod's phase (`Running`, `Failed`, …).
+    pub fn phase(&mut self, phase: &str) -> &mut Self {
+        self.pod_event(PodChange::PhaseChanged {
+            phase: phase.into(),
+        });
+        self
+    }
+
     /// Runs the API server's clock `seconds` ahead of the node's (behind
     /// when negative): the times the API server stamps (a delete request)
     /// move, the kubelet's and the kernel's do not.

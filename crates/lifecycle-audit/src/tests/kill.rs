@@ -386,3 +386,61 @@ fn a_leftover_prestop_sleep_holding_a_native_sidecar_is_an_advisory() {
     assert_eq!(outcome(&held, RuleId::T2), Outcome::Held);
     assert!(!kinds(&run(false)).contains(&FindingKind::SidecarHeldByPreStop));
 }
+
+/// A legacy Linkerd proxy of a Job, hung in `/shutdown` and killed by its
+/// liveness probe (SIGTERM, SIGKILL 5 s later, exit 137), fails the pod
+/// although the worker exited 0 (linkerd/linkerd2#8033).
+#[test]
+fn a_legacy_sidecar_killed_after_the_work_fails_the_job_pod() {
+    let run = |proxy_code: Option<i32>| {
+        let mut m = manifest(
+            json!([]),
+            json!([{"name": "linkerd-proxy", "image": "cr.l5d.io/linkerd/proxy:edge-26.1.1"},
+                   {"name": "export", "image": "finance/export:1"}]),
+            json!({"restartPolicy": "Never", "terminationGracePeriodSeconds": 5}),
+        );
+        m["metadata"]["ownerReferences"] = json!([{"apiVersion": "batch/v1", "kind": "Job", "name": "export-1", "uid": "j", "controller": true}]);
+        let mut s = Script::new(m);
+        s.at(0.0);
+        let proxy = s.start("linkerd-proxy", "/usr/lib/linkerd/linkerd2-proxy");
+        s.at(500.0);
+        let app = s.start("export", "/app/export");
+        s.at(3000.0).exit(&app, 0);
+        s.at(6000.0).term(&proxy);
+        match proxy_code {
+            Some(code) => {
+                s.at(6010.0).exit(&proxy, code);
+            }
+            None => {
+                s.at(11_000.0).kill(&proxy);
+            }
+        }
+        s.at(11_100.0).phase(if proxy_code == Some(0) {
+            "Succeeded"
+        } else {
+            "Failed"
+        });
+        s.audit()
+    };
+    let killed = run(None);
+    let f = one(&killed, FindingKind::JobFailedBySidecar);
+    assert_eq!(f.container.as_deref(), Some("linkerd-proxy"));
+    for part in [
+        "the Job pod failed because of its legacy sidecar linkerd-proxy: it exited 137",
+        "SIGKILL from the container runtime 5.000 s after its SIGTERM",
+        "a probe kill",
+        "the API reports the pod Failed",
+    ] {
+        assert!(f.message.contains(part), "{part}: {}", f.message);
+    }
+    // Exiting 0 on its SIGTERM, the sidecar fails nothing.
+    let clean = run(Some(0));
+    assert!(
+        clean
+            .findings
+            .iter()
+            .all(|f| f.kind != FindingKind::JobFailedBySidecar),
+        "{:#?}",
+        clean.findings
+    );
+}

@@ -149,9 +149,14 @@ pub struct ContainerSim {
     pub forward_port: Option<u16>,
     #[serde(default)]
     pub once: bool,
-    /// Job worker: POST `/quitquitquit` to this address (peer or `ip:port`)
+    /// Job worker: POST `/quitquitquit` to this address (peer or `ip:port`,
+    /// with another path after it: `127.0.0.1:4191/shutdown` for Linkerd)
     /// as its last act.
     pub quit: Option<String>,
+    /// Proxy: holds a connection to this peer open for its whole life (a
+    /// control-plane stream); Linkerd's `/shutdown` waits for it to end,
+    /// which it never does (linkerd/linkerd2#8033).
+    pub linger: Option<String>,
 }
 
 /// Pod names: one or a list.

@@ -66,6 +66,9 @@ pub fn workload_args(
             if let Some(d) = sim.drain {
                 push("drain-ms", ms(d));
             }
+            if let Some(peer) = &sim.linger {
+                push("linger", resolve(peer, container, ctx.peers)?);
+            }
             if let Some(c) = sim.crash_after
                 && ctx.restart < sim.crash_times.unwrap_or(1)
             {
@@ -146,7 +149,12 @@ pub fn workload_args(
                 push("interval-ms", ms(i));
             }
             if let Some(quit) = &sim.quit {
-                push("quit", resolve(quit, container, ctx.peers)?);
+                let (target, path) = match quit.split_once('/') {
+                    Some((target, path)) => (target, format!("/{path}")),
+                    None => (quit.as_str(), "/quitquitquit".to_owned()),
+                };
+                push("quit", resolve(target, container, ctx.peers)?);
+                push("quit-path", path);
             }
             "job-worker"
         }

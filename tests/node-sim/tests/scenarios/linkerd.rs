@@ -1,6 +1,7 @@
 //! Linkerd: legacy wait-before-exit (longer and shorter than the app's
 //! drain, and none: the proxy stops accepting at SIGTERM), native sidecar
-//! with the CNI capture.
+//! with the CNI capture, and a Job's `/shutdown` hung on a lingering
+//! connection.
 
 use crate::{
     Played, SLACK_NS, assert_before, assert_near, assert_no_refusals, capture_listen,
@@ -133,4 +134,57 @@ fn a_wait_before_exit_shorter_than_the_drain_moves_the_refusals_past_it() {
         refused[0] > t0 + 3 * p.second_ns(),
         "no refusal before the wait ended"
     );
+}
+
+#[test]
+fn a_shutdown_hung_on_a_lingering_connection_fails_the_job_by_its_sidecar() {
+    let p = play("linkerd-job-shutdown-lingering");
+    let pod = "ledger-export-29384900-m3n4b";
+    let worker = p.kernel_exit(pod, "export", 0);
+    assert_eq!(worker["container_exit_code"], 0, "{worker}");
+    assert!(!p.events(pod, "export", "quit_sent").is_empty());
+    assert!(
+        !p.events(pod, "linkerd-proxy", "shutdown_waiting")
+            .is_empty()
+    );
+    // The shutdown closed the admin port: the liveness probe fails, and the
+    // kubelet's stop is SIGTERM, then SIGKILL at the 5 s grace.
+    let closed = boot(
+        p.rec
+            .sockets(pod, "linkerd-proxy", "listen_stop")
+            .find(|r| r["local_port"] == 4191)
+            .expect("the admin port closed"),
+    );
+    let term = p.kernel_signal(pod, "linkerd-proxy", 15);
+    let kill = p.kernel_signal(pod, "linkerd-proxy", 9);
+    assert_before(boot(worker), closed, "the shutdown follows the work");
+    assert_before(
+        closed + 2 * p.second_ns(),
+        term,
+        "three failed probes, 1 s apart",
+    );
+    assert_near(
+        kill,
+        term + 5 * p.second_ns(),
+        SLACK_NS,
+        "SIGKILL at the grace",
+    );
+    assert_eq!(
+        p.kernel_exit(pod, "linkerd-proxy", 0)["container_exit_code"],
+        137
+    );
+    assert!(
+        p.report
+            .log
+            .iter()
+            .any(|e| matches!(e.action, node_sim::log::Action::LivenessFailed { .. }))
+    );
+    let phases: Vec<&str> = p
+        .rec
+        .pod_changes(pod, "phase_changed")
+        .filter_map(|r| r["change"]["phase"].as_str())
+        .collect();
+    assert_eq!(phases.last(), Some(&"Failed"), "{phases:?}");
+    let f = p.finding(pod, lifecycle_audit::FindingKind::JobFailedBySidecar);
+    assert!(f.message.contains("it exited 137"), "{}", f.message);
 }
