@@ -187,11 +187,29 @@ fn blame(
         .and_then(|t| t.container(owner))
         .and_then(|c| c.stop_signal.as_ref())
         .is_some_and(|s| s.at.ns <= closed.ns);
-    let (kind, message) = if terminating
-        && app_to_sidecar
-        && !stopped_by_signal
-        && r.owner.is_native_sidecar()
-    {
+    // The same container listening again later: a crash and a restart.
+    let reopened = r
+        .owner
+        .sockets
+        .listens
+        .iter()
+        .filter_map(|l| l.start.filter(|s| l.port == r.port && s.ns > closed.ns))
+        .min_by_key(|s| s.ns);
+    let (kind, message) = if let (true, true, Some(again)) = (
+        terminating && app_to_sidecar && !stopped_by_signal && r.owner.is_native_sidecar(),
+        config.kubelet.allows_restart_during_termination(),
+        reopened,
+    ) {
+        (
+            FindingKind::LocalListenerGone,
+            format!(
+                "sidecar {owner} did not listen on {} for {} during termination: it stopped without a stop signal at {} and a 1.37+ kubelet restarted it (KEP-4438); {refused} (D1)",
+                r.port,
+                crate::fmt::secs(again.ns - closed.ns),
+                when(closed)
+            ),
+        )
+    } else if terminating && app_to_sidecar && !stopped_by_signal && r.owner.is_native_sidecar() {
         let restart = if config.kubelet.allows_restart_during_termination() {
             "a 1.37+ kubelet restarts it"
         } else {

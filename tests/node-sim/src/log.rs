@@ -134,6 +134,9 @@ pub enum Action {
         port: u16,
         caller_pid: u32,
     },
+    /// A native sidecar that exited before its turn to stop was started
+    /// again (KEP-4438, kubelet 1.37+).
+    RestartedDuringTermination,
     /// The pod's termination began (t0).
     TerminationStarted {
         cause: StopCause,

@@ -121,6 +121,41 @@ fn a_native_sidecar_crashing_in_termination_is_lost() {
     );
 }
 
+/// Under 1.37 the crashed sidecar comes back before its turn: the refusals
+/// are the crash's window, and the kubelet did what KEP-4438 says.
+#[test]
+fn a_native_sidecar_restarted_in_termination_under_1_37_is_only_a_window() {
+    let (mut s, app, proxy, socket) = with_db_proxy(true);
+    s.at(1000.0).delete(30);
+    s.at(1010.0).term(&app);
+    s.at(1400.0).listen_stop(&proxy, &socket, "127.0.0.1", 5432);
+    s.at(1401.0).killed(&proxy, 11);
+    s.at(1500.0).refused(&app, ("127.0.0.1", 5432));
+    s.at(1750.0);
+    let again = s.start("cloud-sql-proxy", "/cloud-sql-proxy");
+    s.listen(&again, "127.0.0.1", 5432, 65532);
+    s.at(1800.0)
+        .connect(&app, ("127.0.0.1", 40104), ("127.0.0.1", 5432), 0);
+    s.at(2000.0).exit(&app, 0);
+    s.at(2010.0).term(&again);
+    s.at(2020.0).exit(&again, 0);
+    let config = AuditConfig {
+        kubelet: "1.37".parse().expect("a version"),
+        ..AuditConfig::default()
+    };
+    let audit = s.audit_with(&config);
+    assert_eq!(outcome(&audit, RuleId::D1), Outcome::Held);
+    assert_eq!(outcome(&audit, RuleId::T6), Outcome::NotApplicable);
+    let f = one(&audit, FindingKind::LocalListenerGone);
+    for part in [
+        "did not listen on 5432 for 0.350 s during termination",
+        "a 1.37+ kubelet restarted it (KEP-4438)",
+        "1 connection(s) from app to 127.0.0.1:5432 refused",
+    ] {
+        assert!(f.message.contains(part), "{part}: {}", f.message);
+    }
+}
+
 /// Envoy's connects to the app's port after the app exited are the app's
 /// absence, not the mesh's.
 #[test]

@@ -270,6 +270,7 @@ fn print_summary(report: &ScenarioReport) {
                 sender_pid,
                 target_pid,
             } => format!("host shell {sender_pid} sent {signal} to pid {target_pid}"),
+            Action::RestartedDuringTermination => "restarted before its turn to stop".into(),
             Action::InboundCallsStarted { port, caller_pid } => {
                 format!("caller {caller_pid} calling the pod on {port}")
             }

@@ -83,6 +83,12 @@ pub fn stop_containers(ctx: &Arc<PodContext>, cause: StopCause, grace_s: f64) {
     }
 }
 
+/// What ended a sidecar's wait for its turn.
+enum Woke {
+    Turn,
+    ExitedBeforeTurn,
+}
+
 fn stop_one(
     ctx: &Arc<PodContext>,
     name: &str,
@@ -94,7 +100,7 @@ fn stop_one(
     let Some(plan) = ctx.plan.container(name) else {
         return;
     };
-    let Some(instance) = ctx
+    let Some(mut instance) = ctx
         .state
         .read(|s| s.container(name).and_then(|c| c.current.clone()))
     else {
@@ -125,13 +131,39 @@ fn stop_one(
     if !waits.is_empty() && grace > 0.0 {
         let start = Instant::now();
         let deadline = start + crate::clock::secs(grace);
-        let reached = ctx.state.wait_for(Some(deadline), |s| {
-            (s.aborted
-                || waits
-                    .iter()
-                    .all(|w| s.container(w).is_none_or(|c| c.stop_done)))
-            .then_some(())
-        });
+        let restarts = ctx.env.version.restarts_sidecars_in_termination();
+        let reached = loop {
+            let woke = ctx.state.wait_for(Some(deadline), |s| {
+                let turn = s.aborted
+                    || waits
+                        .iter()
+                        .all(|w| s.container(w).is_none_or(|c| c.stop_done));
+                let exited = || s.container(name).is_some_and(|c| !c.running);
+                match (turn, restarts && exited()) {
+                    (true, _) => Some(Woke::Turn),
+                    (false, true) => Some(Woke::ExitedBeforeTurn),
+                    (false, false) => None,
+                }
+            });
+            match woke {
+                // KEP-4438: back up before its turn, with the grace left.
+                Some(Woke::ExitedBeforeTurn) => {
+                    ctx.state.update(|s| s.container_mut(name).restarts += 1);
+                    ctx.env
+                        .log
+                        .record(&ctx.key, Some(name), Action::RestartedDuringTermination);
+                    match containers::launch(ctx, plan) {
+                        Ok(again) => instance = again,
+                        Err(error) => {
+                            tracing::warn!(%error, pod = ctx.key, container = name, "restart in termination failed");
+                            break None;
+                        }
+                    }
+                }
+                Some(Woke::Turn) => break Some(()),
+                None => break None,
+            }
+        };
         let waited = start.elapsed();
         ctx.env.log.record(
             &ctx.key,

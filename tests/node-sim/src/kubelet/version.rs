@@ -49,6 +49,12 @@ impl KubeletVersion {
         matches!(self.minor, 29 | 30)
     }
 
+    /// KEP-4438 (1.37): a sidecar that exits before its turn to stop during
+    /// the pod's termination is restarted; earlier kubelets leave it down.
+    pub fn restarts_sidecars_in_termination(&self) -> bool {
+        self.minor >= 37
+    }
+
     /// What `/version` reports.
     pub fn git_version(&self) -> String {
         format!("v1.{}.0", self.minor)

@@ -155,6 +155,53 @@ fn a_native_sidecar_crashing_during_termination_is_not_restarted() {
     );
 }
 
+#[test]
+fn kubelet_1_37_restarts_the_crashed_sidecar_before_its_turn() {
+    let options = node_sim::RunOptions {
+        kubelet: Some(node_sim::KubeletVersion::parse("1.37").expect("version")),
+        ..node_sim::RunOptions::default()
+    };
+    let p = crate::common::play_with(
+        crate::common::load("native-sidecar-crash-in-termination"),
+        options,
+    );
+    let pod = "orders-4c6e8a0c2a-r3s4t";
+    let t0 = p.t0(pod);
+    let crash = boot(p.kernel_exit(pod, "cloud-sql-proxy", 0));
+    assert_before(t0, crash, "the crash came during the termination");
+    let again = boot(p.kernel_exec(pod, "cloud-sql-proxy", 1));
+    assert_before(crash, again, "started again after the crash");
+    let app_exit = boot(p.kernel_exit(pod, "orders", 0));
+    assert_before(again, app_exit, "back before the app exited");
+    // Its turn comes after the app's exit, and it is the new run that the
+    // runtime stops.
+    let term = p.kernel_signal(pod, "cloud-sql-proxy", 15);
+    assert_before(app_exit, term, "SIGTERM in its turn");
+    assert_eq!(
+        p.kernel_exit(pod, "cloud-sql-proxy", 1)["container_exit_code"],
+        0
+    );
+    // The app's queries after the restart went through.
+    let refused_after = p
+        .rec
+        .refused(pod, "orders")
+        .into_iter()
+        .filter(|r| boot(r) > again + p.second_ns())
+        .count();
+    assert_eq!(refused_after, 0, "no refusal once the proxy was back");
+    let f = p.finding(pod, FindingKind::LocalListenerGone);
+    assert!(
+        f.message
+            .contains("a 1.37+ kubelet restarted it (KEP-4438)"),
+        "{}",
+        f.message
+    );
+    assert_eq!(
+        p.audit_of(pod).verdict(RuleId::T6).map(|v| v.outcome),
+        Some(lifecycle_audit::Outcome::NotApplicable)
+    );
+}
+
 /// Envoy's upstream connects to `port` (loopback or the pod's IP) that
 /// the kernel refused, by time.
 fn envoy_refusals(p: &Played, pod: &str, port: u16) -> Vec<u64> {
