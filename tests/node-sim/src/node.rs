@@ -55,6 +55,13 @@ pub struct PodInfo {
     pub log_dir: PathBuf,
 }
 
+impl PodInfo {
+    /// `namespace/name`, the key of the driver's log and of the pod's events.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 type Worker = JoinHandle<Result<(), SimError>>;
 
 struct PodHandle {
@@ -278,7 +285,7 @@ impl Node {
                     what: format!("deleting pod {}/{}", info.namespace, info.name),
                     source,
                 })?;
-            let key = format!("{}/{}", info.namespace, info.name);
+            let key = info.key();
             self.env
                 .log
                 .record_at(at, &key, None, Action::DeletionRequested { grace_s });
@@ -362,7 +369,7 @@ impl Node {
         let key = self
             .pods()
             .get(pod)
-            .map(|p| format!("{}/{}", p.info.namespace, p.info.name))
+            .map(|p| p.info.key())
             .ok_or_else(|| SimError::UnknownPod(pod.to_owned()))?;
         self.env.log.record(
             &key,
@@ -388,7 +395,7 @@ impl Node {
             })?;
         let key = self
             .pod(pod)
-            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .map(|p| p.key())
             .ok_or_else(|| SimError::UnknownPod(pod.to_owned()))?;
         let workload = locate_workload()?;
         let failed = |source| SimError::CallerFailed {

@@ -49,7 +49,7 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
     // The proxy is gone when its outbound capture listener closes: with
     // Istio's real tree that is Envoy's death (pilot-agent SIGKILLs it),
     // some time before PID 1, the agent, exits.
-    let exit = match mesh.info.outbound_capture_port {
+    let gone = match mesh.info.outbound_capture_port {
         Some(port) => mesh
             .proxy
             .sockets
@@ -67,7 +67,7 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
             let running: Vec<&str> = mesh
                 .workloads
                 .iter()
-                .filter(|w| w.is_main() && w.alive_at(exit.at.ns))
+                .filter(|w| w.is_main() && w.alive_at(gone.at.ns))
                 .map(|w| w.name.as_str())
                 .collect();
             if let Some(first) = running.first() {
@@ -80,11 +80,11 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
                         Some(proxy),
                         format!(
                             "native {proxy} was gone (capture listener closed or PID 1 exited) at t0{} while {} still ran (M1: the proxy must outlive the app)",
-                            offset(exit.at.ns - t0),
+                            offset(gone.at.ns - t0),
                             running.join(", ")
                         ),
                     )
-                    .with_evidence([Some(exit.at.seq), main_exit.map(|x| x.at.seq)]),
+                    .with_evidence([Some(gone.at.seq), main_exit.map(|x| x.at.seq)]),
                 );
                 j.verdict(RuleId::M1, Outcome::Violated, "native proxy exited first");
             } else {
@@ -104,7 +104,7 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
                         .sockets
                         .connections
                         .iter()
-                        .filter(|c| c.first().is_some_and(|f| f.ns > exit.at.ns))
+                        .filter(|c| c.first().is_some_and(|f| f.ns > gone.at.ns))
                         .filter_map(|c| c.first().map(|f| f.seq))
                         .collect();
                     (!seqs.is_empty()).then_some((w.name.as_str(), seqs))
@@ -120,7 +120,7 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
                 });
             let note = format!(
                 "{proxy} gone at t0{} (drain {})",
-                offset(exit.at.ns - t0),
+                offset(gone.at.ns - t0),
                 secs(drain)
             );
             for (name, seqs) in &late {
@@ -133,10 +133,10 @@ fn m1(mesh: &MeshContext<'_>, audit: &TerminationAudit, j: &mut Judgement) {
                         format!(
                             "{name} opened {} connection(s) after {proxy} was gone (capture listener closed or PID 1 exited) at t0{} (M1: a legacy proxy is gone after its drain)",
                             seqs.len(),
-                            offset(exit.at.ns - t0)
+                            offset(gone.at.ns - t0)
                         ),
                     )
-                    .with_evidence([Some(exit.at.seq)])
+                    .with_evidence([Some(gone.at.seq)])
                     .with_evidence(seqs.iter().take(20).map(|s| Some(*s))),
                 );
             }

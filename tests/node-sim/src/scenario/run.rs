@@ -65,10 +65,7 @@ impl ScenarioReport {
 
     /// Log entries of a pod (by name) and, if given, a container.
     pub fn entries(&self, pod: &str, container: Option<&str>) -> impl Iterator<Item = &Entry> {
-        let key = self
-            .pod(pod)
-            .map(|p| format!("{}/{}", p.namespace, p.name))
-            .unwrap_or_default();
+        let key = self.pod(pod).map(|p| p.key()).unwrap_or_default();
         let container = container.map(str::to_owned);
         self.log.iter().filter(move |e| {
             e.pod == key && (container.is_none() || e.container.as_deref() == container.as_deref())
@@ -85,7 +82,7 @@ impl ScenarioReport {
     ) -> impl Iterator<Item = &WorkloadEvent> {
         let key = self
             .pod(pod)
-            .map(|p| format!("{}/{}", p.namespace, p.name))
+            .map(|p| p.key())
             .unwrap_or_else(|| pod.to_owned());
         let (container, ev) = (container.to_owned(), ev.to_owned());
         self.events.iter().filter(move |e| {
@@ -288,7 +285,7 @@ fn read_events(workdir: &Path, pods: &[PodInfo]) -> Vec<WorkloadEvent> {
         }
     };
     for pod in pods {
-        let key = format!("{}/{}", pod.namespace, pod.name);
+        let key = pod.key();
         let Ok(entries) = std::fs::read_dir(&pod.log_dir) else {
             continue;
         };
