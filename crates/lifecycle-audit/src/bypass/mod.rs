@@ -261,12 +261,21 @@ pub fn audit(tl: &PodTimeline) -> Option<(BypassAudit, Judgement)> {
     Some((audit, j))
 }
 
+/// A window shorter than this with no app flow in it is two processes
+/// ending together (a proxy told to quit by the app's last request, the
+/// app exiting microseconds after the listener closed): measured, not
+/// reported.
+const NEGLIGIBLE_EMPTY_WINDOW_NS: i64 = 10_000_000;
+
 fn judge(mesh: &MeshContext<'_>, audit: &BypassAudit, j: &mut Judgement) {
     let proxy = &mesh.proxy.name;
     let port = audit
         .outbound_capture_port
         .map_or_else(String::new, |p| format!(" on {p}"));
     for w in &audit.windows {
+        if w.counts.total() == 0 && w.end.ns - w.start.ns < NEGLIGIBLE_EMPTY_WINDOW_NS {
+            continue;
+        }
         j.finding(
             Draft::new(
                 RuleId::M3,

@@ -197,3 +197,38 @@ fn inbound_connections_proxied_or_not() {
             .contains("accepted without the proxy")
     );
 }
+
+/// The proxy closes its listener and the app exits microseconds later (the
+/// app's last request told the proxy to quit): the window is measured, but
+/// an empty one that short is no finding; 20 ms with no flow still is.
+#[test]
+fn an_empty_window_of_two_exits_racing_is_measured_not_reported() {
+    let run = |gap_ms: f64| {
+        let mut s = Script::new(istio_legacy(30));
+        s.at(0.0);
+        let app = s.start("app", "/app");
+        let proxy = s.start("istio-proxy", "/usr/local/bin/pilot-agent");
+        let socket = s.listen(&proxy, "0.0.0.0", 15001, 1337);
+        s.at(3000.0).listen_stop(&proxy, &socket, "0.0.0.0", 15001);
+        s.exit(&proxy, 0);
+        s.at(3000.0 + gap_ms).exit(&app, 0);
+        s.audit()
+    };
+    let racing = run(0.05);
+    let windows = &racing.bypass.as_ref().unwrap().windows;
+    assert_eq!(windows.len(), 1, "{windows:#?}");
+    assert!(
+        racing.findings.iter().all(|f| f.rule != RuleId::M3),
+        "{:#?}",
+        racing.findings
+    );
+    let longer = run(20.0);
+    assert!(
+        longer
+            .findings
+            .iter()
+            .any(|f| f.kind == FindingKind::BypassWindow),
+        "{:#?}",
+        longer.findings
+    );
+}

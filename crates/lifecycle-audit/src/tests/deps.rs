@@ -86,17 +86,24 @@ fn a_native_db_proxy_outlives_the_app_and_d1_holds() {
     );
 }
 
+/// The native db proxy crashes (SIGSEGV) 0.39 s into the termination,
+/// and the draining app's next query is refused.
+fn crashed_in_termination() -> (Script, Proc, Proc) {
+    let (mut s, app, proxy, socket) = with_db_proxy(true);
+    s.at(1000.0).delete(30);
+    s.at(1010.0).term(&app);
+    s.at(1400.0).listen_stop(&proxy, &socket, "127.0.0.1", 5432);
+    s.at(1401.0).killed(&proxy, 11);
+    s.at(1500.0).refused(&app, ("127.0.0.1", 5432));
+    (s, app, proxy)
+}
+
 /// A native sidecar that crashes during the app's drain is not restarted
 /// by kubelets before 1.37; 1.37 (KEP-4438) restarts it.
 #[test]
 fn a_native_sidecar_crashing_in_termination_is_lost() {
     let run = |kubelet: &str| {
-        let (mut s, app, proxy, socket) = with_db_proxy(true);
-        s.at(1000.0).delete(30);
-        s.at(1010.0).term(&app);
-        s.at(1400.0).listen_stop(&proxy, &socket, "127.0.0.1", 5432);
-        s.at(1401.0).killed(&proxy, 11);
-        s.at(1500.0).refused(&app, ("127.0.0.1", 5432));
+        let (mut s, app, _) = crashed_in_termination();
         s.at(2000.0).exit(&app, 0);
         let config = AuditConfig {
             kubelet: kubelet.parse().expect("a version"),
@@ -125,12 +132,7 @@ fn a_native_sidecar_crashing_in_termination_is_lost() {
 /// are the crash's window, and the kubelet did what KEP-4438 says.
 #[test]
 fn a_native_sidecar_restarted_in_termination_under_1_37_is_only_a_window() {
-    let (mut s, app, proxy, socket) = with_db_proxy(true);
-    s.at(1000.0).delete(30);
-    s.at(1010.0).term(&app);
-    s.at(1400.0).listen_stop(&proxy, &socket, "127.0.0.1", 5432);
-    s.at(1401.0).killed(&proxy, 11);
-    s.at(1500.0).refused(&app, ("127.0.0.1", 5432));
+    let (mut s, app, _) = crashed_in_termination();
     s.at(1750.0);
     let again = s.start("cloud-sql-proxy", "/cloud-sql-proxy");
     s.listen(&again, "127.0.0.1", 5432, 65532);

@@ -80,6 +80,13 @@ impl Rec {
             .filter(move |r| r["pod"] == pod && r["change"]["kind"] == kind)
     }
 
+    /// The phases the agent recorded for the pod, in order.
+    pub fn phases<'a>(&'a self, pod: &'a str) -> Vec<&'a str> {
+        self.pod_changes(pod, "phase_changed")
+            .filter_map(|r| r["change"]["phase"].as_str())
+            .collect()
+    }
+
     /// The closing stats line.
     pub fn last_stats(&self) -> &Value {
         self.0

@@ -179,11 +179,7 @@ fn a_shutdown_hung_on_a_lingering_connection_fails_the_job_by_its_sidecar() {
             .iter()
             .any(|e| matches!(e.action, node_sim::log::Action::LivenessFailed { .. }))
     );
-    let phases: Vec<&str> = p
-        .rec
-        .pod_changes(pod, "phase_changed")
-        .filter_map(|r| r["change"]["phase"].as_str())
-        .collect();
+    let phases = p.rec.phases(pod);
     assert_eq!(phases.last(), Some(&"Failed"), "{phases:?}");
     let f = p.finding(pod, lifecycle_audit::FindingKind::JobFailedBySidecar);
     assert!(f.message.contains("it exited 137"), "{}", f.message);

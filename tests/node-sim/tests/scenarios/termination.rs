@@ -394,11 +394,7 @@ fn three_native_sidecars_squeezed_by_an_app_using_the_whole_grace() {
     }
     // Sidecars' 137s do not fail the pod: the phase follows the app's 0,
     // as the API published it and the agent recorded it.
-    let phases: Vec<&str> = p
-        .rec
-        .pod_changes(pod, "phase_changed")
-        .filter_map(|r| r["change"]["phase"].as_str())
-        .collect();
+    let phases = p.rec.phases(pod);
     assert_eq!(phases.last(), Some(&"Succeeded"), "phases seen: {phases:?}");
     let audit = p.audit_of(pod);
     assert_eq!(
