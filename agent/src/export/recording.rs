@@ -57,7 +57,19 @@ pub async fn export_recording(
     }) {
         telemetry.observe_stats(&stats);
     }
-    let audits = audit_records(records, audit);
+    let mut audits = audit_records(records, audit);
+    for a in &mut audits {
+        a.note_damage(&info.damaged);
+    }
+    if info.damaged_lines > 0 {
+        tracing::warn!(
+            recording = %info.path,
+            damaged_lines = info.damaged_lines,
+            first = ?info.damaged_line_numbers,
+            cut_last_line = info.cut_last_line,
+            "damaged lines skipped; the audits around them are partial"
+        );
+    }
     let mut traces = 0;
     for a in &audits {
         telemetry.record_audit(a);

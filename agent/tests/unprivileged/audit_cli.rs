@@ -147,3 +147,32 @@ fn a_missing_recording_is_an_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open recording"));
 }
+
+/// The journal of an agent SIGKILLed mid-write ends in a cut line: the
+/// report still comes, exits 0, and says what it skipped. `compare` reads
+/// it the same way.
+#[test]
+fn a_recording_cut_mid_line_is_still_audited() {
+    let text =
+        std::fs::read_to_string(recording_fixture("legacy-proxy-exits-first.jsonl")).unwrap();
+    let lines = text.lines().count();
+    let last = text.lines().last().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.jsonl");
+    std::fs::write(&cut, format!("{text}{}", &last[..last.len() / 3])).unwrap();
+    let cut = cut.display().to_string();
+    let report = ok_stdout(&["report", &cut]);
+    assert!(
+        report.contains(&format!(
+            "1 damaged line(s) skipped (line {}); the last line was cut short",
+            lines + 1
+        )),
+        "{report}"
+    );
+    assert!(report.contains("exit order: istio-proxy, app"), "{report}");
+    let json: Value =
+        serde_json::from_str(&ok_stdout(&["report", "--format", "json", &cut])).unwrap();
+    assert_eq!(json["recording"]["damaged_lines"], 1);
+    assert_eq!(json["recording"]["cut_last_line"], true);
+    ok_stdout(&["compare", &path("legacy-proxy-exits-first.jsonl"), &cut]);
+}

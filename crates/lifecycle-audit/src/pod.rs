@@ -161,9 +161,25 @@ pub struct PodAudit {
     /// from `/proc`): what happened before it started is missing.
     #[serde(default)]
     pub partial: bool,
+    /// Damaged recording lines (skipped, their records lost) that may have
+    /// belonged to this pod: between readable records inside its span. Any
+    /// makes the audit partial.
+    #[serde(default)]
+    pub damaged_lines: usize,
 }
 
 impl PodAudit {
+    /// Counts the recording's damaged lines that may have held this pod's
+    /// records (see [`PodAudit::damaged_lines`]) and marks it partial.
+    pub fn note_damage(&mut self, damaged: &[lifecycle_recording::DamagedLine]) {
+        let (first, last) = (self.first_ns, self.last_ns);
+        self.damaged_lines = damaged
+            .iter()
+            .filter(|d| d.may_fall_in(first, last))
+            .count();
+        self.partial |= self.damaged_lines > 0;
+    }
+
     /// The verdict of `rule`; `None` if it was not judged.
     pub fn verdict(&self, rule: RuleId) -> Option<&Verdict> {
         self.verdicts.iter().find(|v| v.rule == rule)
@@ -409,6 +425,7 @@ pub fn analyze(
         partial: records.iter().any(
             |r| matches!(&r.event, lifecycle_recording::event::Event::ProcessExec(e) if e.recovered.is_some()),
         ),
+        damaged_lines: 0,
         pod: tl.pod,
     }
 }

@@ -33,4 +33,4 @@ pub mod reader;
 pub mod time;
 
 pub use event::{Event, FORMAT_VERSION, Record};
-pub use reader::{ReadError, RecordingInfo, read_recording};
+pub use reader::{DamagedLine, ReadError, RecordingInfo, read_recording};

@@ -152,9 +152,48 @@ impl fmt::Display for Format {
     }
 }
 
+/// What the reader skipped as damaged, in a sentence; `None` when nothing.
+pub fn damage_note(r: &RecordingInfo) -> Option<String> {
+    if r.damaged_lines == 0 {
+        return None;
+    }
+    let mut lines: Vec<String> = r
+        .damaged_line_numbers
+        .iter()
+        .map(usize::to_string)
+        .collect();
+    if r.damaged_lines > lines.len() {
+        lines.push("…".into());
+    }
+    let cut = if r.cut_last_line {
+        "; the last line was cut short, as the journal of an agent killed mid-write ends"
+    } else {
+        ""
+    };
+    Some(format!(
+        "{} damaged line(s) skipped (line {}){cut}; the pods they may have held are audited as partial",
+        r.damaged_lines,
+        lines.join(", ")
+    ))
+}
+
+/// Why a pod's audit is partial, in a few words; `None` when it is whole.
+pub fn partial_note(pod: &PodAudit) -> Option<String> {
+    if !pod.partial {
+        return None;
+    }
+    Some(match pod.damaged_lines {
+        0 => "partial: processes recovered at the agent's start".to_owned(),
+        n => format!("partial: {n} damaged recording line(s) in its span"),
+    })
+}
+
 /// Reads a recording and audits every pod in it.
 pub fn audit_file(path: &Path, config: &AuditConfig) -> Result<Report, ReportError> {
     let (records, info) = read_recording(path)?;
-    let pods = audit_records(records, config);
+    let mut pods = audit_records(records, config);
+    for pod in &mut pods {
+        pod.note_damage(&info.damaged);
+    }
     Ok(Report::new(info, pods, config))
 }

@@ -25,6 +25,9 @@ pub fn render(report: &Report) -> String {
         "lifecycle-agent audit of {} ({} records{span}; kernel drops {})",
         r.path, r.records, r.kernel_drops
     );
+    if let Some(note) = super::damage_note(r) {
+        let _ = writeln!(out, "{note}");
+    }
     let _ = writeln!(
         out,
         "kubelet semantics assumed: {} (the recording does not say; --kubelet-version)",
@@ -66,6 +69,9 @@ fn pod_section(out: &mut String, pod: &PodAudit) {
             String::new()
         }
     );
+    if let Some(note) = super::partial_note(pod) {
+        let _ = writeln!(out, "   {note}");
+    }
     timeline(out, pod);
     if let Some(t) = &pod.termination {
         termination(out, t);

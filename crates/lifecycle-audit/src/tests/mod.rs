@@ -1,6 +1,7 @@
 //! Rule tests on hand-written record sequences, positive and negative.
 
 mod bypass;
+mod damaged;
 mod deps;
 mod engine;
 mod kill;

@@ -82,6 +82,9 @@ pub fn render(report: &Report) -> String {
         report.summary.warnings,
         report.summary.infos
     );
+    if let Some(note) = super::damage_note(r) {
+        let _ = write!(out, "<p class=\"meta\">{}</p>", escape(&note));
+    }
     out.push_str(
         "<p class=\"legend\"><span><i style=\"background:#4c8bd6\"></i>PID 1 alive</span>\
          <span><i style=\"background:#e39b2d\"></i>preStop</span><span><i style=\"background:#9aa5b8\"></i>other exec</span>\
@@ -111,6 +114,9 @@ fn pod_section(out: &mut String, pod: &PodAudit) {
         pod.completed_by,
         clock(pod.first_ns)
     );
+    if let Some(note) = super::partial_note(pod) {
+        let _ = write!(out, "<p class=\"meta\">{}</p>", escape(&note));
+    }
     out.push_str(&svg::timeline(pod));
     termination(out, pod);
     startup(out, pod);
