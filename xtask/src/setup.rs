@@ -4,7 +4,8 @@
 //! bpf-linker itself, the network tools the tests use, Chromium for the
 //! HTML report test, the container runtime the node simulator drives over
 //! CRI (containerd, runc, the CNI plugins), umoci and buildah for the
-//! images, and protoc for the CRI client's build script.
+//! images, protoc for the CRI client's build script, and Debian's
+//! prometheus for `promtool` (the alert rules' checks and unit tests).
 
 use std::{path::Path, process::Command};
 
@@ -27,6 +28,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("umoci", "/usr/bin/umoci"),
     ("buildah", "/usr/bin/buildah"),
     ("protobuf-compiler", "/usr/bin/protoc"),
+    ("prometheus", "/usr/bin/promtool"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -13,6 +13,7 @@ mod support {
     pub mod pods;
 }
 
+mod alert_rules;
 mod audit_cli;
 mod audit_html;
 mod cli_errors;

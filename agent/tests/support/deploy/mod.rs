@@ -117,7 +117,9 @@ pub fn yaml_files(dir: &Path) -> BTreeSet<String> {
 /// The `path` of every patch of `dir/kustomization.yaml`.
 pub fn patch_files(dir: &Path) -> BTreeSet<String> {
     let doc = &documents(&dir.join("kustomization.yaml"))[0];
-    let patches = doc["patches"].as_array().expect("patches");
+    let Some(patches) = doc["patches"].as_array() else {
+        return BTreeSet::new();
+    };
     patches
         .iter()
         .map(|p| p["path"].as_str().expect("patch path").to_owned())
@@ -162,7 +164,7 @@ pub fn daemonset_json() -> Value {
 pub fn patched_by(name: &str, mut json: Value) -> Value {
     let dir = deploy_dir().join("overlays").join(name);
     let doc = &documents(&dir.join("kustomization.yaml"))[0];
-    for patch in doc["patches"].as_array().expect("patches") {
+    for patch in doc["patches"].as_array().into_iter().flatten() {
         let target = &patch["target"];
         assert_eq!(target["kind"], "DaemonSet", "{name}: {patch}");
         assert_eq!(target["name"], "lifecycle-agent", "{name}: {patch}");
@@ -176,12 +178,13 @@ pub fn patched_by(name: &str, mut json: Value) -> Value {
     json
 }
 
-/// The DaemonSet the overlay `name` builds (its only resource is the base).
+/// The DaemonSet the overlay `name` builds (its first resource is the
+/// base; others, such as a PrometheusRule, are not DaemonSets).
 pub fn overlay_daemonset_json(name: &str) -> Value {
     let dir = deploy_dir().join("overlays").join(name);
     assert_eq!(
-        kustomization_resources(&dir),
-        ["../../base"],
+        kustomization_resources(&dir)[0],
+        "../../base",
         "{name} builds on the base"
     );
     patched_by(name, daemonset_json())
