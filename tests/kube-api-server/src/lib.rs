@@ -27,12 +27,14 @@
 
 pub mod clock;
 mod driver;
+mod events;
 mod kubeconfig;
 pub use kubeconfig::render as render_kubeconfig;
 mod list;
 mod objects;
 mod pod_status;
 mod query;
+mod resource;
 mod routes;
 mod selector;
 mod server;

@@ -156,7 +156,7 @@ fn page(rv: u64, items: Vec<Value>, more: Option<(String, usize)>, opts: &Option
         }
     }
     json!({
-        "kind": "PodList",
+        "kind": opts.resource.list_kind(),
         "apiVersion": "v1",
         "metadata": meta,
         "items": items,

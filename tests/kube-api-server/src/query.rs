@@ -1,5 +1,6 @@
 //! Query-string parameters of list and watch requests.
 
+use crate::resource::Resource;
 use std::collections::BTreeMap;
 
 use crate::selector::FieldSelector;
@@ -61,6 +62,8 @@ pub enum RequestedVersion {
 /// Options shared by list and watch requests.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// What is listed or watched.
+    pub resource: Resource,
     /// Parsed `fieldSelector`.
     pub fields: FieldSelector,
     /// `resourceVersion` interpretation.
@@ -101,9 +104,21 @@ fn number<T: std::str::FromStr>(
 impl Options {
     /// Reads the options from a decoded query. `labelSelector` is accepted
     /// and ignored: the agent does not use it.
+    #[cfg(test)]
     pub fn from_params(params: &BTreeMap<String, String>) -> Result<Self, ApiError> {
-        let fields = FieldSelector::parse(params.get("fieldSelector").map_or("", String::as_str))
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Self::from_params_for(params, Resource::Pods)
+    }
+
+    /// [`Self::from_params`] for a list or watch of `resource`.
+    pub fn from_params_for(
+        params: &BTreeMap<String, String>,
+        resource: Resource,
+    ) -> Result<Self, ApiError> {
+        let fields = FieldSelector::parse_for(
+            params.get("fieldSelector").map_or("", String::as_str),
+            resource,
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let version =
             match params.get("resourceVersion").map(String::as_str) {
                 None | Some("") => RequestedVersion::Latest,
@@ -113,6 +128,7 @@ impl Options {
                 })?),
             };
         Ok(Self {
+            resource,
             fields,
             version,
             version_match: params.get("resourceVersionMatch").cloned(),

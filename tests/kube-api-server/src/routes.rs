@@ -1,4 +1,4 @@
-//! HTTP routing: discovery documents, pod get/list/watch, and errors as
+//! HTTP routing: discovery documents, pod and event get/list/watch, and errors as
 //! `Status` bodies.
 
 use std::convert::Infallible;
@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::list::list_pods;
 use crate::query::{Options, parse_query};
+use crate::resource::Resource;
 use crate::server::{RequestRecord, Shared};
 use crate::status::ApiError;
 use crate::watch::open_watch;
@@ -58,6 +59,16 @@ async fn route(
             &json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": []}),
         )),
         ["healthz" | "livez" | "readyz"] => Ok(text_response("ok")),
+        ["api", "v1", "events"] => listed(shared, Resource::Events, None, query).await,
+        ["api", "v1", "namespaces", ns, "events"] => {
+            listed(shared, Resource::Events, Some(ns), query).await
+        }
+        ["api", "v1", "namespaces", ns, "events", name] => {
+            let object = Resource::Events.store(shared).get(&format!("{ns}/{name}"));
+            object
+                .map(|o| json_response(200, &o))
+                .ok_or_else(|| ApiError::not_found("events", name))
+        }
         ["api", "v1", "pods"] => pods(shared, None, query).await,
         ["api", "v1", "namespaces", ns, "pods"] => pods(shared, Some(ns), query).await,
         ["api", "v1", "namespaces", ns, "pods", name] => {
@@ -75,7 +86,17 @@ async fn pods(
     namespace: Option<&str>,
     query: &std::collections::BTreeMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
-    let opts = Options::from_params(query)?;
+    listed(shared, Resource::Pods, namespace, query).await
+}
+
+/// A list, or with `watch` a watch, of `resource`.
+async fn listed(
+    shared: &Arc<Shared>,
+    resource: Resource,
+    namespace: Option<&str>,
+    query: &std::collections::BTreeMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    let opts = Options::from_params_for(query, resource)?;
     if opts.watch {
         let rx = open_watch(shared.clone(), namespace.map(str::to_owned), opts).await?;
         let chunks = futures::stream::unfold(rx, |mut rx| async move {
@@ -89,7 +110,7 @@ async fn pods(
             .body(body)
             .expect("static response parts"));
     }
-    let list = list_pods(&shared.store(), namespace, &opts)?;
+    let list = list_pods(&resource.store(shared), namespace, &opts)?;
     Ok(json_response(200, &list))
 }
 
@@ -160,6 +181,14 @@ fn core_resources() -> Value {
                 "verbs": ["get", "list", "watch"],
                 "shortNames": ["po"],
                 "categories": ["all"],
+            },
+            {
+                "name": "events",
+                "singularName": "event",
+                "namespaced": true,
+                "kind": "Event",
+                "verbs": ["get", "list", "watch"],
+                "shortNames": ["ev"],
             },
             {
                 "name": "pods/status",

@@ -1,12 +1,16 @@
-//! Field selectors for pods.
+//! Field selectors for pods and events.
 //!
-//! The API server supports a fixed set of pod fields in `fieldSelector`
-//! (`metadata.name`, `metadata.namespace`, `spec.nodeName`, `status.phase`,
-//! …), each with `=`, `==` or `!=`, joined by commas. Unsupported fields are
+//! The API server supports a fixed set of fields per resource in
+//! `fieldSelector` (pods: `metadata.name`, `metadata.namespace`,
+//! `spec.nodeName`, `status.phase`, …; events: `involvedObject.kind`,
+//! `involvedObject.name`, `reason`, `source`, `type`, …), each with `=`,
+//! `==` or `!=`, joined by commas. Unsupported fields are
 //! rejected with 400 like the real server does, so a typo in the agent's
 //! selector fails loudly in tests instead of silently matching everything.
 
 use serde_json::Value;
+
+use crate::resource::Resource;
 
 /// A parsed `fieldSelector`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -33,10 +37,30 @@ enum Field {
     HostNetwork,
     PodIp,
     NominatedNodeName,
+    /// An event's field, by JSON pointer.
+    Event(&'static str),
 }
 
 impl Field {
-    fn parse(name: &str) -> Option<Self> {
+    fn parse(name: &str, resource: Resource) -> Option<Self> {
+        if resource == Resource::Events {
+            return Some(Self::Event(match name {
+                "metadata.name" => "/metadata/name",
+                "metadata.namespace" => "/metadata/namespace",
+                "involvedObject.kind" => "/involvedObject/kind",
+                "involvedObject.namespace" => "/involvedObject/namespace",
+                "involvedObject.name" => "/involvedObject/name",
+                "involvedObject.uid" => "/involvedObject/uid",
+                "involvedObject.apiVersion" => "/involvedObject/apiVersion",
+                "involvedObject.resourceVersion" => "/involvedObject/resourceVersion",
+                "involvedObject.fieldPath" => "/involvedObject/fieldPath",
+                "reason" => "/reason",
+                "reportingComponent" => "/reportingComponent",
+                "source" => "/source/component",
+                "type" => "/type",
+                _ => return None,
+            }));
+        }
         Some(match name {
             "metadata.name" => Self::Name,
             "metadata.namespace" => Self::Namespace,
@@ -71,6 +95,7 @@ impl Field {
             Self::ServiceAccountName => text("/spec/serviceAccountName"),
             Self::PodIp => text("/status/podIP"),
             Self::NominatedNodeName => text("/status/nominatedNodeName"),
+            Self::Event(ptr) => text(ptr),
             Self::HostNetwork => pod
                 .pointer("/spec/hostNetwork")
                 .and_then(Value::as_bool)
@@ -86,14 +111,20 @@ pub enum SelectorError {
     /// A term has no `=`, `==` or `!=`.
     #[error("invalid selector term {0:?}: expected field=value or field!=value")]
     TermWithoutOperator(String),
-    /// The field cannot be selected on for pods.
+    /// The field cannot be selected on for this resource.
     #[error("field label not supported: {0}")]
     UnsupportedField(String),
 }
 
 impl FieldSelector {
-    /// Parses a selector; an empty string selects everything.
+    /// Parses a pod selector; an empty string selects everything.
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
+        Self::parse_for(text, Resource::Pods)
+    }
+
+    /// Parses a selector on `resource`'s fields.
+    pub fn parse_for(text: &str, resource: Resource) -> Result<Self, SelectorError> {
         let mut terms = Vec::new();
         for raw in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
             let (field, value, negated) = if let Some((f, v)) = raw.split_once("!=") {
@@ -105,7 +136,7 @@ impl FieldSelector {
             } else {
                 return Err(SelectorError::TermWithoutOperator(raw.to_owned()));
             };
-            let field = Field::parse(field.trim())
+            let field = Field::parse(field.trim(), resource)
                 .ok_or_else(|| SelectorError::UnsupportedField(field.trim().to_owned()))?;
             terms.push(Term {
                 field,

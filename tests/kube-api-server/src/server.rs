@@ -97,6 +97,7 @@ impl RequestRecord {
 /// State shared by connections, watch tasks and the test driver.
 pub(crate) struct Shared {
     pub(crate) store: Mutex<ObjectStore>,
+    pub(crate) events: Mutex<ObjectStore>,
     pub(crate) control: broadcast::Sender<Control>,
     pub(crate) hold: watch::Sender<bool>,
     pub(crate) open_watches: AtomicUsize,
@@ -164,6 +165,7 @@ impl TestApiServer {
         let (hold, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             store: Mutex::new(ObjectStore::new(options.history_limit)),
+            events: Mutex::new(ObjectStore::new(options.history_limit)),
             control,
             hold,
             open_watches: AtomicUsize::new(0),

@@ -29,10 +29,15 @@ impl ApiError {
 
     /// 404 for a named pod.
     pub fn pod_not_found(name: &str) -> Self {
+        Self::not_found("pods", name)
+    }
+
+    /// 404 for a missing object of `resource` (plural).
+    pub fn not_found(resource: &str, name: &str) -> Self {
         Self {
             code: 404,
             reason: "NotFound",
-            message: format!("pods \"{name}\" not found"),
+            message: format!("{resource} \"{name}\" not found"),
         }
     }
 

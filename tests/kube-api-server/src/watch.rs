@@ -33,6 +33,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::list::in_namespace;
 use crate::objects::{Change, ChangeKind, VersionProblem};
 use crate::query::{Options, RequestedVersion};
+use crate::resource::Resource;
 use crate::server::{Control, DropMode, Shared};
 use crate::status::ApiError;
 
@@ -46,13 +47,17 @@ pub fn event_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
-fn bookmark_object(rv: u64, initial_events_end: bool) -> Value {
+fn bookmark_object(resource: Resource, rv: u64, initial_events_end: bool) -> Value {
     let mut meta = json!({"resourceVersion": rv.to_string(), "creationTimestamp": null});
     if initial_events_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta,
-           "spec": {"containers": null}, "status": {}})
+    match resource {
+        Resource::Pods => json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta,
+                                 "spec": {"containers": null}, "status": {}}),
+        Resource::Events => json!({"kind": "Event", "apiVersion": "v1", "metadata": meta,
+                                   "involvedObject": {}}),
+    }
 }
 
 /// What one watch sees of a change: the event type after filtering.
@@ -100,7 +105,7 @@ pub async fn open_watch(
 
     let (tx, rx) = mpsc::channel(256);
     let task = {
-        let store = shared.store.lock().unwrap_or_else(|e| e.into_inner());
+        let store = opts.resource.store(&shared);
         let current = store.current_rv();
         let ns = namespace.as_deref();
         let mut initial = Vec::new();
@@ -119,7 +124,10 @@ pub async fn open_watch(
                 }
             }
             if opts.send_initial_events {
-                initial.push(event_line("BOOKMARK", &bookmark_object(current, true)));
+                initial.push(event_line(
+                    "BOOKMARK",
+                    &bookmark_object(opts.resource, current, true),
+                ));
             }
         } else if let RequestedVersion::At(rv) = opts.version {
             match store.changes_since(rv) {
@@ -230,9 +238,12 @@ impl WatchTask {
     }
 
     fn bookmark(&self) -> Option<Bytes> {
-        self.opts
-            .bookmarks
-            .then(|| event_line("BOOKMARK", &bookmark_object(self.last_rv, false)))
+        self.opts.bookmarks.then(|| {
+            event_line(
+                "BOOKMARK",
+                &bookmark_object(self.opts.resource, self.last_rv, false),
+            )
+        })
     }
 }
 
@@ -291,7 +302,7 @@ mod tests {
 
     #[test]
     fn bookmark_lines_are_newline_terminated_pods() {
-        let line = event_line("BOOKMARK", &bookmark_object(42, true));
+        let line = event_line("BOOKMARK", &bookmark_object(Resource::Pods, 42, true));
         assert!(line.ends_with(b"\n"));
         let v: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["type"], "BOOKMARK");

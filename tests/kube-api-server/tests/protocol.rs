@@ -447,3 +447,84 @@ async fn raw_objects_are_stored_verbatim() {
     assert_eq!(pod["spec"]["containers"][0], json!({"image": "nameless"}));
     assert!(pod.get("status").is_none());
 }
+
+/// A kubelet's "Starting kubelet." on its Node is served as a core/v1
+/// Event: listed and watched with the field selectors on
+/// `involvedObject.*` and `reason` the real server supports, refused with
+/// 400 on a field events do not have, and shown by the real kubectl.
+#[tokio::test]
+async fn node_events_are_listed_watched_and_shown_by_kubectl() {
+    let server = TestApiServer::start().await.unwrap();
+    let at = clock::now_s();
+    server.kubelet_started("node-a", at).unwrap();
+    server.kubelet_started("node-b", at).unwrap();
+    let path =
+        "/api/v1/events?fieldSelector=involvedObject.kind%3DNode,involvedObject.name%3Dnode-a";
+    let (status, list) = get(&server, path).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["kind"], "EventList");
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    assert_eq!(items[0]["reason"], "Starting");
+    assert_eq!(items[0]["source"]["component"], "kubelet");
+    assert_eq!(items[0]["metadata"]["namespace"], "default");
+    let (status, _) = get(
+        &server,
+        "/api/v1/events?fieldSelector=spec.nodeName%3Dnode-a",
+    )
+    .await;
+    assert_eq!(status, 400, "spec.nodeName is a pod field");
+    let (status, _) = get(&server, "/api/v1/pods?fieldSelector=reason%3DStarting").await;
+    assert_eq!(status, 400, "reason is an event field");
+
+    let rv = list["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut watch = Events::open(&server, &format!("{path}&watch=true&resourceVersion={rv}")).await;
+    server.kubelet_started("node-b", at + 5).unwrap();
+    server.kubelet_started("node-a", at + 10).unwrap();
+    let event = watch
+        .next(Duration::from_secs(5))
+        .await
+        .expect("a watch event");
+    assert_eq!(event["type"], "ADDED");
+    assert_eq!(
+        event["object"]["involvedObject"]["name"], "node-a",
+        "{event}"
+    );
+    assert_eq!(event["object"]["lastTimestamp"], clock::rfc3339(at + 10));
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args([
+                "get",
+                "events",
+                "-n",
+                "default",
+                "--field-selector",
+                "involvedObject.name=node-a",
+            ])
+            .args([
+                "-o",
+                "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message",
+            ])
+            .output()
+            .expect("run kubectl (installed by the machine)")
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("Starting kubelet.").count(), 2, "{text}");
+    assert_eq!(text.matches("node-a   Starting").count(), 2, "{text}");
+}
