@@ -11,7 +11,7 @@ use crate::{
     event::{Event, Record},
     pods::{
         PendingLimits, PodEvent, PodStore, PodWatchConfig, StoreConfig, client::make_client,
-        run_pod_watch_with,
+        node_events::run_node_events_watch, run_pod_watch_with,
     },
 };
 
@@ -44,9 +44,29 @@ impl PodFeed {
         let config = PodWatchConfig::for_node(&options.node_name);
         let watch_store = store.clone();
         info!(node = %options.node_name, "watching this node's pods");
+        let (events_client, events_store, events_tx, node) = (
+            client.clone(),
+            store.clone(),
+            tx.clone(),
+            options.node_name.clone(),
+        );
         let task = tokio::spawn(async move {
-            if let Err(error) = run_pod_watch_with(client, &config, watch_store, tx).await {
-                warn!(%error, "pod watch ended");
+            let node_events = async move {
+                if let Err(error) =
+                    run_node_events_watch(events_client, &node, events_store, events_tx).await
+                {
+                    warn!(%error, "node event watch ended");
+                }
+                // The pod watch goes on without it.
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                result = run_pod_watch_with(client, &config, watch_store, tx) => {
+                    if let Err(error) = result {
+                        warn!(%error, "pod watch ended");
+                    }
+                }
+                () = node_events => {}
             }
         });
         Ok(Self {

@@ -1,7 +1,8 @@
 //! Pod model: what the Kubernetes API says about the pods of this node.
 //!
 //! * [`watch`] lists and watches this node's pods ([`watch::run_pod_watch`])
-//!   and feeds the [`store::PodStore`];
+//!   and feeds the [`store::PodStore`]; [`node_events`] watches the Node's
+//!   Events for kubelet restarts;
 //! * the store keeps per pod its [`spec`] facts (containers in order with
 //!   their [`classify`] kind and role, probes, hooks, grace period, owner,
 //!   mesh mode) and a [`status`] history stamped with both the agent's and
@@ -15,6 +16,7 @@
 pub mod client;
 pub mod diff;
 pub mod entry;
+pub mod node_events;
 pub mod pending;
 pub mod raw;
 pub mod resolve;

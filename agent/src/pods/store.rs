@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::pods::StoreStats;
 use crate::pods::classify::ClassificationRules;
-use crate::pods::entry::{HistoryLimits, PodEntry};
+use crate::pods::entry::{HistoryLimits, PodEntry, PodIdentity};
 use crate::pods::event::{DeletedReason, PodEvent};
 use crate::pods::ids::IdKey;
 use crate::pods::raw::DecodedPod;
@@ -64,6 +64,10 @@ pub struct StoreCounters {
     pub deleted_evicted_over_capacity: AtomicU64,
     /// Lists completed (the first one makes the store synced).
     pub lists_completed: AtomicU64,
+    /// The node's kubelet `Starting` Events seen (kubelet restarts).
+    pub kubelet_starts: AtomicU64,
+    /// Errors reported by the watch of the node's Events.
+    pub node_event_watch_errors: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -260,6 +264,16 @@ impl PodStore {
         first.or_else(|| matches.next()).cloned()
     }
 
+    /// Identities of the live pods.
+    pub fn live_identities(&self) -> Vec<Arc<PodIdentity>> {
+        self.read()
+            .pods
+            .values()
+            .filter(|r| !r.is_deleted())
+            .map(|r| r.identity.clone())
+            .collect()
+    }
+
     /// Uids of live pods.
     pub fn live_uids(&self) -> Vec<String> {
         self.read()
@@ -296,6 +310,8 @@ impl PodStore {
             deleted_expired: load(&c.deleted_expired),
             deleted_evicted_over_capacity: load(&c.deleted_evicted_over_capacity),
             lists_completed: load(&c.lists_completed),
+            kubelet_starts: load(&c.kubelet_starts),
+            node_event_watch_errors: load(&c.node_event_watch_errors),
             live_pods,
             deleted_pods,
         }

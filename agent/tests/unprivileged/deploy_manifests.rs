@@ -1,7 +1,7 @@
 //! The manifests of `deploy/` parsed into Kubernetes API types (no
 //! cluster, no kubectl): every file listed, kustomizations kustomize can
 //! build, every field known to the API types, one namespace, read-only
-//! RBAC on pods, every mount backed by a volume, the example collector's
+//! RBAC on pods and events, every mount backed by a volume, the example collector's
 //! configuration consistent, probed on its health extension and bounded
 //! in memory.
 
@@ -89,7 +89,7 @@ fn every_manifest_parses_into_api_types_in_one_namespace() {
 }
 
 #[test]
-fn rbac_is_read_only_on_pods() {
+fn rbac_is_read_only_on_pods_and_events() {
     let objects = base_objects();
     let mut rules = Vec::new();
     for (file, _, o) in &objects {
@@ -123,7 +123,11 @@ fn rbac_is_read_only_on_pods() {
             Some(vec![String::new()]),
             "core group only"
         );
-        assert_eq!(rule.resources, Some(vec!["pods".to_owned()]), "pods only");
+        let resources = rule.resources.clone().unwrap_or_default();
+        assert!(
+            !resources.is_empty() && resources.iter().all(|r| r == "pods" || r == "events"),
+            "pods and events only: {resources:?}"
+        );
         assert!(
             rule.verbs.iter().all(|v| read.contains(&v.as_str())),
             "{:?}",

@@ -29,4 +29,7 @@ pub struct NodeEnv {
     pub workdir: PathBuf,
     pub api: Arc<TestApiServer>,
     pub log: SimLog,
+    /// The kubelet's life: its generation goes up when it dies (in-flight
+    /// stops are abandoned); see `Node::restart_kubelet`.
+    pub kubelet: tokio::sync::watch::Sender<u64>,
 }

@@ -137,6 +137,12 @@ pub enum Action {
     /// A native sidecar that exited before its turn to stop was started
     /// again (KEP-4438, kubelet 1.37+).
     RestartedDuringTermination,
+    /// The node's kubelet died (in-flight stops abandoned).
+    KubeletStopped,
+    /// The node's kubelet started again and posted its `Starting` Event.
+    KubeletStarted,
+    /// After a kubelet restart the termination starts over, full grace.
+    TerminationRetried,
     /// The pod's termination began (t0).
     TerminationStarted {
         cause: StopCause,

@@ -140,6 +140,7 @@ impl Node {
             workdir,
             api,
             log: SimLog::default(),
+            kubelet: tokio::sync::watch::channel(0).0,
         };
         Ok(Self {
             env: Arc::new(env),
@@ -421,6 +422,53 @@ impl Node {
         self.env
             .log
             .record(&key, None, Action::InboundCallsStarted { port, caller_pid });
+        Ok(())
+    }
+
+    /// The kubelet dies and comes back `down_s` (scenario seconds) later,
+    /// as a node's kubelet restarted by systemd does. Its in-flight
+    /// StopContainer calls are reset (containerd then sends no SIGKILL);
+    /// the new kubelet posts its `Starting` Event on the Node and, finding
+    /// pods still deleting, stops their containers again from the start
+    /// with the full grace.
+    pub fn restart_kubelet(&self, down_s: f64) -> Result<(), SimError> {
+        let states: Vec<(String, Arc<Monitor<PodState>>)> = self
+            .pods()
+            .values()
+            .map(|p| (p.info.key(), p.state.clone()))
+            .collect();
+        let generation = *self.env.kubelet.borrow() + 1;
+        for (_, state) in &states {
+            state.update(|s| {
+                s.kubelet_generation = generation;
+                s.kubelet_down = true;
+            });
+        }
+        self.env.kubelet.send_replace(generation);
+        for (key, _) in &states {
+            self.env.log.record(key, None, Action::KubeletStopped);
+        }
+        std::thread::sleep(crate::clock::secs(down_s));
+        let started = Stamp::now();
+        self.env
+            .api
+            .kubelet_started(
+                &self.env.node_name,
+                (started.wall_ns / 1_000_000_000) as i64,
+            )
+            .map_err(|source| SimError::ApiRefused {
+                what: format!(
+                    "posting the kubelet's Starting event on {}",
+                    self.env.node_name
+                ),
+                source,
+            })?;
+        for (key, state) in &states {
+            state.update(|s| s.kubelet_down = false);
+            self.env
+                .log
+                .record_at(started, key, None, Action::KubeletStarted);
+        }
         Ok(())
     }
 

@@ -316,9 +316,16 @@ fn termination(out: &mut String, t: &TerminationAudit) {
         &rows,
     );
     if let (Some(t0), Some(d)) = (t.t0, t.deadline) {
+        let basis = match &t.kubelet_restart {
+            Some(r) => format!(
+                "kubelet restarted at t0{} (its Starting event), retry + G",
+                offset(r.earliest_ns() - t0.ns)
+            ),
+            None => "kubelet start + G".to_owned(),
+        };
         let _ = writeln!(
             out,
-            "     grace deadline t0{} (kubelet start + G); exit order: {}",
+            "     grace deadline t0{} ({basis}); exit order: {}",
             offset(d - t0.ns),
             t.exit_order.join(", ")
         );

@@ -299,6 +299,13 @@ fn t6(audit: &TerminationAudit, config: &AuditConfig, j: &mut Judgement) {
 fn x2(audit: &TerminationAudit, config: &AuditConfig, j: &mut Judgement) {
     let before = j.findings.len();
     let mut checked = 0;
+    let mut retried = 0;
+    // A restarted kubelet stops the containers again: its repeated stop
+    // signals are the retry the docs describe, not a runtime fault.
+    let restarted_from = audit
+        .kubelet_restart
+        .as_ref()
+        .map(|r| r.earliest_ns() - config.kubelet_slack_ns);
     for c in &audit.containers {
         let Some(first) = &c.stop_signal else {
             continue;
@@ -311,7 +318,9 @@ fn x2(audit: &TerminationAudit, config: &AuditConfig, j: &mut Judgement) {
                     && g.at.ns <= again.at.ns + config.kubelet_slack_ns
             });
             let from_runtime = again.sender == SenderClass::Runtime;
-            if from_runtime && again.signal == first.signal && !regraced {
+            let by_restart = restarted_from.is_some_and(|from| again.at.ns >= from);
+            retried += usize::from(from_runtime && by_restart);
+            if from_runtime && again.signal == first.signal && !regraced && !by_restart {
                 j.finding(
                     Draft::new(
                         RuleId::X2,
@@ -336,9 +345,11 @@ fn x2(audit: &TerminationAudit, config: &AuditConfig, j: &mut Judgement) {
         (false, 0) => Outcome::NotApplicable,
         (false, _) => Outcome::Held,
     };
-    j.verdict(
-        RuleId::X2,
-        outcome,
-        format!("{checked} container(s) with a stop signal"),
-    );
+    let note = match retried {
+        0 => format!("{checked} container(s) with a stop signal"),
+        n => format!(
+            "{checked} container(s) with a stop signal; {n} repeated by the restarted kubelet's retry"
+        ),
+    };
+    j.verdict(RuleId::X2, outcome, note);
 }

@@ -305,11 +305,11 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
         Trigger::Deletion { observed, .. } => t0.ns.min(observed.ns),
         _ => t0.ns,
     });
-    let deadline = kubelet_start.map(|start| {
-        let first_grace = match trigger {
-            Trigger::Deletion { .. } => grace_changes.first().map_or(grace_s, |g| g.grace_s),
-            _ => grace_s,
-        };
+    let first_grace = match trigger {
+        Trigger::Deletion { .. } => grace_changes.first().map_or(grace_s, |g| g.grace_s),
+        _ => grace_s,
+    };
+    let mut deadline = kubelet_start.map(|start| {
         let shortened = grace_changes
             .iter()
             .skip(1)
@@ -392,6 +392,24 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
         });
     }
 
+    // A kubelet restarted during the termination retries it with the full
+    // grace: the deadline counts from its retry.
+    let kubelet_restart = match (kubelet_start, deadline) {
+        (Some(start), Some(d)) => {
+            super::restart::find(tl, start, d, config.kubelet_slack_ns, &containers)
+        }
+        _ => None,
+    };
+    if let (Some(restart), Some(start)) = (&kubelet_restart, kubelet_start) {
+        let d = restart.retry_ns() + first_grace * NS_PER_S;
+        deadline = Some(d);
+        for c in &mut containers {
+            c.grace_used = c
+                .exit
+                .filter(|x| x.at.ns >= start && d > start)
+                .map(|x| to_s(x.at.ns - start) / to_s(d - start));
+        }
+    }
     let mut exit_order: Vec<(At, String)> = containers
         .iter()
         .filter_map(|c| c.exit.map(|x| (x.at, c.container.clone())))
@@ -424,6 +442,7 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
         api_clock_offset_s,
         kubelet_start,
         deadline,
+        kubelet_restart,
         exit_pairs: exit_pairs(&containers),
         exit_order: exit_order.into_iter().map(|(_, n)| n).collect(),
         containers,

@@ -18,6 +18,7 @@ pub mod kill;
 pub mod measure;
 pub mod mesh;
 pub mod order;
+pub mod restart;
 pub mod senders;
 pub mod squeeze;
 
@@ -299,8 +300,13 @@ pub struct TerminationAudit {
     /// without t0.
     pub kubelet_start: Option<i64>,
     /// The instant the grace runs out (kubelet start + G, or sooner when
-    /// the grace was shortened), Unix ns; `None` without t0.
+    /// the grace was shortened; after a kubelet restart, its retry + G),
+    /// Unix ns; `None` without t0.
     pub deadline: Option<i64>,
+    /// A kubelet restart during the termination, which retried it with the
+    /// full grace ([`restart`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet_restart: Option<restart::KubeletRestart>,
     /// One per container, in the timeline's order.
     pub containers: Vec<ContainerTermination>,
     /// Containers by kernel exit time (those without one are left out).

@@ -146,6 +146,7 @@ impl Script {
         let source = match &change {
             PodChange::DeletionRequested { .. } => ApiTimeSource::DeletionRequest,
             PodChange::ContainerTransition { .. } => ApiTimeSource::StartedAt,
+            PodChange::KubeletStarted => ApiTimeSource::EventTime,
             _ => ApiTimeSource::StatusUpdate,
         };
         let event = PodEvent {
@@ -241,6 +242,13 @@ impl Script {
                 last_transition_s: Some(self.api_s()),
             },
         });
+        self
+    }
+
+    /// The node's kubelet starts: its `Starting` Event, seen now, stamped
+    /// with this whole second.
+    pub fn kubelet_started(&mut self) -> &mut Self {
+        self.pod_event(PodChange::KubeletStarted);
         self
     }
 

@@ -444,3 +444,81 @@ fn a_legacy_sidecar_killed_after_the_work_fails_the_job_pod() {
         clean.findings
     );
 }
+
+/// The kubelet restarts 4 s into a 10 s grace; its new run stops the app
+/// again at 5 s, with the full grace. The app exits at 14 s, past the
+/// first deadline and within the retried one.
+fn restarted_kubelet(event: bool) -> crate::PodAudit {
+    restarted_kubelet_with(event, true)
+}
+
+/// `resend`: the runtime sends the stop signal again (containerd 1.6 does
+/// not: it remembers having sent it).
+fn restarted_kubelet_with(event: bool, resend: bool) -> crate::PodAudit {
+    let (mut s, proxy, app) = running_legacy(10);
+    s.at(1000.0).delete(10);
+    s.at(1010.0)
+        .signal(By::Runtime, &app, 15, "handler")
+        .term(&proxy);
+    s.at(1020.0).exit(&proxy, 0);
+    if event {
+        s.at(5000.0).kubelet_started();
+    }
+    if resend {
+        s.at(6000.0).signal(By::Runtime, &app, 15, "handler");
+    }
+    s.at(15_000.0).exit(&app, 0);
+    s.audit()
+}
+
+#[test]
+fn a_kubelet_restart_explains_the_second_sigterm_and_the_longer_termination() {
+    let audit = restarted_kubelet(true);
+    let t = audit.termination.as_ref().unwrap();
+    let restart = t.kubelet_restart.as_ref().expect("the restart");
+    assert_eq!(
+        restart.retry.map(|r| r.ns),
+        Some(crate::testing::BASE_NS + 6_000_000_000)
+    );
+    assert_eq!(t.deadline, Some(crate::testing::BASE_NS + 16_000_000_000));
+    assert_eq!(outcome(&audit, RuleId::X2), Outcome::Held);
+    let x2 = audit.verdict(RuleId::X2).unwrap();
+    assert!(
+        x2.note
+            .contains("repeated by the restarted kubelet's retry"),
+        "{}",
+        x2.note
+    );
+    assert!(
+        !kinds(&audit).contains(&FindingKind::AliveAfterDeadline),
+        "{:#?}",
+        audit.findings
+    );
+
+    // containerd sends no second SIGTERM: the retry counts from the end of
+    // the Event's second (5 s), and the exit is still within it.
+    let quiet = restarted_kubelet_with(true, false);
+    let t = quiet.termination.as_ref().unwrap();
+    assert_eq!(t.deadline, Some(crate::testing::BASE_NS + 16_000_000_000));
+    assert!(
+        !kinds(&quiet).contains(&FindingKind::AliveAfterDeadline),
+        "{:#?}",
+        quiet.findings
+    );
+    assert!(
+        kinds(&restarted_kubelet_with(false, false)).contains(&FindingKind::AliveAfterDeadline)
+    );
+
+    // Without the kubelet's Event, the same signals are unexplained.
+    let unexplained = restarted_kubelet(false);
+    assert!(
+        unexplained
+            .termination
+            .as_ref()
+            .unwrap()
+            .kubelet_restart
+            .is_none()
+    );
+    assert_eq!(outcome(&unexplained, RuleId::X2), Outcome::Violated);
+    assert!(kinds(&unexplained).contains(&FindingKind::AliveAfterDeadline));
+}

@@ -115,6 +115,9 @@ pub struct ApiFacts {
     pub phases: Vec<(At, String)>,
     /// Condition transitions, in record order.
     pub conditions: Vec<(At, ConditionSnapshot)>,
+    /// The node's kubelet started while the pod was there (its `Starting`
+    /// Event): when the agent saw it, and the event's whole second.
+    pub kubelet_starts: Vec<(At, Option<i64>)>,
 }
 
 impl ApiFacts {
@@ -166,6 +169,7 @@ impl ApiFacts {
                 PodChange::ConditionTransition { condition } => {
                     facts.conditions.push((at, condition.clone()));
                 }
+                PodChange::KubeletStarted => facts.kubelet_starts.push((at, pod.at.api_time_s)),
             }
         }
         facts

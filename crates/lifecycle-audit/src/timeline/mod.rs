@@ -162,6 +162,9 @@ pub struct PodTimeline {
     pub deleted: Option<At>,
     /// Phase changes (`Pending`, `Running`, `Succeeded`, …), in record order.
     pub phases: Vec<(At, String)>,
+    /// Starts of the node's kubelet while the pod was there (when the agent
+    /// saw the `Starting` Event, and its whole second).
+    pub kubelet_starts: Vec<(At, Option<i64>)>,
     /// Signals to the pod's processes, in time order.
     pub signals: Vec<SignalObs>,
     /// Container, run and role of every process of a run except the runtime's
@@ -253,6 +256,7 @@ impl PodTimeline {
             deletions: api.deletions,
             deleted: api.deleted,
             phases: api.phases,
+            kubelet_starts: api.kubelet_starts,
             signals,
             places,
             first_ns,

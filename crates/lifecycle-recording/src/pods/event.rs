@@ -82,6 +82,11 @@ pub enum PodChange {
         /// `metadata.deletionGracePeriodSeconds`.
         grace_period_s: Option<i64>,
     },
+    /// The node's kubelet started (its `Starting` Event on the Node) while
+    /// the pod was on the node: a kubelet restart, after which the kubelet
+    /// retries a termination in progress with the full grace. `api_time_s`
+    /// is the event's time; one record per live pod of the node.
+    KubeletStarted,
     /// The pod is gone.
     Deleted {
         /// How the agent learned it.

@@ -26,6 +26,10 @@ pub struct StoreStats {
     pub deleted_evicted_over_capacity: u64,
     /// Lists completed (the first one makes the store synced).
     pub lists_completed: u64,
+    /// The node's kubelet `Starting` Events seen (kubelet restarts).
+    pub kubelet_starts: u64,
+    /// Errors reported by the watch of the node's Events.
+    pub node_event_watch_errors: u64,
     /// Live pods now.
     pub live_pods: usize,
     /// Deleted pods kept now.

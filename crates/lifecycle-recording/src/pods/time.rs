@@ -31,6 +31,8 @@ pub enum ApiTimeSource {
     /// entry). Used for changes without a field of their own, such as the
     /// `ready` and `started` flags or the pod phase.
     StatusUpdate,
+    /// An Event's `lastTimestamp` (or `eventTime`).
+    EventTime,
 }
 
 /// When a change was seen by the agent and when the API says it happened.

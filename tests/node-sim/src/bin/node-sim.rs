@@ -270,6 +270,9 @@ fn print_summary(report: &ScenarioReport) {
                 sender_pid,
                 target_pid,
             } => format!("host shell {sender_pid} sent {signal} to pid {target_pid}"),
+            Action::KubeletStopped => "kubelet died".into(),
+            Action::KubeletStarted => "kubelet started: Starting event".into(),
+            Action::TerminationRetried => "termination retried by the new kubelet".into(),
             Action::RestartedDuringTermination => "restarted before its turn to stop".into(),
             Action::InboundCallsStarted { port, caller_pid } => {
                 format!("caller {caller_pid} calling the pod on {port}")

@@ -110,6 +110,10 @@ pub struct PodState {
     pub pod_ready: bool,
     /// The sandbox's address, once CNI gave it one.
     pub pod_ip: Option<std::net::Ipv4Addr>,
+    /// The kubelet generation this state last heard of, and whether that
+    /// kubelet is still down (restarting).
+    pub kubelet_generation: u64,
+    pub kubelet_down: bool,
 }
 
 impl PodState {
@@ -123,6 +127,8 @@ impl PodState {
             failure: None,
             pod_ready: false,
             pod_ip: None,
+            kubelet_generation: 0,
+            kubelet_down: false,
         }
     }
 

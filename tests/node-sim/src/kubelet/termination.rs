@@ -45,8 +45,42 @@ pub fn prerequisites(plan: &PodPlan) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Stops every running container of the pod within `grace_s` (scenario
-/// seconds) and returns when all have exited.
+/// seconds) and returns when all have exited. When the kubelet dies on the
+/// way (`Node::restart_kubelet`), the stops in flight are abandoned and,
+/// once the new kubelet is up, the termination starts over with the full
+/// grace, as a restarted kubelet does.
 pub fn stop_containers(ctx: &Arc<PodContext>, cause: StopCause, grace_s: f64) {
+    let mut retry = false;
+    loop {
+        let generation = ctx.state.read(|s| s.kubelet_generation);
+        stop_running(ctx, cause, grace_s, generation, retry);
+        let abandoned = ctx
+            .state
+            .read(|s| s.kubelet_generation != generation && !s.aborted);
+        if !abandoned {
+            return;
+        }
+        let up = ctx.state.wait_for(None, |s| {
+            (!s.kubelet_down || s.aborted).then_some(!s.aborted)
+        });
+        if up != Some(true) {
+            return;
+        }
+        ctx.env
+            .log
+            .record(&ctx.key, None, Action::TerminationRetried);
+        retry = true;
+    }
+}
+
+/// One kubelet generation's stop of the running containers.
+fn stop_running(
+    ctx: &Arc<PodContext>,
+    cause: StopCause,
+    grace_s: f64,
+    generation: u64,
+    retry: bool,
+) {
     let ordered = ctx.env.version.ordered_sidecar_termination();
     let blocking_bug = ctx.env.version.never_started_sidecar_blocks();
     let running = ctx.state.update(|s| {
@@ -59,11 +93,13 @@ pub fn stop_containers(ctx: &Arc<PodContext>, cause: StopCause, grace_s: f64) {
         }
         s.running()
     });
-    ctx.env.log.record(
-        &ctx.key,
-        None,
-        Action::TerminationStarted { cause, grace_s },
-    );
+    if !retry {
+        ctx.env.log.record(
+            &ctx.key,
+            None,
+            Action::TerminationStarted { cause, grace_s },
+        );
+    }
     let prereqs = if ordered {
         prerequisites(&ctx.plan)
     } else {
@@ -75,7 +111,9 @@ pub fn stop_containers(ctx: &Arc<PodContext>, cause: StopCause, grace_s: f64) {
         .map(|name| {
             let ctx = ctx.clone();
             let waits = prereqs.get(&name).cloned().unwrap_or_default();
-            std::thread::spawn(move || stop_one(&ctx, &name, cause, grace_s, &waits, t0))
+            std::thread::spawn(move || {
+                stop_one(&ctx, &name, cause, grace_s, &waits, t0, generation)
+            })
         })
         .collect();
     for worker in workers {
@@ -96,10 +134,13 @@ fn stop_one(
     grace_s: f64,
     waits: &[String],
     t0: Instant,
+    generation: u64,
 ) {
     let Some(plan) = ctx.plan.container(name) else {
         return;
     };
+    // The kubelet that started this stop died: leave it (not stop_done).
+    let gone = |s: &super::state::PodState| s.kubelet_generation != generation;
     let Some(mut instance) = ctx
         .state
         .read(|s| s.container(name).and_then(|c| c.current.clone()))
@@ -128,6 +169,9 @@ fn stop_one(
         );
         grace -= spent_s(start);
     }
+    if ctx.state.read(gone) {
+        return;
+    }
     if !waits.is_empty() && grace > 0.0 {
         let start = Instant::now();
         let deadline = start + crate::clock::secs(grace);
@@ -135,6 +179,7 @@ fn stop_one(
         let reached = loop {
             let woke = ctx.state.wait_for(Some(deadline), |s| {
                 let turn = s.aborted
+                    || gone(s)
                     || waits
                         .iter()
                         .all(|w| s.container(w).is_none_or(|c| c.stop_done));
@@ -175,6 +220,9 @@ fn stop_one(
         );
         grace -= spent_s(start);
     }
+    if ctx.state.read(gone) {
+        return;
+    }
     // The kubelet hands the runtime whole seconds, at least 2.
     let timeout_s = grace.max(MINIMUM_GRACE_S) as i64;
     tracing::debug!(pod = ctx.key, container = name, since_t0 = ?t0.elapsed(), timeout_s, "stop");
@@ -182,6 +230,7 @@ fn stop_one(
         ctx.state
             .wait_for(Some(deadline), |s| {
                 (s.aborted
+                    || gone(s)
                     || s.container(name).is_some_and(|c| {
                         !c.running || c.current.as_ref().is_some_and(|i| i.id != instance.id)
                     }))
@@ -196,22 +245,34 @@ fn stop_one(
         ctx.env
             .log
             .record(&ctx.key, Some(name), Action::StopRequested { timeout_s });
+        let cancel = ctx.env.kubelet.subscribe();
+        if *cancel.borrow() != generation {
+            return;
+        }
         match ctx
             .env
             .cri
-            .stop_container(&ctx.target(name), &instance.id, timeout_s)
+            .stop_container_until(&ctx.target(name), &instance.id, timeout_s, cancel)
         {
-            Ok(()) => {
+            Ok(true) => {
                 ctx.env
                     .log
                     .record(&ctx.key, Some(name), Action::StopReturned);
             }
+            // The kubelet died with the request in flight.
+            Ok(false) => return,
             Err(error) => {
                 tracing::warn!(%error, pod = ctx.key, container = name, "StopContainer failed");
             }
         }
+        if ctx.state.read(gone) {
+            return;
+        }
         // The status watcher reports the exit within its poll interval.
         exited(Instant::now() + Duration::from_secs(10));
+    }
+    if ctx.state.read(gone) {
+        return;
     }
     ctx.state.update(|s| s.container_mut(name).stop_done = true);
 }

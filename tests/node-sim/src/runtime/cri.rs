@@ -221,6 +221,37 @@ impl Cri {
         .map(drop)
     }
 
+    /// [`Self::stop_container`], abandoned when `cancel` changes (the
+    /// kubelet died): the request is reset, so containerd stops waiting and
+    /// sends no SIGKILL. `Ok(false)` when abandoned.
+    pub fn stop_container_until(
+        &self,
+        target: &str,
+        id: &str,
+        timeout_s: i64,
+        mut cancel: tokio::sync::watch::Receiver<u64>,
+    ) -> Result<bool, CriError> {
+        let request = cri::StopContainerRequest {
+            container_id: id.to_owned(),
+            timeout: timeout_s,
+        };
+        let mut client = RuntimeServiceClient::new(self.channel.clone());
+        let outcome = self.runtime.block_on(async move {
+            tokio::select! {
+                reply = client.stop_container(request) => Some(reply),
+                _ = cancel.changed() => None,
+            }
+        });
+        match outcome {
+            None => Ok(false),
+            Some(reply) => reply.map(|_| true).map_err(|source| CriError::Call {
+                call: "StopContainer",
+                target: target.to_owned(),
+                source,
+            }),
+        }
+    }
+
     /// `ContainerStatus` (verbose, for the init's pid).
     pub fn container_status(&self, target: &str, id: &str) -> Result<ContainerInfo, CriError> {
         let request = cri::ContainerStatusRequest {

@@ -215,6 +215,10 @@ pub enum Step {
         container: String,
         signal: String,
     },
+    /// The node's kubelet dies and starts again `down` seconds later: the
+    /// new one posts its `Starting` Event and retries every termination in
+    /// progress from the start, with the full grace.
+    RestartKubelet { down: f64 },
     /// A client elsewhere in the cluster calls the pod's address on `port`
     /// every `every` seconds for `for` seconds, in the background (the
     /// next step follows at once): inbound traffic, which a mesh's

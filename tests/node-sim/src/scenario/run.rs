@@ -248,6 +248,7 @@ pub fn play(node: &Node, step: &Step, timeout: Duration) -> Result<(), SimError>
             container,
             signal,
         } => node.host_kill(pod, container, signal),
+        Step::RestartKubelet { down } => node.restart_kubelet(*down),
         Step::Call {
             pod,
             port,

@@ -180,6 +180,21 @@ fn stop_signals_come_from_runc(played: &Played) {
         else {
             continue;
         };
+        // A restarted kubelet's retry of a stop the runtime already
+        // signalled: containerd 1.6 skips the second signal ("a prior stop
+        // with timeout>0 request already sent the signal").
+        let retried = log[..i]
+            .iter()
+            .rev()
+            .any(|e| e.pod == entry.pod && matches!(e.action, Action::TerminationRetried))
+            && log[..i].iter().any(|e| {
+                e.pod == entry.pod
+                    && e.container == entry.container
+                    && matches!(e.action, Action::StopRequested { .. })
+            });
+        if retried {
+            continue;
+        }
         let returned = log[i..]
             .iter()
             .find(|e| {

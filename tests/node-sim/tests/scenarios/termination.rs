@@ -415,3 +415,59 @@ fn three_native_sidecars_squeezed_by_an_app_using_the_whole_grace() {
         short.message
     );
 }
+
+#[test]
+fn a_kubelet_restart_retries_the_termination_with_the_full_grace() {
+    let p = play("kubelet-restart-during-termination");
+    let pod = "ledger-writer-7c9e1a3b5d-k2l3m";
+    let t0 = p.t0(pod);
+    let s = p.second_ns();
+    // The driver's log: the kubelet died 4 s in, came back 1 s later and
+    // started the termination over.
+    let log = &p.report.log;
+    for action in ["KubeletStopped", "KubeletStarted", "TerminationRetried"] {
+        assert!(
+            log.iter()
+                .any(|e| format!("{:?}", e.action).starts_with(action)),
+            "{action} in the driver's log"
+        );
+    }
+    // The agent recorded the kubelet's Starting Event for the pod.
+    assert_eq!(p.rec.pod_changes(pod, "kubelet_started").count(), 1);
+    // containerd 1.6 does not send the stop signal twice: one SIGTERM, no
+    // SIGKILL, and the app's own exit 14 s after t0, past G = 10 s.
+    let pid = p.pid(pod, "writer");
+    let sigterms = p
+        .rec
+        .signals_to(pid)
+        .into_iter()
+        .filter(|r| r["signal"] == 15)
+        .count();
+    assert_eq!(sigterms, 1, "containerd skipped the retry's SIGTERM");
+    let runtime_kills = p
+        .rec
+        .signals_to(pid)
+        .into_iter()
+        .filter(|r| r["signal"] == 9 && r["sender"]["comm"] == "runc")
+        .count();
+    assert_eq!(runtime_kills, 0, "no SIGKILL at the first deadline");
+    let exit = p.kernel_exit(pod, "writer", 0);
+    assert_eq!(exit["container_exit_code"], 0);
+    assert_before(t0 + 10 * s, boot(exit), "the termination outlasted G");
+    let t = p
+        .audit_of(pod)
+        .termination
+        .as_ref()
+        .expect("the termination");
+    let restart = t
+        .kubelet_restart
+        .as_ref()
+        .expect("the restart, from the Event");
+    assert!(restart.retry.is_none(), "no repeated signal to retry with");
+    let retried_deadline = t.deadline.expect("a deadline") - t.t0.expect("t0").ns;
+    assert!(
+        retried_deadline > 14 * s as i64,
+        "the deadline counts from the retry: t0 + {} ms",
+        retried_deadline / 1_000_000
+    );
+}
