@@ -175,7 +175,8 @@ fn stop_one(
     if !waits.is_empty() && grace > 0.0 {
         let start = Instant::now();
         let deadline = start + crate::clock::secs(grace);
-        let restarts = ctx.env.version.restarts_sidecars_in_termination();
+        // KEP-4438's alpha leaves pods with a grace of 1 s or less alone.
+        let restarts = ctx.env.version.restarts_sidecars_in_termination() && grace_s > 1.0;
         let reached = loop {
             let woke = ctx.state.wait_for(Some(deadline), |s| {
                 let turn = s.aborted
@@ -191,7 +192,9 @@ fn stop_one(
                 }
             });
             match woke {
-                // KEP-4438: back up before its turn, with the grace left.
+                // KEP-4438: back up before its turn, at once (no backoff),
+                // without a preStop of its own; its turn's SIGTERM goes to
+                // the live instance, with the grace left.
                 Some(Woke::ExitedBeforeTurn) => {
                     ctx.state.update(|s| s.container_mut(name).restarts += 1);
                     ctx.env

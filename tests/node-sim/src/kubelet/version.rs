@@ -49,8 +49,10 @@ impl KubeletVersion {
         matches!(self.minor, 29 | 30)
     }
 
-    /// KEP-4438 (1.37): a sidecar that exits before its turn to stop during
-    /// the pod's termination is restarted; earlier kubelets leave it down.
+    /// KEP-4438 (1.37 alpha, `SidecarsRestartableDuringPodTermination`): a
+    /// sidecar that exits before its turn to stop during the pod's
+    /// termination is restarted, and its turn's SIGTERM goes to the live
+    /// instance; earlier kubelets leave it down.
     pub fn restarts_sidecars_in_termination(&self) -> bool {
         self.minor >= 37
     }
