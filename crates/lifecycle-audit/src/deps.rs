@@ -27,6 +27,14 @@ use crate::{
     timeline::{At, ContainerTimeline, ListenPeriod, PodTimeline, socket::is_loopback},
 };
 
+/// The owner's listener a connection expected.
+enum Listener {
+    /// One opened before the connection; `end` when it closed.
+    Opened { end: Option<At> },
+    /// One the app opened only later (`opened`), or never (a declared port).
+    Awaited { opened: Option<At> },
+}
+
 /// Where the owner's listener was when the connections were refused.
 #[derive(Clone, Copy)]
 enum Missing {
@@ -69,11 +77,14 @@ pub fn judge(
             if !is_loopback(&c.remote_addr) && !own_ip {
                 continue;
             }
-            let (oi, owner, listen) = match last_listener(tl, fi, c.remote_port, c.first()) {
-                Some((oi, owner, listen)) => (oi, owner, Ok(listen)),
+            // The listener the connection should have found: the last one
+            // opened before it (its end, if it closed), or for a sidecar one
+            // the app was still to open.
+            let (oi, owner, listener) = match last_listener(tl, fi, c.remote_port, c.first()) {
+                Some((oi, owner, listen)) => (oi, owner, Listener::Opened { end: listen.end }),
                 None if from.is_sidecar() => {
                     match awaited_listener(tl, fi, c.remote_port, c.first()) {
-                        Some((oi, owner, opened)) => (oi, owner, Err(opened)),
+                        Some((oi, owner, opened)) => (oi, owner, Listener::Awaited { opened }),
                         None => continue,
                     }
                 }
@@ -83,12 +94,12 @@ pub fn judge(
             let (Some(failed), Some("ECONNREFUSED")) = (c.failed, c.error.as_deref()) else {
                 continue;
             };
-            let missing = match listen {
-                Ok(listen) => match listen.end.filter(|end| end.ns <= failed.ns) {
+            let missing = match listener {
+                Listener::Opened { end } => match end.filter(|end| end.ns <= failed.ns) {
                     Some(closed) => Missing::Closed(closed),
                     None => continue,
                 },
-                Err(opened) => Missing::NotYet(opened),
+                Listener::Awaited { opened } => Missing::NotYet(opened),
             };
             if listening_at(tl, c.remote_port, failed.ns) {
                 continue;

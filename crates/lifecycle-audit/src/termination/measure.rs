@@ -360,12 +360,7 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
                 reason: t.reason.clone(),
                 seq: t.at.seq,
             });
-        let grace_used = match (kubelet_start, deadline, exit) {
-            (Some(start), Some(d), Some(x)) if d > start && x.at.ns >= start => {
-                Some(to_s(x.at.ns - start) / to_s(d - start))
-            }
-            _ => None,
-        };
+        let grace_used = grace_used(kubelet_start, deadline, exit);
         let restarts = match t0 {
             Some(t0) => c
                 .instances
@@ -400,14 +395,10 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
         }
         _ => None,
     };
-    if let (Some(restart), Some(start)) = (&kubelet_restart, kubelet_start) {
-        let d = restart.retry_ns() + first_grace * NS_PER_S;
-        deadline = Some(d);
+    if let Some(restart) = &kubelet_restart {
+        deadline = Some(restart.retry_ns() + first_grace * NS_PER_S);
         for c in &mut containers {
-            c.grace_used = c
-                .exit
-                .filter(|x| x.at.ns >= start && d > start)
-                .map(|x| to_s(x.at.ns - start) / to_s(d - start));
+            c.grace_used = grace_used(kubelet_start, deadline, c.exit);
         }
     }
     let mut exit_order: Vec<(At, String)> = containers
@@ -447,6 +438,17 @@ pub fn measure(tl: &PodTimeline, config: &AuditConfig) -> Option<TerminationAudi
         exit_order: exit_order.into_iter().map(|(_, n)| n).collect(),
         containers,
     })
+}
+
+/// (exit − kubelet start) / (deadline − kubelet start); `None` without
+/// all three, or for an exit before the start.
+fn grace_used(start: Option<i64>, deadline: Option<i64>, exit: Option<ExitMark>) -> Option<f64> {
+    match (start, deadline, exit) {
+        (Some(start), Some(d), Some(x)) if d > start && x.at.ns >= start => {
+            Some(to_s(x.at.ns - start) / to_s(d - start))
+        }
+        _ => None,
+    }
 }
 
 /// Every (sidecar, main) pair that both ended: kernel gap and API view.
