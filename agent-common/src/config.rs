@@ -13,6 +13,16 @@ pub const ABSENT: u32 = u32::MAX;
 /// `kubepods` on one node).
 pub const MAX_WATCH_ROOTS: u32 = 4;
 
+/// Slots per event kind in the filtered-signal counters: index 0 is unused,
+/// 1..=64 are the signal numbers.
+pub const SIGNAL_SLOTS: u32 = 65;
+/// Filtered-signal counter rows: `signal:signal_generate`...
+pub const FILTER_GENERATE: u32 = 0;
+/// ...and `signal:signal_deliver`.
+pub const FILTER_DELIVER: u32 = 1;
+/// Size of the filtered-signal counter map: two rows of [`SIGNAL_SLOTS`].
+pub const FILTERED_SIGNAL_SLOTS: u32 = 2 * SIGNAL_SLOTS;
+
 /// A cgroup subtree whose processes and sockets are reported: a task or
 /// socket is kept when its cgroup's ancestor at `level` has id `id`.
 #[repr(C)]

@@ -25,6 +25,12 @@ pub const DROPS_MAP: &str = "DROPS";
 pub const WATCH_ROOTS_MAP: &str = "WATCH_ROOTS";
 /// Name of the global holding [`KernelOffsets`].
 pub const OFFSETS_GLOBAL: &str = "OFFSETS";
+/// Name of the one-entry array holding the signal mask: bit `n - 1` set means
+/// signal `n` is emitted (see [`config::SIGNAL_SLOTS`]).
+pub const SIGNAL_MASK_MAP: &str = "SIGNAL_MASK";
+/// Name of the per-CPU array counting signals left out by the mask, indexed
+/// `filter_kind * SIGNAL_SLOTS + sig` ([`config::FILTERED_SIGNAL_SLOTS`]).
+pub const FILTERED_SIGNALS_MAP: &str = "FILTERED_SIGNALS";
 
 /// What follows an [`EventHeader`]. The numeric values are part of the
 /// recording format: never renumber.

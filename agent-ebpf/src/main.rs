@@ -3,7 +3,8 @@
 //! Every entry point is a thin wrapper that calls a `try_` function and
 //! ignores its error: a probe must never fail the traced kernel path. Events
 //! go to one ring buffer (`EVENTS`); a reservation that fails is counted per
-//! CPU and per kind in `DROPS`, which userspace exports.
+//! CPU and per kind in `DROPS`, which userspace exports. Signals outside the
+//! load-time mask are counted in `FILTERED_SIGNALS` instead of written.
 #![no_std]
 #![no_main]
 
@@ -11,6 +12,7 @@ mod cgroup;
 mod emit;
 mod kmem;
 mod process;
+mod sigmask;
 mod signal;
 mod socket;
 

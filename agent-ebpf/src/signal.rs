@@ -2,7 +2,7 @@
 
 use agent_common::{
     ACTION_UNREAD, EventKind, FLAGS_UNREAD, SignalDeliverEvent, SignalGenerateEvent,
-    config::{ABSENT, tp},
+    config::{ABSENT, FILTER_DELIVER, FILTER_GENERATE, tp},
 };
 use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
@@ -13,6 +13,7 @@ use aya_log_ebpf::warn;
 use crate::{
     emit,
     kmem::{self, off},
+    sigmask,
 };
 
 /// `SEND_SIG_NOINFO` / `SEND_SIG_PRIV`: special siginfo pointer values.
@@ -52,6 +53,11 @@ fn try_signal_generate(ctx: &RawTracePointContext) -> Result<(), ()> {
         };
         target_cgroup_id = id;
     }
+    // Watched: the mask decides before anything is reserved or read.
+    let sig = ctx.arg::<u64>(0) as i32;
+    if !sigmask::kept(FILTER_GENERATE, sig) {
+        return Ok(());
+    }
     let kind = EventKind::SignalGenerate as u32;
     let mut entry = emit::reserve::<SignalGenerateEvent>(kind).ok_or(())?;
     let (header, parent) = emit::current_header_and_parent(kind, current, true);
@@ -80,13 +86,13 @@ fn try_signal_generate(ctx: &RawTracePointContext) -> Result<(), ()> {
         header,
         target,
         sender_parent_tgid: kmem::read::<u32>(parent, off!(task_tgid)).unwrap_or(0),
-        sig: ctx.arg::<u64>(0) as i32,
+        sig,
         sender_parent_comm: kmem::read::<[u8; 16]>(parent, off!(task_comm)).unwrap_or([0; 16]),
         code,
         errno,
         group: ctx.arg::<u64>(3) as i32,
         result: ctx.arg::<u64>(4) as i32,
-        target_handler: target_handler(target_task, ctx.arg::<u64>(0) as i32),
+        target_handler: target_handler(target_task, sig),
         target_signal_flags: target_signal_flags(target_task),
         _pad: 0,
     });
@@ -132,11 +138,15 @@ fn try_signal_deliver(ctx: &TracePointContext) -> Result<(), ()> {
     if !kmem::current_watched() {
         return Ok(());
     }
+    let sig = kmem::tp_load::<i32, { tp::DELIVER_SIG }>(ctx);
+    if !sigmask::kept(FILTER_DELIVER, sig) {
+        return Ok(());
+    }
     let kind = EventKind::SignalDeliver as u32;
     let mut entry = emit::reserve::<SignalDeliverEvent>(kind).ok_or(())?;
     entry.write(SignalDeliverEvent {
         header: emit::current_header(kind, kmem::current_task()),
-        sig: kmem::tp_load::<i32, { tp::DELIVER_SIG }>(ctx),
+        sig,
         code: kmem::tp_load::<i32, { tp::DELIVER_CODE }>(ctx),
         errno: kmem::tp_load::<i32, { tp::DELIVER_ERRNO }>(ctx),
         _pad: 0,

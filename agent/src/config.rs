@@ -9,7 +9,10 @@ use crate::{
     attribution::CacheConfig,
     audit::{AuditConfig, KubeletVersion},
     event_loop::{KubeOptions, LoopOptions},
-    kernel::loader::ProbeOptions,
+    kernel::{
+        loader::ProbeOptions,
+        signal_mask::{DEFAULT_SIGNALS, SignalMask},
+    },
     pods::{PendingLimits, StoreConfig},
     recorder::RecordOptions,
     report::Format,
@@ -224,6 +227,13 @@ pub struct ProbeArgs {
     /// Never mount tracefs; fail if it is not mounted.
     #[arg(long, env = "LIFECYCLE_AGENT_NO_MOUNT_TRACEFS")]
     pub no_mount_tracefs: bool,
+    /// Signals recorded (comma list of names or numbers: TERM, SIGUSR2, 23,
+    /// RTMIN+1); the kernel only counts the others (`filtered_signals`).
+    #[arg(long, env = "LIFECYCLE_AGENT_SIGNALS", default_value = DEFAULT_SIGNALS)]
+    pub signals: SignalMask,
+    /// Record every signal, housekeeping included (forensics); beats `--signals`.
+    #[arg(long, env = "LIFECYCLE_AGENT_ALL_SIGNALS")]
+    pub all_signals: bool,
 }
 
 impl ProbeArgs {
@@ -232,6 +242,10 @@ impl ProbeArgs {
             ring_buffer_bytes: self.ring_buffer_bytes,
             filter_to_watch_roots: !self.all_cgroups,
             mount_tracefs: !self.no_mount_tracefs,
+            signal_mask: match self.all_signals {
+                true => SignalMask::ALL,
+                false => self.signals,
+            },
         }
     }
 }
@@ -305,6 +319,8 @@ pub struct RunArgs {
     pub audit: AuditArgs,
     #[command(flatten)]
     pub export: crate::export::ExportArgs,
+    #[command(flatten)]
+    pub events: crate::api_events::EventsArgs,
 }
 
 impl RunArgs {
@@ -328,6 +344,7 @@ impl RunArgs {
                 ..self.audit.config()
             },
             export: self.export.config()?,
+            events: self.events.config(self.kube.node_name.as_deref()),
             health_addr: self.health_addr,
             journal: self
                 .journal_dir

@@ -5,6 +5,7 @@
 //! container; [`clock`]: boot time -> wall time) -> [`event`] records ->
 //! [`record`] (NDJSON) / pod model ([`pods`]) / audits / exporters.
 
+pub mod api_events;
 pub mod attribution;
 // Raw system calls: clock_gettime(2).
 #[allow(unsafe_code)]
@@ -15,6 +16,8 @@ pub mod error_chain;
 pub mod event;
 pub mod event_loop;
 pub mod export;
+// Fuzz target bodies (fuzz/), replayed on their seed corpora by its tests.
+pub mod fuzzing;
 pub mod join;
 // Raw system calls: the BPF ring buffer, unaligned reads of the probes' records, mount(2).
 #[allow(unsafe_code)]

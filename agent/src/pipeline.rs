@@ -174,6 +174,9 @@ impl<W: HierarchyWalker> Pipeline<W> {
             join: None,
             pod_store: None,
             summarized_signals: BTreeMap::new(),
+            filtered_signals: BTreeMap::new(),
+            filtered_signals_total: 0,
+            recorded_signals: None,
         };
         self.next_record(None, None, Event::Stats(stats))
     }

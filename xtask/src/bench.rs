@@ -7,6 +7,10 @@
 //! 3. Slowdown: the same workload (loopback TCP connect/accept/close churn and
 //!    a signal storm) inside a kubelet-style container cgroup, with
 //!    `lifecycle-agent record` attached versus not, alternated in one run.
+//! 4. The signal mask: a SIGURG storm recorded with the default mask and
+//!    with `--all-signals` (`sigstorm`).
+
+mod sigstorm;
 
 use std::{
     fs,
@@ -36,14 +40,34 @@ pub struct BenchArgs {
     /// Rounds of (without agent, with agent); medians are reported.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// SIGURGs per storm of the signal-mask figure (0: skip it).
+    #[arg(long, default_value_t = 100_000)]
+    sigurg_signals: u64,
+    /// Only the signal-mask figure.
+    #[arg(long)]
+    only_sigurg: bool,
 }
 
 pub fn bench(args: &BenchArgs) -> anyhow::Result<()> {
-    run_cmd_userspace()?;
+    if !args.only_sigurg {
+        run_cmd_userspace()?;
+    }
     let Binaries { agent, workload } = build_release()?;
 
     let mut pod = FakePod::create(Driver::Systemd);
     let container = pod.add_container();
+    if args.sigurg_signals > 0 {
+        sigstorm::sigurg_storm(
+            &agent,
+            &workload,
+            &container,
+            args.sigurg_signals,
+            args.rounds,
+        )?;
+    }
+    if args.only_sigurg {
+        return Ok(());
+    }
     let workload_run = || -> anyhow::Result<Duration> {
         let mut cmd = Command::new(&workload);
         cmd.args([

@@ -41,6 +41,32 @@ fn wait_readyz(health: SocketAddr, status: u16, limit: Duration) -> anyhow::Resu
     }
 }
 
+/// The namespace of the scenario's pod.
+const NAMESPACE: &str = "bookinfo";
+/// Events the scenario's termination audit posts (M1, M4 with its repeat
+/// in the series, and the startup race before them).
+const EXPECTED_EVENTS: usize = 3;
+
+/// `kubectl get events` of the scenario's namespace once the agent's
+/// Events are all there (or what there is at `limit`).
+fn wait_for_events(kubeconfig: &Path, limit: Duration) -> anyhow::Result<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["get", "events", "-n", NAMESPACE])
+            .output()
+            .context("run kubectl")?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let rows = text.lines().filter(|l| l.contains("Warning")).count();
+        if rows >= EXPECTED_EVENTS || Instant::now() > deadline {
+            return Ok(text);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn stop(mut child: Child) -> anyhow::Result<std::process::ExitStatus> {
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -85,7 +111,7 @@ pub fn daemon(root: &Path, bin: &Path, out: &Path) -> anyhow::Result<()> {
     let sim = Command::new(bin.join("node-sim"))
         .arg("run")
         .arg(root.join("tests/scenarios").join(SCENARIO))
-        .args(["--node-name", NODE])
+        .args(["--node-name", NODE, "--linger-s", "15"])
         .arg("--api-listen")
         .arg(api.to_string())
         .stdout(Stdio::null())
@@ -95,12 +121,14 @@ pub fn daemon(root: &Path, bin: &Path, out: &Path) -> anyhow::Result<()> {
     let after = wait_readyz(health, 200, Duration::from_secs(60))?;
     println!("/readyz once the pod list is synced: {after}");
     println!("playing {SCENARIO} at real speed (about 20 s)...");
+    // The simulator keeps its API server up 15 s after the scenario: the
+    // termination audit comes 5 s after the pod object is gone, and its
+    // findings are posted as Events, which kubectl then reads.
+    let events = wait_for_events(&config, Duration::from_secs(90))?;
     let sim_status = sim.wait_with_output()?.status;
     if !sim_status.success() {
         bail!("node-sim failed: {sim_status}");
     }
-    // The termination audit comes 5 s after the pod object is gone.
-    std::thread::sleep(Duration::from_secs(7));
     let metrics = http_get(health, "/metrics")
         .map(|(_, b)| b)
         .unwrap_or_default();
@@ -119,6 +147,10 @@ pub fn daemon(root: &Path, bin: &Path, out: &Path) -> anyhow::Result<()> {
     println!("\nspans at the OTLP receiver:");
     let received = std::fs::read_to_string(dir.join("receiver.txt"))?;
     for line in received.lines().filter(|l| l.starts_with("span ")) {
+        println!("  {line}");
+    }
+    println!("\nkubectl get events -n {NAMESPACE} (the findings as Kubernetes Events):");
+    for line in events.lines() {
         println!("  {line}");
     }
     println!("\n/metrics (findings and audits):");

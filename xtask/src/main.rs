@@ -1,10 +1,11 @@
-//! Project tasks: `cargo xtask demo | setup | build-ebpf | test | bench | image`.
+//! Project tasks: `cargo xtask demo | setup | build-ebpf | test | bench | image | fuzz`.
 
 mod bench;
 mod demo;
 // kill(2) of the demo daemon it started.
 #[allow(unsafe_code)]
 mod demo_daemon;
+mod fuzz;
 mod image;
 #[cfg(test)]
 mod modgraph;
@@ -46,6 +47,9 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Build the container image (static binary, FROM scratch) with buildah (run as root).
     Image(image::ImageArgs),
+    /// Setup, then build the libFuzzer targets of `fuzz/` and run one
+    /// (or `--all`) for `--seconds` each on a copy of its seed corpus.
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +73,10 @@ fn main() -> anyhow::Result<()> {
             setup::ensure_toolchain()?;
             image::image(&args)
         }
+        Task::Fuzz(args) => {
+            setup::ensure_toolchain()?;
+            fuzz::fuzz(&args)
+        }
     }
 }
 
@@ -76,9 +84,11 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     setup::ensure_toolchain()?;
     let root = workspace_root();
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo()
-        .args(["fmt", "--check", "--manifest-path"])
-        .arg(root.join("agent-ebpf/Cargo.toml")))?;
+    for other_workspace in ["agent-ebpf/Cargo.toml", "fuzz/Cargo.toml"] {
+        run(cargo()
+            .args(["fmt", "--check", "--manifest-path"])
+            .arg(root.join(other_workspace)))?;
+    }
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -119,7 +129,11 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
             );
         }
     }
-    tested
+    tested?;
+    // Last, a short run of every fuzz target: the seeds already ran as
+    // unit tests above; this checks that the fuzzers build and that a few
+    // hundred thousand mutations of each find nothing.
+    fuzz::run_targets(fuzz::TARGETS, fuzz::SMOKE_SECONDS)
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -4,8 +4,9 @@
 //! bpf-linker itself, the network tools the tests use, Chromium for the
 //! HTML report test, the container runtime the node simulator drives over
 //! CRI (containerd, runc, the CNI plugins), umoci and buildah for the
-//! images, protoc for the CRI client's build script, and Debian's
-//! prometheus for `promtool` (the alert rules' checks and unit tests).
+//! images, protoc for the CRI client's build script, Debian's
+//! prometheus for `promtool` (the alert rules' checks and unit tests), and
+//! g++ for libFuzzer's C++ (`cargo xtask fuzz`).
 
 use std::{path::Path, process::Command};
 
@@ -29,6 +30,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("buildah", "/usr/bin/buildah"),
     ("protobuf-compiler", "/usr/bin/protoc"),
     ("prometheus", "/usr/bin/promtool"),
+    ("g++", "/usr/bin/g++"),
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

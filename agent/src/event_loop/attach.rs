@@ -70,8 +70,8 @@ pub fn attach(
     })
 }
 
-/// A `stats` record: kernel drops, pipeline counts, and with a pod watch
-/// the join and pod store counters.
+/// A `stats` record: kernel drops and filtered signals, pipeline counts,
+/// and with a pod watch the join and pod store counters.
 pub fn stats_record(
     pipeline: &mut Pipeline<Cgroup2Walker>,
     probes: &Probes,
@@ -83,6 +83,11 @@ pub fn stats_record(
     if let Event::Stats(stats) = &mut record.event {
         stats.join = joiner.map(Joiner::counters);
         stats.pod_store = store.map(PodStore::stats);
+        let filtered = probes.filtered_signals()?;
+        stats.filtered_signals = filtered.by_kind();
+        stats.filtered_signals_total = filtered.total();
+        let mask = probes.signal_mask();
+        stats.recorded_signals = (!mask.is_all()).then(|| mask.names());
     }
     Ok(record)
 }

@@ -9,6 +9,11 @@
 //! process and signal each stats interval, so the recording does not grow
 //! with it and the audit never sees it. Signals of any other number, or
 //! between processes, pass untouched.
+//!
+//! None of these numbers is in the probes' default signal mask: the kernel
+//! counts them (`stats.filtered_signals`) and nothing reaches this module.
+//! It works on what a wider mask lets through (`--all-signals`, or the
+//! numbers named in `--signals`).
 
 use std::collections::{BTreeMap, HashMap};
 

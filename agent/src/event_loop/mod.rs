@@ -23,6 +23,7 @@ pub mod housekeeping;
 pub mod pods;
 
 pub use error::LoopError;
+use pods::widen_for_stop_signals;
 pub use pods::{KubeOptions, PodFeed, pod_line};
 
 use std::{
@@ -42,8 +43,9 @@ use crate::{
     event::{Event, Record},
     join::Joiner,
     kernel::{
-        loader::{ProbeOptions, Probes, ProgramStats},
+        loader::{FilteredSignals, ProbeOptions, Probes, ProgramStats},
         reader::Batch,
+        signal_mask::SignalMask,
     },
     pipeline::Pipeline,
     pods::{PodEvent, PodStore},
@@ -116,6 +118,9 @@ pub struct LoopSummary {
     pub events: [u64; KIND_SLOTS as usize],
     pub kernel_drops: [u64; KIND_SLOTS as usize],
     pub unattributed: u64,
+    /// Signals the mask left out, counted in the kernel, and the mask.
+    pub filtered_signals: FilteredSignals,
+    pub signal_mask: SignalMask,
     /// Kernel-measured cost per probe (with `probe_stats`).
     pub probe_stats: Vec<ProgramStats>,
     /// How the ring buffer reader ended, when it failed.
@@ -260,6 +265,7 @@ impl EventLoop {
     }
 
     fn pod_event(&mut self, event: PodEvent, out: &mut impl Consumer) -> Result<(), LoopError> {
+        widen_for_stop_signals(&mut self.probes, &event)?;
         out.record(pod_line(event))?;
         self.release(out)?;
         out.flush()
@@ -359,6 +365,8 @@ impl EventLoop {
             events: *self.pipeline.event_counts(),
             kernel_drops: self.probes.drops()?,
             unattributed,
+            filtered_signals: self.probes.filtered_signals()?,
+            signal_mask: self.probes.signal_mask(),
             probe_stats: self.probes.program_stats(),
             reader_error,
         })

@@ -9,9 +9,10 @@ use tracing::{info, warn};
 use crate::{
     clock::format_rfc3339_nanos,
     event::{Event, Record},
+    kernel::loader::{LoadError, Probes},
     pods::{
-        PendingLimits, PodEvent, PodStore, PodWatchConfig, StoreConfig, client::make_client,
-        node_events::run_node_events_watch, run_pod_watch_with,
+        PendingLimits, PodChange, PodEvent, PodStore, PodWatchConfig, StoreConfig,
+        client::make_client, node_events::run_node_events_watch, run_pod_watch_with,
     },
 };
 
@@ -98,4 +99,24 @@ pub fn pod_line(event: PodEvent) -> Record {
         cpu: None,
         event: Event::Pod(event),
     }
+}
+
+/// A container's own stop signal is recorded whatever `--signals` says:
+/// the probes' mask widens when the pod is reported, before the container
+/// can be stopped with it. It never narrows again.
+pub fn widen_for_stop_signals(probes: &mut Probes, event: &PodEvent) -> Result<(), LoadError> {
+    let (PodChange::Added { spec } | PodChange::SpecChanged { spec }) = &event.change else {
+        return Ok(());
+    };
+    let mask = probes.signal_mask();
+    let stops = spec
+        .containers
+        .iter()
+        .filter_map(|c| c.stop_signal.as_deref());
+    let widened = mask.with_names(stops);
+    if widened != mask {
+        info!(pod = %event.pod, signals = %widened, "signal mask widened by a stop signal");
+        probes.set_signal_mask(widened)?;
+    }
+    Ok(())
 }

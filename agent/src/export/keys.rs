@@ -97,3 +97,6 @@ pub const JOIN_OUTCOME: &str = "lifecycle.join.outcome";
 pub const POD_STATE: &str = "lifecycle.pod.state";
 pub const EXPORT_SIGNAL: &str = "lifecycle.export.signal";
 pub const EXPORT_REASON: &str = "lifecycle.export.reason";
+pub const K8S_EVENT_VERB: &str = "lifecycle.k8s_event.verb";
+pub const K8S_EVENT_ERROR: &str = "lifecycle.k8s_event.error";
+pub const K8S_EVENT_DROP_REASON: &str = "lifecycle.k8s_event.drop_reason";

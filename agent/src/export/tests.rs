@@ -155,3 +155,38 @@ fn the_resource_is_the_agent_on_its_node() {
     assert_eq!(get("k8s.node.name"), Some(Value::from("node-1")));
     assert_eq!(get("deployment.environment"), Some(Value::from("prod")));
 }
+
+/// A pod without a controller is its own workload: its metrics name it, so
+/// a dashboard templated on workload does not lose it.
+#[test]
+fn a_bare_pods_metrics_name_the_pod_as_its_workload() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/recordings/legacy-proxy-exits-first.jsonl");
+    let text = std::fs::read_to_string(fixture).expect("fixture");
+    let owner = r#""owner":{"kind":"ReplicaSet","name":"web-5d8f9c7b4"},"#;
+    assert!(text.contains(owner), "the fixture names its owner");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bare = dir.path().join("bare.jsonl");
+    std::fs::write(&bare, text.replace(owner, "")).expect("write");
+    let audit = audit(read_recording(&bare).expect("recording").0);
+    assert_eq!(audit.workload.kind, "Pod");
+    assert!(!audit.findings.is_empty(), "the fixture has findings");
+
+    let t = Telemetry::from_config(&ExportConfig::default(), &ResourceInfo::default());
+    t.record_audit(&audit);
+    let metrics = t.prometheus_text();
+    let want = format!(
+        r#"lifecycle_workload_kind="Pod",lifecycle_workload_name="{}""#,
+        audit.pod.name
+    );
+    let findings: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("lifecycle_findings_total{"))
+        .collect();
+    assert!(!findings.is_empty(), "{metrics}");
+    assert!(
+        findings.iter().all(|l| l.contains(&want)),
+        "every finding series names the pod as its workload ({want}):\n{}",
+        findings.join("\n")
+    );
+}

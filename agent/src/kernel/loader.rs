@@ -1,5 +1,8 @@
 //! Loading the embedded eBPF object, filling its offsets, attaching every
-//! program, and access to its maps (drop counters, watch roots, stats).
+//! program, and access to its maps (drop counters, watch roots, stats;
+//! the signal mask and its counters in `signals`).
+
+mod signals;
 
 use std::path::Path;
 
@@ -15,7 +18,8 @@ use aya::{
 use thiserror::Error;
 use tracing::{debug, info, warn};
 
-use super::{btf::Btf, offsets, tracefs};
+use super::{btf::Btf, offsets, signal_mask::SignalMask, tracefs};
+pub use signals::FilteredSignals;
 
 /// The eBPF object built by `build.rs` from `agent-ebpf`.
 static PROBES_OBJECT: &[u8] =
@@ -73,6 +77,8 @@ pub struct ProbeOptions {
     pub filter_to_watch_roots: bool,
     /// Mount tracefs at /sys/kernel/tracing if it is not mounted.
     pub mount_tracefs: bool,
+    /// Signals written to the ring buffer; the rest are only counted.
+    pub signal_mask: SignalMask,
 }
 
 /// The ring buffer's default size: 8 MiB.
@@ -84,6 +90,7 @@ impl Default for ProbeOptions {
             ring_buffer_bytes: DEFAULT_RING_BUFFER_BYTES,
             filter_to_watch_roots: true,
             mount_tracefs: true,
+            signal_mask: SignalMask::lifecycle(),
         }
     }
 }
@@ -148,6 +155,7 @@ pub struct Probes {
     ebpf: Ebpf,
     pub offsets: KernelOffsets,
     pub notes: Vec<String>,
+    signal_mask: SignalMask,
 }
 
 impl Probes {
@@ -162,24 +170,29 @@ impl Probes {
         let (mut offsets, report) = offsets::resolve_offsets(&btf, &tracefs)?;
         offsets.filter_enabled = options.filter_to_watch_roots as u32;
         offsets.wakeup_threshold_bytes = size / 4;
-        let mut ebpf = EbpfLoader::new()
+        let ebpf = EbpfLoader::new()
             .map_max_entries(EVENTS_MAP, size)
             .override_global(OFFSETS_GLOBAL, &offsets, true)
             .load(PROBES_OBJECT)?;
+        let mut probes = Self {
+            ebpf,
+            offsets,
+            notes: report.notes,
+            signal_mask: SignalMask::ALL,
+        };
+        // Before any program runs, so no signal slips past the mask.
+        probes.set_signal_mask(options.signal_mask)?;
         for (name, hook) in PROGRAMS {
-            attach(&mut ebpf, name, *hook)?;
+            attach(&mut probes.ebpf, name, *hook)?;
         }
         info!(
             programs = PROGRAMS.len(),
             ring_buffer_bytes = size,
             filter = options.filter_to_watch_roots,
+            signals = %options.signal_mask,
             "eBPF probes attached"
         );
-        Ok(Self {
-            ebpf,
-            offsets,
-            notes: report.notes,
-        })
+        Ok(probes)
     }
 
     /// Takes the event ring buffer (once).

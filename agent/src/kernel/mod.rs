@@ -7,4 +7,5 @@ pub mod ebpf_log;
 pub mod loader;
 pub mod offsets;
 pub mod reader;
+pub mod signal_mask;
 pub mod tracefs;

@@ -159,7 +159,13 @@ fn field_name(decl: &str) -> Option<&str> {
         d = d[..d.rfind('[')?].trim_end();
     }
     let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let start = d.rfind(|c: char| !is_ident(c)).map_or(0, |i| i + 1);
+    // The identifier starts after the last character that is not part of
+    // one, whatever its width in UTF-8 (a format file is outside data).
+    let start = d
+        .char_indices()
+        .rev()
+        .find(|&(_, c)| !is_ident(c))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let name = &d[start..];
     (!name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit())).then_some(name)
 }

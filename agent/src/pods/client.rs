@@ -41,6 +41,21 @@ pub enum ClientError {
 
 /// Builds a client from `kubeconfig`, or infers the configuration when `None`.
 pub async fn make_client(kubeconfig: Option<PathBuf>) -> Result<kube::Client, ClientError> {
+    let config = load_config(kubeconfig).await?;
+    kube::Client::try_from(config).map_err(ClientError::ClientBuildFailed)
+}
+
+/// The same without the client's own retries of 429/503/504: for a caller
+/// that counts each failed attempt and backs off itself (the Events task).
+pub async fn make_client_without_retries(
+    kubeconfig: Option<PathBuf>,
+) -> Result<kube::Client, ClientError> {
+    let mut config = load_config(kubeconfig).await?;
+    config.default_retry = false;
+    kube::Client::try_from(config).map_err(ClientError::ClientBuildFailed)
+}
+
+async fn load_config(kubeconfig: Option<PathBuf>) -> Result<kube::Config, ClientError> {
     let config = match kubeconfig {
         Some(path) => {
             let file = Kubeconfig::read_from(&path).map_err(|source| {
@@ -58,7 +73,7 @@ pub async fn make_client(kubeconfig: Option<PathBuf>) -> Result<kube::Client, Cl
             .map_err(ClientError::ConfigInferenceFailed)?,
     };
     tracing::debug!(cluster_url = %config.cluster_url, "kubernetes client configured");
-    kube::Client::try_from(config).map_err(ClientError::ClientBuildFailed)
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -58,6 +58,16 @@ impl RecordSummary {
             self.counts.kernel_drops.iter().sum::<u64>(),
             self.counts.unattributed
         ));
+        let filtered = &self.counts.filtered_signals;
+        out.push_str(&format!(
+            "\n  signals filtered in kernel: {} (recorded: {})",
+            filtered.total(),
+            self.counts.signal_mask
+        ));
+        for (kind, by_signal) in filtered.by_kind() {
+            let counts: Vec<String> = by_signal.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            out.push_str(&format!("\n    {kind:<16} {}", counts.join(", ")));
+        }
         for probe in self.counts.probe_stats.iter().filter(|p| p.run_count > 0) {
             out.push_str(&format!(
                 "\n  probe {:<24} runs {:>10} run_time_ns {:>12} avg_ns {:>6}",

@@ -8,6 +8,7 @@ use tracing::info;
 
 use super::{RunSummary, health::Health, journal::Journal, live::LiveAudit};
 use crate::{
+    api_events::ApiEvents,
     audit::PodAudit,
     event::{Event, Record},
     event_loop::{Consumer, LoopError},
@@ -19,6 +20,8 @@ pub(super) struct Daemon {
     pub live: LiveAudit,
     pub telemetry: Telemetry,
     pub exporter: Exporter,
+    /// Findings as Kubernetes Events, when on.
+    pub events: Option<ApiEvents>,
     pub health: Arc<Health>,
     /// Container processes recovered from `/proc` at start.
     pub recovered: u64,
@@ -60,6 +63,9 @@ impl Consumer for Daemon {
         self.telemetry.set_ready(self.health.ready());
         let audits = self.live.tick(now_unix_ns);
         self.publish(audits);
+        if let Some(events) = &self.events {
+            self.telemetry.observe_api_events(&events.counts());
+        }
         let journal = self
             .journal
             .as_ref()
@@ -86,31 +92,59 @@ impl Consumer for Daemon {
     }
 }
 
+/// The wall clock in Unix ns, for Event times.
+fn now_unix_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 impl Daemon {
     fn publish(&mut self, audits: Vec<PodAudit>) {
         for audit in audits {
             self.telemetry.record_audit(&audit);
             self.exporter.submit(&audit);
+            if let Some(events) = self.events.as_mut() {
+                events.submit(&audit, now_unix_ns());
+            }
         }
     }
 
     /// Completes the audits in flight and flushes the exporter (the loop
     /// has already written what the join held and the closing stats).
     pub async fn finish(self, within: Duration) -> RunSummary {
-        let (audits, counters) = self.live.finish();
+        let Self {
+            live,
+            telemetry,
+            exporter,
+            mut events,
+            journal,
+            ..
+        } = self;
+        let (audits, counters) = live.finish();
         let completed_at_stop = audits.len() as u64;
         for audit in &audits {
-            self.telemetry.record_audit(audit);
-            self.exporter.submit_audit(audit, false);
+            telemetry.record_audit(audit);
+            exporter.submit_audit(audit, false);
+            if let Some(events) = events.as_mut() {
+                events.submit(audit, now_unix_ns());
+            }
         }
-        let export = self.exporter.shutdown(within).await;
-        info!(?export, "exporter flushed");
-        let journal = self.journal.as_ref().map(Journal::counters);
+        let posting = async {
+            match events {
+                Some(e) => Some(e.shutdown(within).await),
+                None => None,
+            }
+        };
+        let (export, events) = tokio::join!(exporter.shutdown(within), posting);
+        info!(?export, ?events, "exporter and Events flushed");
+        let journal = journal.as_ref().map(Journal::counters);
         RunSummary {
             live: counters,
             completed_at_stop,
             journal,
             export,
+            events,
         }
     }
 }

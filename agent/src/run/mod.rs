@@ -6,13 +6,15 @@
 //! pod watch, the probes. Then the shared event loop
 //! ([`crate::event_loop`]) hands every record to the daemon's consumer
 //! (`daemon.rs`): the journal ([`journal`]) and the live audit (`live.rs`),
-//! whose audits go to the metrics and the exporter.
+//! whose audits go to the metrics, the exporter and, as Kubernetes Events,
+//! the API server ([`crate::api_events`]).
 //! `/readyz` turns ready once the probes are attached and the pod list is
 //! synced ([`health`]).
 //!
 //! On SIGTERM: not ready, the probes' reader stops, what was read is
 //! processed, the audits of terminations in flight are completed (partial
-//! if unfinished), the exporter flushes within `shutdown_timeout`, exit 0.
+//! if unfinished), the exporter and the Events flush within
+//! `shutdown_timeout`, exit 0.
 
 mod daemon;
 pub mod health;
@@ -32,6 +34,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::{
+    api_events::ApiEvents,
     attribution::{Cgroup2Walker, CgroupCache},
     event_loop::{Ended, EventLoop, LoopError},
     export::{Exporter, ResourceInfo, Telemetry},
@@ -107,6 +110,26 @@ pub async fn run(
     health.set_probes_attached(true);
     info!(%health_addr, "probes attached");
 
+    let events = match &options.events {
+        Some(config) => {
+            let kubeconfig = options
+                .event_loop
+                .kubernetes
+                .as_ref()
+                .and_then(|k| k.kubeconfig.clone());
+            let client = crate::pods::client::make_client_without_retries(kubeconfig)
+                .await
+                .map_err(RunError::EventsUnavailable)?;
+            info!(
+                node = %config.node_name,
+                info_findings = config.include_info,
+                "findings are posted as Kubernetes Events"
+            );
+            Some(ApiEvents::start(client, config.clone()))
+        }
+        None => None,
+    };
+
     let journal = match &options.journal {
         Some(j) => Some(Journal::open(j.clone())?),
         None => None,
@@ -116,6 +139,7 @@ pub async fn run(
         live: LiveAudit::new(options.audit.clone()),
         telemetry: telemetry.clone(),
         exporter,
+        events,
         health: health.clone(),
         recovered: found.processes.len() as u64,
     };

@@ -10,6 +10,7 @@ use super::{
     live::LiveCounters,
 };
 use crate::{
+    api_events::{EventCounts, EventsConfig},
     attribution::CacheConfig,
     audit::AuditConfig,
     event_loop::{LoopError, LoopOptions},
@@ -28,6 +29,8 @@ pub struct RunOptions {
     /// Resolved at the command line (flags, `LIFECYCLE_AGENT_*` and
     /// `OTEL_*` variables): a bad setting fails before anything starts.
     pub export: ExportConfig,
+    /// Findings as Kubernetes Events; `None`: off.
+    pub events: Option<EventsConfig>,
     pub preflight: PreflightOptions,
     /// Where `/healthz`, `/readyz` and `/metrics` listen.
     pub health_addr: SocketAddr,
@@ -52,6 +55,8 @@ pub enum RunError {
     ExporterUnavailable(#[source] ExportError),
     #[error(transparent)]
     JournalUnavailable(#[from] JournalError),
+    #[error("cannot reach the Kubernetes API to post Events")]
+    EventsUnavailable(#[source] crate::pods::client::ClientError),
 }
 
 impl RunError {
@@ -62,6 +67,7 @@ impl RunError {
             Self::EventLoopFailed(e) => e.label(),
             Self::ExporterUnavailable(_) => "exporter_unavailable",
             Self::JournalUnavailable(e) => e.label(),
+            Self::EventsUnavailable(_) => "events_client_unavailable",
         }
     }
 }
@@ -74,6 +80,8 @@ pub struct RunSummary {
     pub completed_at_stop: u64,
     pub journal: Option<JournalCounters>,
     pub export: ExportSummary,
+    /// `None` when Events were off.
+    pub events: Option<EventCounts>,
 }
 
 impl RunSummary {
@@ -94,6 +102,16 @@ impl RunSummary {
             ));
         }
         out.push_str(&format!("\nexport: {:?}", self.export));
+        if let Some(e) = &self.events {
+            out.push_str(&format!(
+                "\nkubernetes events: {} created, {} repeats patched, {} failed attempts, {} dropped, {} info not posted",
+                e.created,
+                e.patched,
+                e.failed_total(),
+                e.dropped_total(),
+                e.filtered_info
+            ));
+        }
         out
     }
 }

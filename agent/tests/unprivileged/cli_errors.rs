@@ -84,3 +84,28 @@ fn a_bad_export_setting_stops_the_daemon_before_it_serves_anything() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[test]
+fn a_bad_signal_name_or_number_is_named_before_anything_loads() {
+    for (flag, value, said) in [
+        ("record", "TERM,SIGFOO", "unknown signal name \"SIGFOO\""),
+        ("record", "TERM,65", "signal number 65 is outside 1-64"),
+        ("run", ",", "the signal list is empty"),
+    ] {
+        let out = agent(&[flag, "--signals", value]);
+        let text = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        assert!(text.contains("'--signals <SIGNALS>'"), "{text}");
+        assert!(text.contains(said), "{value}: {text}");
+        assert_no_backtrace(&text);
+    }
+    // The variable is checked the same way.
+    let out = command(&["record"])
+        .env("LIFECYCLE_AGENT_SIGNALS", "TERM,NOPE")
+        .env("LIFECYCLE_AGENT_LOG", "off")
+        .output()
+        .expect("the agent runs");
+    let text = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("unknown signal name \"NOPE\""), "{text}");
+}

@@ -1,7 +1,7 @@
 //! The manifests of `deploy/` parsed into Kubernetes API types (no
 //! cluster, no kubectl): every file listed, kustomizations kustomize can
-//! build, every field known to the API types, one namespace, read-only
-//! RBAC on pods and events, every mount backed by a volume, the example collector's
+//! build, every field known to the API types, one namespace, RBAC
+//! that reads pods and events and only creates/patches Events, every mount backed by a volume, the example collector's
 //! configuration consistent, probed on its health extension and bounded
 //! in memory.
 
@@ -89,13 +89,23 @@ fn every_manifest_parses_into_api_types_in_one_namespace() {
 }
 
 #[test]
-fn rbac_is_read_only_on_pods_and_events() {
+fn rbac_reads_pods_and_events_and_only_posts_events() {
     let objects = base_objects();
-    let mut rules = Vec::new();
+    // (role, group, resource, verb) for every rule of every role.
+    let mut granted: Vec<(String, String, String, String)> = Vec::new();
     for (file, _, o) in &objects {
-        match o {
-            Object::ClusterRole(r) => rules.extend(r.rules.clone().unwrap_or_default()),
-            Object::Role(r) => rules.extend(r.rules.clone().unwrap_or_default()),
+        let (role, rules) = match o {
+            Object::ClusterRole(r) => (
+                format!(
+                    "ClusterRole/{}",
+                    r.metadata.name.clone().unwrap_or_default()
+                ),
+                r.rules.clone().unwrap_or_default(),
+            ),
+            Object::Role(r) => (
+                format!("Role/{}", r.metadata.name.clone().unwrap_or_default()),
+                r.rules.clone().unwrap_or_default(),
+            ),
             Object::RoleBinding(b) => {
                 assert_eq!(b.role_ref.kind, "Role", "{file}: a namespaced role");
                 let subjects = b.subjects.clone().unwrap_or_default();
@@ -103,6 +113,7 @@ fn rbac_is_read_only_on_pods_and_events() {
                     subjects.iter().all(|s| s.kind == "ServiceAccount"),
                     "{file}"
                 );
+                continue;
             }
             Object::ClusterRoleBinding(b) => {
                 assert_eq!(b.role_ref.kind, "ClusterRole", "{file}");
@@ -111,30 +122,51 @@ fn rbac_is_read_only_on_pods_and_events() {
                 assert_eq!(subjects[0].kind, "ServiceAccount");
                 assert_eq!(subjects[0].name, "lifecycle-agent");
                 assert_eq!(subjects[0].namespace.as_deref(), Some(NAMESPACE));
+                continue;
             }
-            _ => {}
+            _ => continue,
+        };
+        for rule in rules {
+            assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none());
+            for group in rule.api_groups.clone().unwrap_or_default() {
+                for resource in rule.resources.clone().unwrap_or_default() {
+                    for verb in &rule.verbs {
+                        granted.push((role.clone(), group.clone(), resource.clone(), verb.clone()));
+                    }
+                }
+            }
         }
     }
-    assert!(!rules.is_empty());
-    let read = ["get", "list", "watch"];
-    for rule in rules {
-        assert_eq!(
-            rule.api_groups,
-            Some(vec![String::new()]),
-            "core group only"
-        );
-        let resources = rule.resources.clone().unwrap_or_default();
-        assert!(
-            !resources.is_empty() && resources.iter().all(|r| r == "pods" || r == "events"),
-            "pods and events only: {resources:?}"
-        );
-        assert!(
-            rule.verbs.iter().all(|v| read.contains(&v.as_str())),
-            "{:?}",
-            rule.verbs
-        );
-        assert!(rule.resource_names.is_none() && rule.non_resource_urls.is_none());
-    }
+    granted.sort();
+    // Exactly: the agent reads pods and core events and creates/patches
+    // events.k8s.io Events (its findings); the collector reads pods in its
+    // namespace (k8sattributes). Nothing else.
+    let expected: Vec<(String, String, String, String)> = [
+        ("ClusterRole/lifecycle-agent", "", "events", "list"),
+        ("ClusterRole/lifecycle-agent", "", "events", "watch"),
+        ("ClusterRole/lifecycle-agent", "", "pods", "get"),
+        ("ClusterRole/lifecycle-agent", "", "pods", "list"),
+        ("ClusterRole/lifecycle-agent", "", "pods", "watch"),
+        (
+            "ClusterRole/lifecycle-agent",
+            "events.k8s.io",
+            "events",
+            "create",
+        ),
+        (
+            "ClusterRole/lifecycle-agent",
+            "events.k8s.io",
+            "events",
+            "patch",
+        ),
+        ("Role/otel-collector", "", "pods", "get"),
+        ("Role/otel-collector", "", "pods", "list"),
+        ("Role/otel-collector", "", "pods", "watch"),
+    ]
+    .iter()
+    .map(|(r, g, res, v)| (r.to_string(), g.to_string(), res.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(granted, expected);
 }
 
 #[test]

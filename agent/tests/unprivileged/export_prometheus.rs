@@ -277,3 +277,40 @@ fn readme_documents_every_metric() {
         assert!(readme.contains(&family), "README lacks {family}");
     }
 }
+
+#[test]
+fn kernel_filtered_signals_are_a_counter_by_signal_and_kind() {
+    let t = telemetry(false);
+    let mut stats = lifecycle_agent::event::Stats::default();
+    let by_kind = |generate: u64, deliver: u64| {
+        BTreeMap::from([
+            (
+                "signal_generate".to_string(),
+                BTreeMap::from([("SIGURG".to_string(), generate)]),
+            ),
+            (
+                "signal_deliver".to_string(),
+                BTreeMap::from([("SIGURG".to_string(), deliver)]),
+            ),
+        ])
+    };
+    stats.filtered_signals = by_kind(40, 30);
+    t.observe_stats(&stats);
+    // Cumulative in the stats lines: the counter grows by the difference.
+    stats.filtered_signals = by_kind(100, 90);
+    t.observe_stats(&stats);
+    let text = t.prometheus_text();
+    let value = |kind: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with("lifecycle_agent_kernel_filtered_signals_total{"))
+            .find(|l| {
+                l.contains(&format!("lifecycle_event_kind=\"{kind}\""))
+                    && l.contains("lifecycle_signal_name=\"SIGURG\"")
+            })
+            .map(|l| sample(l).2)
+            .unwrap_or_else(|| panic!("no {kind} series in\n{text}"))
+    };
+    assert_eq!(value("signal_generate"), 100.0);
+    assert_eq!(value("signal_deliver"), 90.0);
+    assert!(text.contains("# TYPE lifecycle_agent_kernel_filtered_signals_total counter"));
+}

@@ -23,6 +23,7 @@ mod export_metrics;
 mod export_outage;
 mod export_prometheus;
 mod export_traces;
+mod k8s_events;
 mod pods_classify;
 mod pods_events;
 mod pods_join;

@@ -26,6 +26,7 @@
 
 pub mod cgroup;
 pub mod event;
+pub mod fuzzing;
 pub mod join;
 
 pub mod pods;
@@ -33,4 +34,4 @@ pub mod reader;
 pub mod time;
 
 pub use event::{Event, FORMAT_VERSION, Record};
-pub use reader::{DamagedLine, ReadError, RecordingInfo, read_recording};
+pub use reader::{DamagedLine, ReadError, RecordingInfo, read_lines, read_recording};

@@ -120,12 +120,21 @@ pub fn read_recording(path: &Path) -> Result<(Vec<Record>, RecordingInfo), ReadE
         path: path.to_owned(),
         source,
     })?;
+    read_lines(BufReader::new(file), path)
+}
+
+/// [`read_recording`] of text that is already open (`path` only names it
+/// in the result and in errors). Any bytes at all are accepted: what does
+/// not parse is counted as damaged or skipped, never a panic.
+pub fn read_lines(
+    mut reader: impl BufRead,
+    path: &Path,
+) -> Result<(Vec<Record>, RecordingInfo), ReadError> {
     let mut records = Vec::new();
     let mut info = RecordingInfo {
         path: path.display().to_string(),
         ..RecordingInfo::default()
     };
-    let mut reader = BufReader::new(file);
     let mut bytes = Vec::new();
     let mut index = 0;
     loop {

@@ -1,20 +1,24 @@
-//! Driving events: components' core/v1 Events as their recorders post
-//! them, stored and served by list and watch (`/api/v1/events`, field
-//! selectors on `involvedObject.*`, `reason`, `source`, `type`).
+//! Driving and reading events: components' core/v1 Events as their
+//! recorders post them, and the stored events in either form, for
+//! assertions on what a client (the agent) posted.
 
 use serde_json::{Value, json};
 
 use crate::{
     TestApiServer,
-    clock::rfc3339,
+    clock::{now_s, rfc3339},
     driver::{DriverError, new_uid},
+    event_forms,
+    list::in_namespace,
     resource::Resource,
 };
 
 impl TestApiServer {
-    /// Stores `event` in `namespace`, as a component's event recorder
-    /// creates one: a `metadata.name` of `<involved name>.<hex>` when it
-    /// has none, a uid, `kind`/`apiVersion`. Returns the stored object.
+    /// Stores `event` (core/v1 form) in `namespace`, as a component's event
+    /// recorder creates one: a `metadata.name` of `<involved name>.<hex>`
+    /// when it has none, a uid, a creation time (now unless given),
+    /// `kind`/`apiVersion`. Fields an Event does not have are dropped.
+    /// Returns the stored object.
     pub fn record_event(&self, namespace: &str, event: Value) -> Result<Value, DriverError> {
         let Value::Object(mut event) = event else {
             return Err(DriverError::ManifestWithoutName);
@@ -40,12 +44,12 @@ impl TestApiServer {
         meta.insert("name".into(), json!(name));
         meta.insert("namespace".into(), json!(namespace));
         meta.insert("uid".into(), json!(new_uid()));
-        event.insert("apiVersion".into(), json!("v1"));
-        event.insert("kind".into(), json!(Resource::Events.kind()));
+        meta.entry("creationTimestamp")
+            .or_insert_with(|| json!(rfc3339(now_s())));
         let key = format!("{namespace}/{name}");
         let change = Resource::Events
             .store(&self.shared)
-            .put(&key, Value::Object(event));
+            .put(&key, event_forms::canonical(&event));
         Ok((*change.object).clone())
     }
 
@@ -71,5 +75,41 @@ impl TestApiServer {
                 "reportingInstance": node,
             }),
         )
+    }
+
+    fn stored_events(&self, namespace: &str) -> Vec<Value> {
+        let store = Resource::Events.store(&self.shared);
+        let Ok(snapshot) = store.snapshot_at(store.current_rv()) else {
+            return Vec::new();
+        };
+        snapshot
+            .objects
+            .iter()
+            .filter(|(key, _)| in_namespace(key, Some(namespace)))
+            .map(|(_, event)| (**event).clone())
+            .collect()
+    }
+
+    /// The events of `namespace` in the events.k8s.io/v1 form (`regarding`,
+    /// `note`, `series`, …), sorted by name, however they were created.
+    pub fn events_v1(&self, namespace: &str) -> Vec<Value> {
+        self.stored_events(namespace)
+            .iter()
+            .map(event_forms::to_v1)
+            .collect()
+    }
+
+    /// The events of `namespace` in the core/v1 form (`involvedObject`,
+    /// `message`, …), sorted by name.
+    pub fn events_core(&self, namespace: &str) -> Vec<Value> {
+        self.stored_events(namespace)
+    }
+
+    /// One event in the events.k8s.io/v1 form.
+    pub fn event_v1(&self, namespace: &str, name: &str) -> Option<Value> {
+        Resource::Events
+            .store(&self.shared)
+            .get(&format!("{namespace}/{name}"))
+            .map(|event| event_forms::to_v1(&event))
     }
 }

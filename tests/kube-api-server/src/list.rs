@@ -1,4 +1,4 @@
-//! Paged, consistent pod lists.
+//! Paged, consistent lists (pods and events, in the requested view).
 //!
 //! A list without a continue token reads at one resource version; every
 //! following page (requested with the `continue` token of the previous one)
@@ -109,8 +109,9 @@ pub fn in_namespace(key: &str, namespace: Option<&str>) -> bool {
     })
 }
 
-/// Builds the `PodList` answer for a list request.
-pub fn list_pods(
+/// Builds the list answer (`PodList`, `EventList`) for a list request, items
+/// in the view of `opts.resource`.
+pub fn list_objects(
     store: &ObjectStore,
     namespace: Option<&str>,
     opts: &Options,
@@ -136,7 +137,7 @@ pub fn list_pods(
                 opts,
             ));
         }
-        items.push(list_item(obj));
+        items.push(list_item(&opts.resource.view(obj)));
         last_key = Some(key);
     }
     Ok(page(snapshot.rv, items, None, opts))
@@ -157,7 +158,7 @@ fn page(rv: u64, items: Vec<Value>, more: Option<(String, usize)>, opts: &Option
     }
     json!({
         "kind": opts.resource.list_kind(),
-        "apiVersion": "v1",
+        "apiVersion": opts.resource.api_version(),
         "metadata": meta,
         "items": items,
     })
@@ -207,7 +208,7 @@ mod tests {
     #[test]
     fn pages_are_consistent_with_the_first_one() {
         let mut store = store_with(&[("a", "n"), ("b", "n"), ("c", "n")]);
-        let first = list_pods(&store, None, &opts("limit=2")).unwrap();
+        let first = list_objects(&store, None, &opts("limit=2")).unwrap();
         assert_eq!(names(&first), vec!["a", "b"]);
         assert_eq!(first["metadata"]["remainingItemCount"], 1);
         assert!(first["items"][0].get("kind").is_none());
@@ -219,7 +220,8 @@ mod tests {
             "default/d",
             json!({"metadata": {"name": "d"}, "spec": {"nodeName": "n"}}),
         );
-        let second = list_pods(&store, None, &opts(&format!("limit=2&continue={token}"))).unwrap();
+        let second =
+            list_objects(&store, None, &opts(&format!("limit=2&continue={token}"))).unwrap();
         assert_eq!(names(&second), vec!["c"]);
         assert!(second["metadata"].get("continue").is_none());
         assert_eq!(
@@ -231,18 +233,19 @@ mod tests {
     #[test]
     fn compacted_continue_token_is_gone() {
         let mut store = store_with(&[("a", "n"), ("b", "n")]);
-        let first = list_pods(&store, None, &opts("limit=1")).unwrap();
+        let first = list_objects(&store, None, &opts("limit=1")).unwrap();
         let token = first["metadata"]["continue"].as_str().unwrap().to_owned();
         store.put("default/a", json!({"metadata": {"name": "a"}}));
         store.compact();
-        let err = list_pods(&store, None, &opts(&format!("limit=1&continue={token}"))).unwrap_err();
+        let err =
+            list_objects(&store, None, &opts(&format!("limit=1&continue={token}"))).unwrap_err();
         assert_eq!((err.code, err.reason), (410, "Expired"));
     }
 
     #[test]
     fn field_selector_and_namespace_filter() {
         let store = store_with(&[("a", "n1"), ("b", "n2"), ("c", "n1")]);
-        let list = list_pods(
+        let list = list_objects(
             &store,
             Some("default"),
             &opts("fieldSelector=spec.nodeName%3Dn1&limit=1"),
@@ -251,18 +254,18 @@ mod tests {
         assert_eq!(names(&list), vec!["a"]);
         assert!(list["metadata"].get("remainingItemCount").is_none());
         assert!(list["metadata"]["continue"].is_string());
-        let other = list_pods(&store, Some("kube-system"), &opts("")).unwrap();
+        let other = list_objects(&store, Some("kube-system"), &opts("")).unwrap();
         assert!(names(&other).is_empty());
     }
 
     #[test]
     fn any_version_ignores_limit_and_bad_tokens_are_rejected() {
         let store = store_with(&[("a", "n"), ("b", "n")]);
-        let list = list_pods(&store, None, &opts("resourceVersion=0&limit=1")).unwrap();
+        let list = list_objects(&store, None, &opts("resourceVersion=0&limit=1")).unwrap();
         assert_eq!(names(&list).len(), 2);
-        let err = list_pods(&store, None, &opts("continue=bm90IGpzb24=")).unwrap_err();
+        let err = list_objects(&store, None, &opts("continue=bm90IGpzb24=")).unwrap_err();
         assert_eq!(err.code, 400);
-        let err = list_pods(
+        let err = list_objects(
             &store,
             None,
             &opts("resourceVersion=99999&resourceVersionMatch=Exact"),

@@ -10,7 +10,7 @@ use kube_api_server::{ServerOptions, TestApiServer};
 
 /// Command line of the stand-alone test API server.
 #[derive(Parser)]
-#[command(about = "Serve a pods-only Kubernetes API on 127.0.0.1 for testing")]
+#[command(about = "Serve a Kubernetes API of pods and events on 127.0.0.1 for testing")]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8001")]

@@ -1,10 +1,11 @@
 //! Query-string parameters of list and watch requests.
 
-use crate::resource::Resource;
 use std::collections::BTreeMap;
 
+use crate::resource::Resource;
 use crate::selector::FieldSelector;
 use crate::status::ApiError;
+use crate::table::IncludeObject;
 
 /// Decodes an `application/x-www-form-urlencoded` query into a map. Repeated
 /// keys keep the last value, which is what the API server's decoder does for
@@ -82,6 +83,9 @@ pub struct Options {
     pub timeout_seconds: Option<u64>,
     /// `sendInitialEvents=true`.
     pub send_initial_events: bool,
+    /// Objects go out as one-row `Table`s (the `Accept` header asked for
+    /// them), holding this much of the object.
+    pub table: Option<IncludeObject>,
 }
 
 fn flag(params: &BTreeMap<String, String>, key: &str) -> bool {
@@ -138,6 +142,7 @@ impl Options {
             bookmarks: flag(params, "allowWatchBookmarks"),
             timeout_seconds: number(params, "timeoutSeconds")?,
             send_initial_events: flag(params, "sendInitialEvents"),
+            table: None,
         })
     }
 }

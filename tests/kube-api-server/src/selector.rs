@@ -2,8 +2,9 @@
 //!
 //! The API server supports a fixed set of fields per resource in
 //! `fieldSelector` (pods: `metadata.name`, `metadata.namespace`,
-//! `spec.nodeName`, `status.phase`, …; events: `involvedObject.kind`,
-//! `involvedObject.name`, `reason`, `source`, `type`, …), each with `=`,
+//! `spec.nodeName`, `status.phase`, …; core events: `involvedObject.kind`,
+//! `involvedObject.name`, `reason`, `source`, `type`, …; events.k8s.io
+//! events: `regarding.*`, `reportingController`, …), each with `=`,
 //! `==` or `!=`, joined by commas. Unsupported fields are
 //! rejected with 400 like the real server does, so a typo in the agent's
 //! selector fails loudly in tests instead of silently matching everything.
@@ -37,29 +38,34 @@ enum Field {
     HostNetwork,
     PodIp,
     NominatedNodeName,
-    /// An event's field, by JSON pointer.
+    /// An event's field, by JSON pointer (in the stored core form).
     Event(&'static str),
+    /// An event's `source`: `source.component`, else `reportingComponent`.
+    EventSource,
 }
 
 impl Field {
     fn parse(name: &str, resource: Resource) -> Option<Self> {
-        if resource == Resource::Events {
-            return Some(Self::Event(match name {
-                "metadata.name" => "/metadata/name",
-                "metadata.namespace" => "/metadata/namespace",
-                "involvedObject.kind" => "/involvedObject/kind",
-                "involvedObject.namespace" => "/involvedObject/namespace",
-                "involvedObject.name" => "/involvedObject/name",
-                "involvedObject.uid" => "/involvedObject/uid",
-                "involvedObject.apiVersion" => "/involvedObject/apiVersion",
-                "involvedObject.resourceVersion" => "/involvedObject/resourceVersion",
-                "involvedObject.fieldPath" => "/involvedObject/fieldPath",
-                "reason" => "/reason",
-                "reportingComponent" => "/reportingComponent",
-                "source" => "/source/component",
-                "type" => "/type",
-                _ => return None,
-            }));
+        match resource {
+            Resource::Events => return Self::parse_core_event(name),
+            // The events.k8s.io names map onto the stored core fields, as the
+            // real server's field label conversion does.
+            Resource::EventsV1 => {
+                let core = match name {
+                    "regarding.kind" => "involvedObject.kind",
+                    "regarding.namespace" => "involvedObject.namespace",
+                    "regarding.name" => "involvedObject.name",
+                    "regarding.uid" => "involvedObject.uid",
+                    "regarding.apiVersion" => "involvedObject.apiVersion",
+                    "regarding.resourceVersion" => "involvedObject.resourceVersion",
+                    "regarding.fieldPath" => "involvedObject.fieldPath",
+                    "reportingController" => "reportingComponent",
+                    "reason" | "source" | "type" | "metadata.name" | "metadata.namespace" => name,
+                    _ => return None,
+                };
+                return Self::parse_core_event(core);
+            }
+            Resource::Pods => {}
         }
         Some(match name {
             "metadata.name" => Self::Name,
@@ -74,6 +80,25 @@ impl Field {
             "status.nominatedNodeName" => Self::NominatedNodeName,
             _ => return None,
         })
+    }
+
+    fn parse_core_event(name: &str) -> Option<Self> {
+        Some(Self::Event(match name {
+            "metadata.name" => "/metadata/name",
+            "metadata.namespace" => "/metadata/namespace",
+            "involvedObject.kind" => "/involvedObject/kind",
+            "involvedObject.namespace" => "/involvedObject/namespace",
+            "involvedObject.name" => "/involvedObject/name",
+            "involvedObject.uid" => "/involvedObject/uid",
+            "involvedObject.apiVersion" => "/involvedObject/apiVersion",
+            "involvedObject.resourceVersion" => "/involvedObject/resourceVersion",
+            "involvedObject.fieldPath" => "/involvedObject/fieldPath",
+            "reason" => "/reason",
+            "reportingComponent" => "/reportingComponent",
+            "source" => return Some(Self::EventSource),
+            "type" => "/type",
+            _ => return None,
+        }))
     }
 
     /// The field's value in `pod`, with the API server's conventions for
@@ -96,6 +121,10 @@ impl Field {
             Self::PodIp => text("/status/podIP"),
             Self::NominatedNodeName => text("/status/nominatedNodeName"),
             Self::Event(ptr) => text(ptr),
+            Self::EventSource => match text("/source/component") {
+                component if component.is_empty() => text("/reportingComponent"),
+                component => component,
+            },
             Self::HostNetwork => pod
                 .pointer("/spec/hostNetwork")
                 .and_then(Value::as_bool)

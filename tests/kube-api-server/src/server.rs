@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
+use crate::faults::WriteFault;
 use crate::kubeconfig;
 use crate::objects::ObjectStore;
 use crate::routes;
@@ -98,6 +99,7 @@ impl RequestRecord {
 pub(crate) struct Shared {
     pub(crate) store: Mutex<ObjectStore>,
     pub(crate) events: Mutex<ObjectStore>,
+    pub(crate) event_faults: Mutex<Option<WriteFault>>,
     pub(crate) control: broadcast::Sender<Control>,
     pub(crate) hold: watch::Sender<bool>,
     pub(crate) open_watches: AtomicUsize,
@@ -120,7 +122,7 @@ impl Shared {
     }
 }
 
-/// A Kubernetes API server for pods on `127.0.0.1`, plain HTTP.
+/// A Kubernetes API server for pods and events on `127.0.0.1`, plain HTTP.
 ///
 /// Dropping it stops the listener and every connection.
 pub struct TestApiServer {
@@ -166,6 +168,7 @@ impl TestApiServer {
         let shared = Arc::new(Shared {
             store: Mutex::new(ObjectStore::new(options.history_limit)),
             events: Mutex::new(ObjectStore::new(options.history_limit)),
+            event_faults: Mutex::new(None),
             control,
             hold,
             open_watches: AtomicUsize::new(0),

@@ -19,7 +19,12 @@
 //! `allowWatchBookmarks=true` the stream carries periodic `BOOKMARK` events
 //! holding the newest version the stream has accounted for (including
 //! changes filtered out), which lets a client resume past them.
+//!
+//! Objects go out in the view the watch was opened on (events.k8s.io/v1
+//! events converted from the stored core form) or, when the `Accept` header
+//! asked for tables (`kubectl get -w`), each as a one-row `Table`.
 
+use std::borrow::Cow;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -30,12 +35,14 @@ use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::clock::now_s;
 use crate::list::in_namespace;
 use crate::objects::{Change, ChangeKind, VersionProblem};
 use crate::query::{Options, RequestedVersion};
 use crate::resource::Resource;
 use crate::server::{Control, DropMode, Shared};
 use crate::status::ApiError;
+use crate::table::event_table;
 
 /// A chunk of the response body, or the error that aborts the connection.
 pub type BodyChunk = Result<Bytes, io::Error>;
@@ -56,7 +63,26 @@ fn bookmark_object(resource: Resource, rv: u64, initial_events_end: bool) -> Val
         Resource::Pods => json!({"kind": "Pod", "apiVersion": "v1", "metadata": meta,
                                  "spec": {"containers": null}, "status": {}}),
         Resource::Events => json!({"kind": "Event", "apiVersion": "v1", "metadata": meta,
-                                   "involvedObject": {}}),
+                                   "involvedObject": {}, "source": {}, "firstTimestamp": null,
+                                   "lastTimestamp": null, "eventTime": null,
+                                   "reportingComponent": "", "reportingInstance": ""}),
+        Resource::EventsV1 => json!({"kind": "Event", "apiVersion": "events.k8s.io/v1",
+                                     "metadata": meta, "eventTime": null, "regarding": {},
+                                     "deprecatedSource": {}, "deprecatedFirstTimestamp": null,
+                                     "deprecatedLastTimestamp": null}),
+    }
+}
+
+/// An object as this watch sends it: in the requested view, or as a one-row
+/// `Table` when the client asked for tables.
+fn shown<'a>(opts: &Options, object: &'a Value) -> Cow<'a, Value> {
+    match opts.table {
+        Some(include) => {
+            let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+            let one = std::slice::from_ref(object);
+            Cow::Owned(event_table(opts.resource, one, meta, include, now_s()))
+        }
+        None => opts.resource.view(object),
     }
 }
 
@@ -120,7 +146,7 @@ pub async fn open_watch(
                 .map_err(|_| ApiError::bad_request("snapshot unavailable"))?;
             for (key, obj) in &snapshot.objects {
                 if in_namespace(key, ns) && opts.fields.matches(obj) {
-                    initial.push(event_line("ADDED", obj));
+                    initial.push(event_line("ADDED", &shown(&opts, obj)));
                 }
             }
             if opts.send_initial_events {
@@ -134,7 +160,7 @@ pub async fn open_watch(
                 Ok(changes) => {
                     for change in changes {
                         if let Some(kind) = translate(&change, ns, &opts) {
-                            initial.push(event_line(kind, &change.object));
+                            initial.push(event_line(kind, &shown(&opts, &change.object)));
                         }
                     }
                 }
@@ -205,7 +231,7 @@ impl WatchTask {
                     Ok(change) => {
                         self.last_rv = change.rv;
                         translate(&change, self.namespace.as_deref(), &self.opts)
-                            .map(|kind| event_line(kind, &change.object))
+                            .map(|kind| event_line(kind, &shown(&self.opts, &change.object)))
                     }
                     // A watcher that fell too far behind is closed; the
                     // client resumes from the last version it saw.

@@ -13,6 +13,10 @@ use kube_api_server::{DropMode, ServerOptions, TestApiServer, clock, containerd_
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
+#[path = "support/kubectl.rs"]
+mod kubectl;
+use kubectl::Kubectl;
+
 async fn send(server: &TestApiServer, path: &str) -> hyper::Response<Incoming> {
     let tcp = TcpStream::connect(server.addr()).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
@@ -495,36 +499,18 @@ async fn node_events_are_listed_watched_and_shown_by_kubectl() {
     );
     assert_eq!(event["object"]["lastTimestamp"], clock::rfc3339(at + 10));
 
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .args([
-                "get",
-                "events",
-                "-n",
-                "default",
-                "--field-selector",
-                "involvedObject.name=node-a",
-            ])
-            .args([
-                "-o",
-                "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message",
-            ])
-            .output()
-            .expect("run kubectl (installed by the machine)")
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = Kubectl::for_server(&server)
+        .run(&[
+            "get",
+            "events",
+            "-n",
+            "default",
+            "--field-selector",
+            "involvedObject.name=node-a",
+            "-o",
+            "custom-columns=OBJECT:.involvedObject.name,REASON:.reason,MESSAGE:.message",
+        ])
+        .await;
     assert_eq!(text.matches("Starting kubelet.").count(), 2, "{text}");
     assert_eq!(text.matches("node-a   Starting").count(), 2, "{text}");
 }

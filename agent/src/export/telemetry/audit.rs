@@ -146,17 +146,13 @@ impl Telemetry {
     fn base_labels(&self, audit: &PodAudit) -> Vec<KeyValue> {
         let w = &audit.workload;
         let pod_labels = self.options().pod_labels;
-        // A bare pod is its own workload: its name would be one series per
-        // pod, so it is left empty unless pod labels are on.
-        let name = if w.kind == "Pod" && !pod_labels {
-            String::new()
-        } else {
-            w.name.clone()
-        };
+        // A bare pod (no controller owner) is its own workload, named by the
+        // pod: a dashboard templated on workload keeps it. Its series are
+        // one per bare pod, which is what a bare pod is.
         let mut out = vec![
             KeyValue::new(keys::K8S_NAMESPACE_NAME, audit.pod.namespace.clone()),
             KeyValue::new(keys::WORKLOAD_KIND, w.kind.clone()),
-            KeyValue::new(keys::WORKLOAD_NAME, name),
+            KeyValue::new(keys::WORKLOAD_NAME, w.name.clone()),
         ];
         if pod_labels {
             out.push(KeyValue::new(keys::K8S_POD_NAME, audit.pod.name.clone()));

@@ -215,6 +215,12 @@ pub const SUMMARIZED_SIGNALS: MetricDef = counter(
     "Housekeeping signals processes sent their own threads (Go's SIGURG preemption, glibc's SIGCANCEL and SIGSETXID), counted into signal_summary records instead of recorded one by one, by signal",
     &[keys::SIGNAL_NAME],
 );
+pub const FILTERED_SIGNALS: MetricDef = counter(
+    "lifecycle.agent.kernel.filtered_signals",
+    "{signal}",
+    "Signals of watched cgroups outside the signal mask (--signals), counted in the kernel instead of recorded, by signal and event kind (signal_generate, signal_deliver)",
+    &[keys::SIGNAL_NAME, keys::EVENT_KIND],
+);
 pub const UNKNOWN_LAYOUTS: MetricDef = counter(
     "lifecycle.agent.unknown_cgroup_layouts",
     "{cgroup}",
@@ -325,6 +331,43 @@ pub const JOURNAL_ROTATIONS: MetricDef = counter(
     &[],
 );
 
+pub const K8S_EVENTS_POSTED: MetricDef = counter(
+    "lifecycle.agent.k8s_events.posted",
+    "{event}",
+    "Kubernetes Events the API server accepted: created (verb=create) or a repeat added to a series (verb=patch)",
+    &[keys::K8S_EVENT_VERB],
+);
+pub const K8S_EVENTS_FAILED: MetricDef = counter(
+    "lifecycle.agent.k8s_events.failed",
+    "{request}",
+    "Failed attempts to post a Kubernetes Event, by error (forbidden, invalid, too_many_requests, server_error, unreachable, ...)",
+    &[keys::K8S_EVENT_ERROR],
+);
+pub const K8S_EVENTS_RETRIES: MetricDef = counter(
+    "lifecycle.agent.k8s_events.retries",
+    "{request}",
+    "Attempts to post a Kubernetes Event made again after a retryable failure",
+    &[],
+);
+pub const K8S_EVENTS_DROPPED: MetricDef = counter(
+    "lifecycle.agent.k8s_events.dropped",
+    "{event}",
+    "Kubernetes Events never posted, by reason (queue_full, rate_limited_pod, rate_limited_node, rejected, retries_exhausted, shutdown, no_pod)",
+    &[keys::K8S_EVENT_DROP_REASON],
+);
+pub const K8S_EVENTS_FILTERED: MetricDef = counter(
+    "lifecycle.agent.k8s_events.filtered",
+    "{finding}",
+    "Info findings not posted as Events (Normal Events are off: --k8s-events-info)",
+    &[],
+);
+pub const K8S_EVENTS_QUEUE: MetricDef = gauge(
+    "lifecycle.agent.k8s_events.queue_size",
+    "{event}",
+    "Kubernetes Events waiting to be posted",
+    &[],
+);
+
 /// Every metric, in documentation order.
 pub const ALL: &[MetricDef] = &[
     SIGTERM_TO_EXIT,
@@ -340,6 +383,7 @@ pub const ALL: &[MetricDef] = &[
     DECODE_ERRORS,
     UNATTRIBUTED,
     SUMMARIZED_SIGNALS,
+    FILTERED_SIGNALS,
     UNKNOWN_LAYOUTS,
     JOIN_RECORDS,
     WATCH_RESTARTS,
@@ -358,4 +402,10 @@ pub const ALL: &[MetricDef] = &[
     JOURNAL_LINES,
     JOURNAL_WRITE_ERRORS,
     JOURNAL_ROTATIONS,
+    K8S_EVENTS_POSTED,
+    K8S_EVENTS_FAILED,
+    K8S_EVENTS_RETRIES,
+    K8S_EVENTS_DROPPED,
+    K8S_EVENTS_FILTERED,
+    K8S_EVENTS_QUEUE,
 ];

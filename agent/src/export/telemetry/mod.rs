@@ -14,6 +14,7 @@
 //! unless `--metrics-pod-labels`; the SDK caps every instrument at 2000
 //! label sets (further ones go to one `otel.metric.overflow` series).
 
+pub mod api_events;
 pub mod audit;
 pub mod daemon;
 pub mod defs;
@@ -122,6 +123,7 @@ pub(crate) struct Instruments {
     pub unattributed: Counter<u64>,
     pub unknown_layouts: Counter<u64>,
     pub summarized_signals: Counter<u64>,
+    pub filtered_signals: Counter<u64>,
     pub join_records: Counter<u64>,
     pub watch_restarts: Counter<u64>,
     pub watch_relists: Counter<u64>,
@@ -139,6 +141,12 @@ pub(crate) struct Instruments {
     pub journal_lines: Counter<u64>,
     pub journal_write_errors: Counter<u64>,
     pub journal_rotations: Counter<u64>,
+    pub k8s_events_posted: Counter<u64>,
+    pub k8s_events_failed: Counter<u64>,
+    pub k8s_events_retries: Counter<u64>,
+    pub k8s_events_dropped: Counter<u64>,
+    pub k8s_events_filtered: Counter<u64>,
+    pub k8s_events_queue: Gauge<u64>,
 }
 
 fn counter(meter: &Meter, d: &MetricDef) -> Counter<u64> {
@@ -184,6 +192,7 @@ impl Instruments {
             unattributed: counter(meter, &UNATTRIBUTED),
             unknown_layouts: counter(meter, &UNKNOWN_LAYOUTS),
             summarized_signals: counter(meter, &SUMMARIZED_SIGNALS),
+            filtered_signals: counter(meter, &FILTERED_SIGNALS),
             join_records: counter(meter, &JOIN_RECORDS),
             watch_restarts: counter(meter, &WATCH_RESTARTS),
             watch_relists: counter(meter, &WATCH_RELISTS),
@@ -201,6 +210,12 @@ impl Instruments {
             journal_lines: counter(meter, &JOURNAL_LINES),
             journal_write_errors: counter(meter, &JOURNAL_WRITE_ERRORS),
             journal_rotations: counter(meter, &JOURNAL_ROTATIONS),
+            k8s_events_posted: counter(meter, &K8S_EVENTS_POSTED),
+            k8s_events_failed: counter(meter, &K8S_EVENTS_FAILED),
+            k8s_events_retries: counter(meter, &K8S_EVENTS_RETRIES),
+            k8s_events_dropped: counter(meter, &K8S_EVENTS_DROPPED),
+            k8s_events_filtered: counter(meter, &K8S_EVENTS_FILTERED),
+            k8s_events_queue: gauge(meter, &K8S_EVENTS_QUEUE),
         }
     }
 }
@@ -245,6 +260,17 @@ impl SdkPipeline {
                     ],
                 );
             }
+        }
+        // The housekeeping signals exist from the start too: with the
+        // default signal mask the kernel filters them and they never count.
+        for number in crate::event_loop::housekeeping::HOUSEKEEPING_SIGNALS {
+            instruments.summarized_signals.add(
+                0,
+                &[KeyValue::new(
+                    keys::SIGNAL_NAME,
+                    crate::event::names::signal_name(number),
+                )],
+            );
         }
         instruments.export_queue.record(0, &[]);
         instruments.ready.record(0, &[]);

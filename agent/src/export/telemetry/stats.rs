@@ -70,6 +70,19 @@ impl Telemetry {
                 &[KeyValue::new(keys::SIGNAL_NAME, signal.clone())],
             );
         }
+        for (kind, by_signal) in &stats.filtered_signals {
+            for (signal, n) in by_signal {
+                bump(
+                    format!("filtered_signals/{kind}/{signal}"),
+                    *n,
+                    &i.filtered_signals,
+                    &[
+                        KeyValue::new(keys::SIGNAL_NAME, signal.clone()),
+                        KeyValue::new(keys::EVENT_KIND, kind.clone()),
+                    ],
+                );
+            }
+        }
         bump(
             "unknown_layouts".into(),
             stats.unknown_layouts,

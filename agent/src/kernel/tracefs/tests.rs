@@ -218,3 +218,14 @@ fn real_exec_filename_is_data_loc() {
         Err(TracefsError::EventNotFound { .. })
     ));
 }
+
+#[test]
+fn multibyte_character_before_the_name_is_not_split() {
+    // Found by the tracefs_format fuzz target: the name's start was taken
+    // one byte after the last non-identifier character, inside a 3-byte one.
+    let line = "field:int\u{fffd}errno;\toffset:12;\tsize:4;\tsigned:1;";
+    let field = parse_field(line).expect("parses");
+    assert_eq!(field.name, "errno");
+    assert_eq!(field_name("char \u{e9}t\u{e9}[4]"), None);
+    assert_eq!(field_name("u8 \u{e9}x"), Some("x"));
+}

@@ -373,4 +373,22 @@ pub struct Stats {
     /// written, by signal name, since the agent started.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub summarized_signals: BTreeMap<String, u64>,
+    /// Signals of watched cgroups the probes' signal mask kept out of the
+    /// recording, counted in the kernel since the agent started: by event
+    /// kind (`signal_generate`, `signal_deliver`), then signal name.
+    /// Non-zero entries only; absent when none were left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filtered_signals: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Sum of `filtered_signals`; absent when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub filtered_signals_total: u64,
+    /// The signals the probes wrote (the mask, by name); absent when every
+    /// signal was written (`--all-signals`, or a recording older than the
+    /// mask).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_signals: Option<Vec<String>>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -78,6 +78,11 @@ struct RunArgs {
     /// Keeps pod logs in this directory.
     #[arg(long)]
     workdir: Option<PathBuf>,
+    /// Keeps the API server up this many seconds after the scenario, for a
+    /// daemon attached to it to finish its audits and post their Events
+    /// (and for kubectl to read them).
+    #[arg(long, default_value_t = 0)]
+    linger_s: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -167,6 +172,10 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(500));
         stop_agent(agent)?;
         eprintln!("node-sim: recording in {}", args.recording.display());
+    }
+    if args.linger_s > 0 {
+        eprintln!("node-sim: API server up for {} s more", args.linger_s);
+        std::thread::sleep(Duration::from_secs(args.linger_s));
     }
     let _ = std::fs::remove_dir_all(&temp);
     let report = result?;

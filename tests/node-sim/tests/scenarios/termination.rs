@@ -292,7 +292,7 @@ fn the_same_app_outside_pid_1_dies_of_sigterm() {
 }
 
 #[test]
-fn a_go_runtimes_sigurg_storm_is_summarized_not_recorded() {
+fn a_go_runtimes_sigurg_storm_is_counted_in_the_kernel_not_recorded() {
     let p = play("go-preemption-signals");
     let pod = "inventory-6d8f0b2c4e-m9n8b";
     let in_pod = |r: &&serde_json::Value| {
@@ -308,53 +308,29 @@ fn a_go_runtimes_sigurg_storm_is_summarized_not_recorded() {
         .filter(|r| r["signal"] == 23)
         .count();
     assert_eq!(one_by_one, 0, "no SIGURG recorded one by one");
-    // runc is a Go program too: its init's own SIGURGs are summarized
-    // like the service's (the sandbox's, and the container's before its
-    // exec, under the same process key).
-    let all: Vec<&serde_json::Value> = p.rec.of_type("signal_summary").filter(in_pod).collect();
-    let app = p.pid(pod, "inventory");
-    let (summaries, runtime): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
-        all.iter().partition(|s| s["process"]["pid"] == app);
-    for s in runtime {
-        let comm = s["process"]["comm"].as_str().unwrap_or_default();
-        assert!(comm.starts_with("runc"), "{s}");
-    }
-    let generated: u64 = summaries
-        .iter()
-        .map(|s| s["generated"].as_u64().unwrap_or(0))
-        .sum();
-    let delivered: u64 = summaries
-        .iter()
-        .map(|s| s["delivered"].as_u64().unwrap_or(0))
-        .sum();
+    // SIGURG is outside the default signal mask: the probes count it and
+    // write nothing, so nothing is left for userspace to summarize.
+    let summaries = p.rec.of_type("signal_summary").filter(in_pod).count();
+    assert_eq!(summaries, 0, "no SIGURG summary lines");
+    let stats = p.rec.last_stats();
+    let filtered = |kind: &str| {
+        stats["filtered_signals"][kind]["SIGURG"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let (generated, delivered) = (filtered("signal_generate"), filtered("signal_deliver"));
     // 400 a second from start to SIGTERM (≥ 5 s); sleeps only stretch the
-    // period, so count at least half.
+    // period, so count at least half. The counters are node-wide: runc's
+    // own SIGURGs add to them.
+    assert!(generated >= 1_000, "{generated} SIGURGs counted: {stats}");
     assert!(
-        generated >= 1_000,
-        "{generated} SIGURGs summarized: {all:#?}"
-    );
-    assert!(
-        summaries
-            .iter()
-            .all(|s| s["process"]["comm"] == "node-sim-worklo"),
-        "named as the service after its exec: {summaries:#?}"
-    );
-    assert!(
-        delivered <= generated && delivered * 10 >= generated * 9,
+        delivered <= generated && delivered * 2 >= generated,
         "{delivered} of {generated} delivered"
     );
-    for s in &summaries {
-        assert_eq!(s["signal_name"], "SIGURG", "{s}");
-    }
     assert!(
-        summaries.len() <= 20,
-        "{} summary lines: one per stats interval",
-        summaries.len()
+        stats["summarized_signals"]["SIGURG"].is_null(),
+        "nothing summarized: {stats}"
     );
-    let counted = p.rec.last_stats()["summarized_signals"]["SIGURG"]
-        .as_u64()
-        .unwrap_or(0);
-    assert!(counted >= generated, "stats count {counted} < {generated}");
     // The stop is still the runtime's SIGTERM, and the audit never names SIGURG.
     p.kernel_signal(pod, "inventory", 15);
     let audit = serde_json::to_string(p.audit_of(pod)).expect("audit as JSON");

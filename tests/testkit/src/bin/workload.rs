@@ -14,6 +14,8 @@ use std::{
 
 static TERM_SEEN: AtomicBool = AtomicBool::new(false);
 static USR1_SEEN: AtomicU64 = AtomicU64::new(0);
+/// Deliveries per signal number, for `catch`.
+static CAUGHT: [AtomicU64; 65] = [const { AtomicU64::new(0) }; 65];
 
 extern "C" fn on_term(_: libc::c_int) {
     TERM_SEEN.store(true, Ordering::SeqCst);
@@ -21,6 +23,12 @@ extern "C" fn on_term(_: libc::c_int) {
 
 extern "C" fn on_usr1(_: libc::c_int) {
     USR1_SEEN.fetch_add(1, Ordering::Relaxed);
+}
+
+extern "C" fn on_counted(sig: libc::c_int) {
+    if let Some(n) = CAUGHT.get(sig as usize) {
+        n.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) {
@@ -50,7 +58,8 @@ fn arg(args: &[String], i: usize, what: &str) -> String {
 fn usage(what: &str) -> ! {
     eprintln!(
         "missing {what}\nusage: lifecycle-workload sleep SECS | ignore-term SECS | handle-term | exit CODE | \
-         listen ADDR COUNT | connect ADDR | kill PID SIG | signal-storm N | churn CONNECTIONS SIGNALS"
+         listen ADDR COUNT | connect ADDR | kill PID SIG | signal-storm N [SIG] | churn CONNECTIONS SIGNALS | \
+         catch SIG,SIG.. | send PID SIG N [SIG N]..."
     );
     std::process::exit(2)
 }
@@ -95,8 +104,11 @@ fn main() {
         }
         "signal-storm" => {
             let n: u64 = arg(&args, 1, "N").parse().expect("n");
+            let sig = args
+                .get(2)
+                .map_or(libc::SIGUSR1, |s| s.parse().expect("sig"));
             say("ready");
-            let elapsed = signal_storm(n);
+            let elapsed = signal_storm_of(n, sig);
             say(&format!(
                 "{{\"signals\":{n},\"elapsed_ns\":{}}}",
                 elapsed.as_nanos()
@@ -112,6 +124,19 @@ fn main() {
                 "{{\"connections\":{connections},\"signals\":{signals},\"elapsed_ns\":{}}}",
                 start.elapsed().as_nanos()
             ));
+        }
+        "catch" => catch(&arg(&args, 1, "SIG,SIG..")),
+        "send" => {
+            let pid: i32 = arg(&args, 1, "PID").parse().expect("pid");
+            for pair in args[2..].chunks(2) {
+                let sig: i32 = pair[0].parse().expect("sig");
+                let n: u64 = pair.get(1).map_or(1, |n| n.parse().expect("n"));
+                for _ in 0..n {
+                    // SAFETY: plain kill(2).
+                    unsafe { libc::kill(pid, sig) };
+                }
+            }
+            say("sent");
         }
         other => usage(&format!("a known role (got {other})")),
     }
@@ -151,13 +176,37 @@ fn connect(addr: &str) {
 
 /// `n` SIGUSR1 to ourselves, each handled.
 fn signal_storm(n: u64) -> Duration {
-    install(libc::SIGUSR1, on_usr1);
+    signal_storm_of(n, libc::SIGUSR1)
+}
+
+/// `n` signals `sig` to ourselves, each handled.
+fn signal_storm_of(n: u64, sig: libc::c_int) -> Duration {
+    install(sig, on_usr1);
     let start = Instant::now();
     for _ in 0..n {
         // SAFETY: plain kill(2) to ourselves; the handler only counts.
-        unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+        unsafe { libc::kill(libc::getpid(), sig) };
     }
     start.elapsed()
+}
+
+/// Counts deliveries of each listed signal (SIGTERM always among them)
+/// until a SIGTERM, then prints `caught SIG=N ...` in number order.
+fn catch(list: &str) {
+    let mut sigs: Vec<libc::c_int> = list.split(',').map(|s| s.parse().expect("sig")).collect();
+    sigs.push(libc::SIGTERM);
+    for sig in &sigs {
+        install(*sig, on_counted);
+    }
+    say("ready");
+    while CAUGHT[libc::SIGTERM as usize].load(Ordering::Relaxed) == 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let counts: Vec<String> = (1..65)
+        .filter(|s| CAUGHT[*s].load(Ordering::Relaxed) > 0)
+        .map(|s| format!("{s}={}", CAUGHT[s].load(Ordering::Relaxed)))
+        .collect();
+    say(&format!("caught {}", counts.join(" ")));
 }
 
 /// `n` loopback TCP connections: connect, accept, close both ends.
