@@ -9,7 +9,7 @@ use std::{
 use lifecycle_audit::{Completion, Finding, FindingKind, PodAudit, RuleId, Severity};
 use lifecycle_recording::pods::ContainerKind;
 
-use crate::export::labels;
+use crate::export::{labels, spans::is_startup_rule};
 
 /// What the API server's validation allows in `note` (bytes).
 pub const NOTE_LIMIT: usize = 1024;
@@ -95,14 +95,10 @@ impl Skipped {
     }
 }
 
+/// The Events an audit's findings call for, and the findings skipped.
 /// Startup rules are posted from the startup audit when there is one; the
 /// final audit posts the rest (and the startup rules of a pod that had no
-/// startup audit). The same split as the traces and the metrics.
-pub fn is_startup_rule(rule: RuleId) -> bool {
-    crate::export::spans::is_startup_rule(rule)
-}
-
-/// The Events an audit's findings call for, and the findings skipped.
+/// startup audit): the same split as the traces and the metrics.
 /// `startup_posted`: a startup audit of this pod already went out.
 pub fn drafts(
     audit: &PodAudit,

@@ -56,30 +56,38 @@ pub fn cgroup_path(data: &[u8]) {
     }
 }
 
+/// Every file of `<corpus>/<target>/` with its name, sorted by name: a
+/// target's seed corpus, for the tests that replay it (this crate's and
+/// the agent's). Panics when the corpus is missing or empty.
+pub fn seed_files(corpus: &Path, target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = corpus.join(target);
+    let mut out: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("seed corpus {}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("corpus entry").path();
+            let name = path
+                .file_name()
+                .expect("file name")
+                .to_string_lossy()
+                .into();
+            (name, std::fs::read(&path).expect("seed readable"))
+        })
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "seed corpus {} is empty", dir.display());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Every file of `fuzz/corpus/<target>/`, with its name.
     fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../fuzz/corpus")
-            .join(target);
-        let mut out: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("seed corpus {}: {e}", dir.display()))
-            .map(|entry| {
-                let path = entry.expect("corpus entry").path();
-                let name = path
-                    .file_name()
-                    .expect("file name")
-                    .to_string_lossy()
-                    .into();
-                (name, std::fs::read(&path).expect("seed readable"))
-            })
-            .collect();
-        out.sort();
-        assert!(!out.is_empty(), "seed corpus {} is empty", dir.display());
-        out
+        seed_files(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus"),
+            target,
+        )
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use opentelemetry::KeyValue;
 
-use super::Telemetry;
+use super::{Telemetry, add_cumulative};
 use crate::export::keys;
 
 /// The Kubernetes Events counters at one moment (the posting task's,
@@ -59,40 +59,46 @@ impl Telemetry {
         let Ok(mut seen) = self.inner.stats_seen.lock() else {
             return;
         };
-        let mut bump = |series: String, value: u64| -> Option<u64> {
-            let last = seen.insert(series, value);
-            match last {
-                Some(last) if value == last => None,
-                Some(last) if value > last => Some(value - last),
-                // First seen (added even at 0) or reset.
-                _ => Some(value),
-            }
-        };
         self.with(|i| {
+            let mut add = |series: String, value: u64, counter, attrs: &[KeyValue]| {
+                add_cumulative(&mut seen, series, value, counter, attrs)
+            };
             for (verb, value) in [("create", c.created), ("patch", c.patched)] {
-                if let Some(d) = bump(format!("k8s_events/posted/{verb}"), value) {
-                    i.k8s_events_posted
-                        .add(d, &[KeyValue::new(keys::K8S_EVENT_VERB, verb)]);
-                }
+                add(
+                    format!("k8s_events/posted/{verb}"),
+                    value,
+                    &i.k8s_events_posted,
+                    &[KeyValue::new(keys::K8S_EVENT_VERB, verb)],
+                );
             }
             for (error, value) in &c.failed {
-                if let Some(d) = bump(format!("k8s_events/failed/{error}"), *value) {
-                    i.k8s_events_failed
-                        .add(d, &[KeyValue::new(keys::K8S_EVENT_ERROR, *error)]);
-                }
+                add(
+                    format!("k8s_events/failed/{error}"),
+                    *value,
+                    &i.k8s_events_failed,
+                    &[KeyValue::new(keys::K8S_EVENT_ERROR, *error)],
+                );
             }
             for (reason, value) in &c.dropped {
-                if let Some(d) = bump(format!("k8s_events/dropped/{reason}"), *value) {
-                    i.k8s_events_dropped
-                        .add(d, &[KeyValue::new(keys::K8S_EVENT_DROP_REASON, *reason)]);
-                }
+                add(
+                    format!("k8s_events/dropped/{reason}"),
+                    *value,
+                    &i.k8s_events_dropped,
+                    &[KeyValue::new(keys::K8S_EVENT_DROP_REASON, *reason)],
+                );
             }
-            if let Some(d) = bump("k8s_events/retries".into(), c.retries) {
-                i.k8s_events_retries.add(d, &[]);
-            }
-            if let Some(d) = bump("k8s_events/filtered".into(), c.filtered_info) {
-                i.k8s_events_filtered.add(d, &[]);
-            }
+            add(
+                "k8s_events/retries".into(),
+                c.retries,
+                &i.k8s_events_retries,
+                &[],
+            );
+            add(
+                "k8s_events/filtered".into(),
+                c.filtered_info,
+                &i.k8s_events_filtered,
+                &[],
+            );
             i.k8s_events_queue.record(c.queued, &[]);
         });
     }

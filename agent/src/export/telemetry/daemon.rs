@@ -1,7 +1,7 @@
 //! Self-telemetry of the `run` daemon: restart recovery, live audits in
 //! progress, the journal.
 
-use super::Telemetry;
+use super::{Telemetry, add_cumulative};
 
 /// The daemon's state as `run` sees it; journal values are cumulative.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,14 +36,7 @@ impl Telemetry {
                     &i.journal_rotations,
                 ),
             ] {
-                let last = seen.insert(series.to_owned(), value);
-                let delta = match last {
-                    Some(last) if value >= last => value - last,
-                    _ => value,
-                };
-                if delta > 0 || last.is_none() {
-                    counter.add(delta, &[]);
-                }
+                add_cumulative(&mut seen, series.to_owned(), value, counter, &[]);
             }
         });
     }

@@ -149,6 +149,27 @@ pub(crate) struct Instruments {
     pub k8s_events_queue: Gauge<u64>,
 }
 
+/// Adds to `counter` what a cumulative `value` gained since the last one
+/// seen for `series` (remembered in `seen`). A lower value means the
+/// source restarted and counts whole; a new series is created even at 0,
+/// so a dashboard shows "none" rather than nothing.
+pub(crate) fn add_cumulative(
+    seen: &mut HashMap<String, u64>,
+    series: String,
+    value: u64,
+    counter: &Counter<u64>,
+    attrs: &[KeyValue],
+) {
+    let last = seen.insert(series, value);
+    let delta = match last {
+        Some(last) if value >= last => value - last,
+        _ => value,
+    };
+    if delta > 0 || last.is_none() {
+        counter.add(delta, attrs);
+    }
+}
+
 fn counter(meter: &Meter, d: &MetricDef) -> Counter<u64> {
     meter
         .u64_counter(d.name)

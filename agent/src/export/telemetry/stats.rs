@@ -7,7 +7,7 @@
 
 use opentelemetry::{KeyValue, metrics::Counter};
 
-use super::{Instruments, Telemetry};
+use super::{Instruments, Telemetry, add_cumulative};
 use crate::{event::Stats, export::keys};
 
 impl Telemetry {
@@ -21,16 +21,7 @@ impl Telemetry {
             return;
         };
         let mut bump = |series: String, value: u64, counter: &Counter<u64>, attrs: &[KeyValue]| {
-            let last = seen.insert(series, value);
-            let delta = match last {
-                Some(last) if value >= last => value - last,
-                _ => value,
-            };
-            // A new series is created even at 0, so a dashboard shows "no
-            // drops" rather than nothing.
-            if delta > 0 || last.is_none() {
-                counter.add(delta, attrs);
-            }
+            add_cumulative(&mut seen, series, value, counter, attrs)
         };
         for (kind, n) in &stats.kernel_drops {
             bump(
